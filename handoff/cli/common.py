@@ -1,0 +1,139 @@
+"""What every command shares: output format, --repo, --commit, --session, errors.
+
+``command(group, ...)`` registers a function as a Typer command and adds the
+shared options to it, so each command body only parses its own arguments,
+calls one function and returns the data to print.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from .. import render
+from ..errors import EXIT_USAGE, HandoffError
+
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="human, json, jsonl or yaml",
+                                        show_default=True)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="same as -o json")]
+RepoOpt = Annotated[Optional[str], typer.Option("--repo", help="path inside the git repository (default: cwd)")]
+CommitOpt = Annotated[Optional[bool], typer.Option("--commit/--no-commit",
+                                                   help="commit the new event files (default: config `commit`)")]
+SessionOpt = Annotated[Optional[str], typer.Option("--session", "-s", envvar="HANDOFF_SESSION",
+                                                   help="acting session id or peer id (env HANDOFF_SESSION)")]
+IdOpt = Annotated[Optional[str], typer.Option("--id", "--idempotency-key",
+                                              help="idempotent retry key: re-running writes nothing and returns the original")]
+
+
+class Cx:
+    """Per-invocation context handed to command bodies."""
+
+    def __init__(self, output: str, repo: str | None, commit: bool | None):
+        if output not in render.FORMATS:
+            raise HandoffError("usage", f"unknown output format {output!r}", hint="use -o human|json|jsonl|yaml")
+        self.output = output
+        self.repo = repo
+        self.commit = commit
+        self._ws = None
+
+    @property
+    def ws(self):
+        if self._ws is None:
+            from ..workspace import Workspace
+            self._ws = Workspace(self.repo)
+        return self._ws
+
+    @property
+    def machine(self) -> bool:
+        return self.output != "human"
+
+    def emit(self, data: Any, human: Callable[[Any], str] | None = None) -> None:
+        render.emit(data, self.output, human)
+
+    def note(self, text: str) -> None:
+        """A remark for people, on stderr, never mixed into machine output."""
+        if text:
+            sys.stderr.write(render.safe(text) + "\n")
+
+
+def fail(cx_output: str, err: HandoffError) -> None:
+    if cx_output in ("json", "jsonl", "yaml"):
+        render.emit(err.to_json(), "json" if cx_output == "jsonl" else cx_output)
+    else:
+        sys.stderr.write(f"error: {render.safe(err.message)}\n")
+        if err.hint:
+            sys.stderr.write(f"hint: {render.safe(err.hint)}\n")
+        sys.stderr.write(f"({err.reason_code})\n")
+    raise typer.Exit(err.exit_code)
+
+
+def command(group: typer.Typer, name: str | None = None, *, writes: bool = False, **kw):
+    """Register ``fn(cx, ...)`` as a command with the shared options added."""
+
+    def deco(fn: Callable):
+        sig = inspect.signature(fn)
+        hints = dict(typing_hints(fn))
+        hints.pop("cx", None)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "cx"]
+        extra = {"output": (OutputOpt, "human"), "json_": (JsonOpt, False), "repo": (RepoOpt, None)}
+        if writes:
+            extra["commit"] = (CommitOpt, None)
+        params = own + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
+                        for n, (a, d) in extra.items()]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            output = "json" if kwargs.pop("json_") else kwargs.pop("output")
+            kwargs.pop("output", None)
+            commit = kwargs.pop("commit", None)
+            repo = kwargs.pop("repo")
+            try:
+                cx = Cx(output, repo, commit)
+                return fn(cx, **kwargs)
+            except HandoffError as err:
+                fail(output if output in render.FORMATS else "human", err)
+
+        hints.update({n: a for n, (a, _d) in extra.items()})
+        wrapper.__annotations__ = hints
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        group.command(name, **kw)(wrapper)
+        return fn
+
+    return deco
+
+
+def typing_hints(fn: Callable) -> dict:
+    import typing
+    return typing.get_type_hints(fn, include_extras=True)
+
+
+def wants_json(argv: list[str]) -> str:
+    """The output format asked for on the command line, found before Click parses it (for usage errors)."""
+    for i, a in enumerate(argv):
+        if a == "--json":
+            return "json"
+        if a in ("-o", "--output") and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--output="):
+            return a.split("=", 1)[1]
+        if a.startswith("-o") and len(a) > 2:
+            return a[2:]
+    return "human"
+
+
+def usage_exit(argv: list[str], message: str) -> int:
+    fmt = wants_json(argv)
+    err = HandoffError("usage", message, hint="see --help for this command", exit_code=EXIT_USAGE)
+    if fmt in ("json", "jsonl", "yaml"):
+        render.emit(err.to_json(), "json")
+    else:
+        sys.stderr.write(f"error: {message}\nhint: see --help for this command\n")
+    return EXIT_USAGE
+
+
+def env_session(value: str | None) -> str | None:
+    return value or os.environ.get("HANDOFF_SESSION") or None

@@ -1,0 +1,80 @@
+"""Workspace-level commands: init, status, channels, peers."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .. import render, views
+from . import app
+from .common import Cx, command
+
+
+@command(app, "init", writes=True)
+def init(cx: Cx, workspace: Annotated[Optional[str], typer.Option("--workspace", help="workspace id")] = None):
+    """Create .handoffs/ in this repository (harmless to run twice).
+
+    Example: handoff init --workspace project
+    """
+    from ..setup import init_workspace
+    result = init_workspace(cx.repo, workspace, commit=cx.commit)
+    cx.emit(result, lambda r: "\n".join(
+        [f"initialized .handoffs/ (workspace {r['workspace_id']})"] +
+        [f"  created {p}" for p in r["created"]] + [f"  kept    {p}" for p in r["kept"]] +
+        ([f"  committed {r['commit'][:12]}"] if r.get("commit") else [])))
+
+
+@command(app, "status")
+def status(cx: Cx, handoff_id: Annotated[Optional[str], typer.Argument(help="a handoff/work id: show its status")] = None):
+    """Workspace counters, or one handoff's status when an ID is given.
+
+    Example: handoff status -o json        handoff status work_01jv8...
+    """
+    from .. import clock
+    from ..ops import find_work
+    ws = cx.ws
+    state = ws.state()
+    if handoff_id:
+        w = find_work(state, handoff_id)
+        data = views.handoff_view(w, clock.now_ms())
+        return cx.emit(data, _handoff_human)
+    data = {"workspace_id": ws.workspace_id, "repo": str(ws.paths.worktree), **views.status(state)}
+    from ..gitstate import uncommitted_events
+    data["uncommitted_events"] = uncommitted_events(ws)
+    cx.emit(data)
+
+
+def _handoff_human(h: dict) -> str:
+    lines = [f"{h['handoff_id']}  {h['status'].upper()}  (work: {h['state']})",
+             f"  {render.safe(h['from'])} -> {render.safe(h['to'])} in #{h['channel']}",
+             f"  {render.one_line(h['description'])}", f"  requested {h['requested_at']}"]
+    if h.get("responded_at"):
+        lines.append(f"  responded {h['responded_at']}" + (f" by {h['accepted_by']}" if h.get("accepted_by") else ""))
+    if h.get("reason"):
+        lines.append(f"  reason: {render.one_line(h['reason'])}")
+    if h.get("overdue"):
+        lines.append(f"  OVERDUE (deadline {h['deadline_at']})")
+    return "\n".join(lines)
+
+
+@command(app, "channels")
+def channels(cx: Cx):
+    """Channel summaries: peers, threads, direct rooms, open work, last activity.
+
+    Example: handoff channels -o json
+    """
+    data = {"channels": views.channels(cx.ws.state())}
+    cx.emit(data, lambda d: render.table(d["channels"], ["channel", "peer_count", "thread_count", "direct_count",
+                                                         "open_work_count", "last_activity_at"]))
+
+
+@command(app, "peers")
+def peers(cx: Cx, channel: Annotated[str, typer.Argument(help="channel name")]):
+    """The sessions visible in a channel.
+
+    Example: handoff peers release -o json
+    """
+    from .. import clock, ids
+    ids.check_id("channel", channel)
+    data = {"channel": channel, "peers": views.peers(cx.ws.state(), channel, clock.now_ms())}
+    cx.emit(data, lambda d: render.table(d["peers"], ["peer_id", "agent", "state", "last_activity_at"]))

@@ -1,0 +1,1 @@
+"""Registration point for command modules added by later work (kept import-cheap)."""

@@ -1,0 +1,285 @@
+"""``send``, ``inbox``, ``threads ...`` and ``directs ...``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import clock, ids, ops, render, views
+from ..errors import HandoffError
+from . import app, directs_app, threads_app
+from .common import Cx, IdOpt, SessionOpt, command
+
+
+def read_arg(value: str | None) -> str | None:
+    """``@file`` reads the file; ``@-`` reads stdin; anything else is the value itself."""
+    if value is None or not value.startswith("@"):
+        return value
+    import sys
+    if value == "@-":
+        return sys.stdin.read()
+    try:
+        return Path(value[1:]).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HandoffError("invalid_argument", f"cannot read {value[1:]}: {exc}", hint="check the file path") from None
+
+
+def write_meta(result) -> dict:
+    return {"committed": result.committed, "commit": result.commit, "commit_skipped": result.commit_skipped,
+            "replayed": result.replayed, "paths": result.paths}
+
+
+def message_human(d: dict) -> str:
+    where = d.get("thread_id") or d.get("direct_id")
+    lines = [f"{d['id']}  {d['kind']} in #{d['channel']}/{where}" + (f" -> {d['to']}" if d.get("to") else "")]
+    if d.get("work_id"):
+        lines.append(f"  work {d['work_id']}")
+    if d.get("replayed"):
+        lines.append("  (already written: idempotent retry, nothing new)")
+    elif d.get("committed"):
+        lines.append(f"  committed {d['commit'][:12] if d.get('commit') else ''}")
+    elif d.get("commit_skipped"):
+        lines.append(f"  not committed: {d['commit_skipped']}")
+    return "\n".join(lines)
+
+
+@command(app, "send", writes=True)
+def send(cx: Cx,
+         session: SessionOpt = None,
+         channel: Annotated[str, typer.Option("--channel", "-c", help="channel")] = ...,
+         kind: Annotated[str, typer.Option("--kind", "-k", help="say, capability, receipt, trace, greet, whois "
+                                                                 "(alias: request)")] = "say",
+         body: Annotated[Optional[str], typer.Option("--body", "-b", help="JSON object, @file or @- for stdin")] = None,
+         text: Annotated[Optional[str], typer.Option("--text", "-m", help="shorthand for a say body's text")] = None,
+         surface: Annotated[Optional[str], typer.Option("--surface", help="thread or direct")] = None,
+         thread: Annotated[Optional[str], typer.Option("--thread", "-t", help="thread id (thread_...)")] = None,
+         direct: Annotated[Optional[str], typer.Option("--direct", help="direct room id (direct_...)")] = None,
+         to: Annotated[Optional[str], typer.Option("--to", help="target peer id")] = None,
+         work: Annotated[Optional[str], typer.Option("--work", "-w", help="work id (work_...)")] = None,
+         reply_to: Annotated[Optional[str], typer.Option("--reply-to", help="message id answered")] = None,
+         trace_id: Annotated[Optional[str], typer.Option("--trace-id", help="end-to-end flow id")] = None,
+         causation_id: Annotated[Optional[str], typer.Option("--causation-id", help="immediate causal parent")] = None,
+         expires_at: Annotated[Optional[str], typer.Option("--expires-at", help="RFC 3339, unix seconds or 30m")] = None,
+         interaction_id: Annotated[Optional[str], typer.Option("--interaction-id",
+                                                               help="legacy alias: becomes trace_id")] = None,
+         ext: Annotated[Optional[str], typer.Option("--ext", help="JSON object of namespaced extension keys")] = None,
+         given_id: IdOpt = None):
+    """Write one envelope into a public thread or a direct room.
+
+    Example: handoff send --session "$S" --channel builders --surface thread --thread thread_release_check
+    --kind say --to patch-worker.session-19 --work work_migration_check --body '{"text":"Run the smoke test"}'
+    """
+    ws = cx.ws
+    raw = read_arg(body)
+    payload = ops.parse_body(raw, default={"text": text} if text else None)
+    if text and raw is not None:
+        payload.setdefault("text", text)
+    ext_obj = ops.parse_body(read_arg(ext)) if ext else None
+    now = clock.now_ms()
+
+    def build(state):
+        s = ops.session_for(state, session)
+        return ops.send(state, s, workspace_id=ws.workspace_id, now_ms=now, channel=channel, kind=kind,
+                        body=payload, surface=surface, thread=thread, direct=direct, to=to, work=work,
+                        reply_to=reply_to, trace_id=trace_id, causation_id=causation_id, expires_at=expires_at,
+                        given_id=given_id, interaction_id=interaction_id, ext=ext_obj)
+
+    result = ws.write(build, commit=cx.commit)
+    data = {**views.message(result.events[0]), **write_meta(result)}
+    cx.emit(data, message_human)
+
+
+@command(app, "inbox", writes=False)
+def inbox(cx: Cx, session: SessionOpt = None,
+          all_: Annotated[bool, typer.Option("--all", help="also answered, acknowledged and expired entries")] = False,
+          ack: Annotated[Optional[list[str]], typer.Option("--ack", help="record a local acknowledgement "
+                                                                          "(repeatable; 'all' for every entry)")] = None):
+    """What waits for a session. Reading never changes anything; --ack records a local acknowledgement.
+
+    Example: handoff inbox --session sess_receiver -o json
+    """
+    from ..local import add_acks, read_acks
+    ws = cx.ws
+    state = ws.state()
+    s = ops.session_for(state, session, write=False)
+    now = clock.now_ms()
+    acked = read_acks(ws, s["session_id"])
+    entries = views.inbox(state, s, acked, now, include_all=True)
+    if ack:
+        known = {e["id"] for e in entries}
+        wanted = sorted(known) if ack == ["all"] else ack
+        unknown = [a for a in wanted if a not in known]
+        if unknown:
+            raise HandoffError("not_found", f"not in this session's inbox: {', '.join(unknown)}",
+                               hint="see the ids with `handoff inbox --all`")
+        add_acks(ws, s["session_id"], wanted)
+        acked |= set(wanted)
+        entries = views.inbox(state, s, acked, now, include_all=True)
+    if not all_:
+        entries = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
+    data = {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries), "entries": entries}
+    cx.emit(data, _inbox_human)
+
+
+def _inbox_human(d: dict) -> str:
+    if not d["entries"]:
+        return f"inbox of {d['peer_id']}: empty"
+    out = [f"inbox of {d['peer_id']}: {d['count']} waiting"]
+    for e in d["entries"]:
+        body = e.get("body") or {}
+        what = body.get("text") or body.get("message") or body.get("status") or body.get("state") or ""
+        flags = [f for f in ("answered", "acked", "expired") if e.get(f)]
+        work = f" [{e['work']['work_id']}: {e['work']['state']}]" if e.get("work") else ""
+        out.append(f"- {e['id']} {e['kind']} from {render.safe(e['from'])} in #{e['channel']}{work}"
+                   + (f" ({', '.join(flags)})" if flags else ""))
+        out.append(f"    {render.one_line(what)}")
+    return "\n".join(out)
+
+
+ChannelOpt = Annotated[str, typer.Option("--channel", "-c", help="channel")]
+
+
+@command(threads_app, "list")
+def threads_list(cx: Cx, channel: ChannelOpt):
+    """Public threads of a channel, most recent first.
+
+    Example: handoff threads list --channel builders -o json
+    """
+    ids.check_id("channel", channel)
+    data = {"channel": channel, "threads": views.threads_in(cx.ws.state(), channel)}
+    cx.emit(data, lambda d: render.table(d["threads"], ["thread_id", "message_count", "participant_count",
+                                                        "open_work_count", "last_activity_at",
+                                                        "last_message_preview"]))
+
+
+def _thread(cx: Cx, channel: str, thread: str) -> tuple[dict, dict]:
+    ids.check_id("channel", channel)
+    ids.check_id("thread", thread)
+    state = cx.ws.state()
+    box = state["threads"].get(f"{channel}/{thread}")
+    if box is None:
+        raise HandoffError("conversation_not_found", f"thread {thread} not found in #{channel}",
+                           hint=f"list threads with `handoff threads list --channel {channel}`")
+    return state, box
+
+
+@command(threads_app, "show")
+def threads_show(cx: Cx, channel: ChannelOpt,
+                 thread: Annotated[str, typer.Option("--thread", "-t", help="thread id")]):
+    """One thread's summary.
+
+    Example: handoff threads show --channel builders --thread thread_release_check -o json
+    """
+    state, box = _thread(cx, channel, thread)
+    cx.emit(views.thread_summary(box))
+
+
+@command(threads_app, "messages")
+def threads_messages(cx: Cx, channel: ChannelOpt,
+                     thread: Annotated[str, typer.Option("--thread", "-t", help="thread id")],
+                     kind: Annotated[Optional[str], typer.Option("--kind", help="only this kind")] = None,
+                     work: Annotated[Optional[str], typer.Option("--work", help="only this work id")] = None,
+                     limit: Annotated[Optional[int], typer.Option("--limit", help="only the last N")] = None):
+    """A thread's messages in event order (-o jsonl for a stream).
+
+    Example: handoff threads messages --channel builders --thread thread_release_check -o jsonl
+    """
+    state, box = _thread(cx, channel, thread)
+    msgs = _filter(views.container_messages(state, channel=channel, thread_id=thread), kind, work, limit)
+    cx.emit({"channel": channel, "thread_id": thread, "messages": msgs}, _messages_human)
+
+
+def _filter(msgs: list[dict], kind: str | None, work: str | None, limit: int | None) -> list[dict]:
+    msgs = [m for m in msgs if (kind is None or m["kind"] == kind) and (work is None or m.get("work_id") == work)]
+    return msgs[-limit:] if limit else msgs
+
+
+def _messages_human(d: dict) -> str:
+    if not d["messages"]:
+        return "(no messages)"
+    out = []
+    for m in d["messages"]:
+        body = m.get("body") or {}
+        what = body.get("text") or body.get("message") or body.get("status") or body.get("state") or ""
+        to = f" -> {render.safe(m['to'])}" if m.get("to") else ""
+        out.append(f"{m['ts']}  {render.safe(m['from'])}{to}  {m['kind']}"
+                   + (f" [{m['work_id']}]" if m.get("work_id") else "") + (f" REFUSED {m['refused']}" if m.get("refused") else ""))
+        out.append(f"    {render.one_line(what)}")
+    return "\n".join(out)
+
+
+@command(directs_app, "list")
+def directs_list(cx: Cx, channel: ChannelOpt, session: SessionOpt = None):
+    """Direct rooms of a channel (only a session's own rooms with --session).
+
+    Example: handoff directs list --channel builders -o json
+    """
+    ids.check_id("channel", channel)
+    state = cx.ws.state()
+    rooms = [b for b in state["directs"].values() if b["channel"] == channel]
+    if session:
+        s = ops.session_for(state, session, write=False)
+        rooms = [b for b in rooms if s["peer_id"] in (b["peer_a"], b["peer_b"])]
+    rooms.sort(key=lambda b: (b["last_activity_at"], b["direct_id"]), reverse=True)
+    data = {"channel": channel, "directs": [views.direct_summary(b) for b in rooms]}
+    cx.emit(data, lambda d: render.table(d["directs"], ["direct_id", "peer_a", "peer_b", "message_count",
+                                                        "open_work_count", "last_activity_at"]))
+
+
+def _room(cx: Cx, channel: str, direct: str) -> tuple[dict, dict]:
+    ids.check_id("channel", channel)
+    ids.check_id("direct", direct)
+    state = cx.ws.state()
+    box = state["directs"].get(direct)
+    if box is None or box["channel"] != channel:
+        raise HandoffError("conversation_not_found", f"direct room {direct} not found in #{channel}",
+                           hint="find it with `handoff directs resolve --channel C --session S --peer P`")
+    return state, box
+
+
+DirectOpt = Annotated[str, typer.Option("--direct", "-d", help="direct room id")]
+
+
+@command(directs_app, "show")
+def directs_show(cx: Cx, channel: ChannelOpt, direct: DirectOpt):
+    """One direct room's summary.
+
+    Example: handoff directs show --channel builders --direct direct_0123... -o json
+    """
+    cx.emit(views.direct_summary(_room(cx, channel, direct)[1]))
+
+
+@command(directs_app, "messages")
+def directs_messages(cx: Cx, channel: ChannelOpt, direct: DirectOpt,
+                     kind: Annotated[Optional[str], typer.Option("--kind")] = None,
+                     work: Annotated[Optional[str], typer.Option("--work")] = None,
+                     limit: Annotated[Optional[int], typer.Option("--limit")] = None):
+    """A direct room's messages in event order.
+
+    Example: handoff directs messages --channel builders --direct direct_0123... -o jsonl
+    """
+    state, _ = _room(cx, channel, direct)
+    msgs = _filter(views.container_messages(state, channel=channel, direct_id=direct), kind, work, limit)
+    cx.emit({"channel": channel, "direct_id": direct, "messages": msgs}, _messages_human)
+
+
+@command(directs_app, "resolve")
+def directs_resolve(cx: Cx, channel: ChannelOpt,
+                    peer: Annotated[str, typer.Option("--peer", "-p", help="the other peer")],
+                    session: SessionOpt = None):
+    """The deterministic room id for this session and a peer (writes nothing).
+
+    Example: handoff directs resolve --channel builders --session "$S" --peer patch-worker.session-19
+    """
+    ids.check_id("channel", channel)
+    ids.check_id("peer", peer)
+    ws = cx.ws
+    state = ws.state()
+    s = ops.session_for(state, session, write=False)
+    room = ids.direct_id(ws.workspace_id, channel, s["peer_id"], peer)
+    box = state["directs"].get(room)
+    a, b = sorted((s["peer_id"], peer))
+    data = {"direct_id": room, "channel": channel, "peer_a": a, "peer_b": b, "exists": box is not None,
+            "message_count": box["message_count"] if box else 0}
+    cx.emit(data, lambda d: d["direct_id"])

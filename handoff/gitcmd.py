@@ -1,0 +1,160 @@
+"""Thin, fast git plumbing through subprocess.
+
+The hot paths (every write, every read) call git's own plumbing directly:
+GitPython costs ~190 ms to import and spawns the same processes anyway.
+GitPython serves the slower, richer paths (``sync``, ``log``, ``verify``),
+imported only there.
+
+Every call passes an explicit environment with git's own repository
+variables removed, so running inside a git hook (where git sets
+GIT_INDEX_FILE, GIT_DIR, ...) cannot redirect us to the wrong index.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .errors import HandoffError
+
+_SCRUB = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
+          "GIT_QUARANTINE_PATH", "GIT_COMMON_DIR", "GIT_NAMESPACE")
+
+
+def clean_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.setdefault("GIT_OPTIONAL_LOCKS", "0")
+    env["LC_ALL"] = "C"
+    if extra:
+        env.update(extra)
+    return env
+
+
+class GitError(HandoffError):
+    def __init__(self, args: list[str], returncode: int, stderr: str):
+        msg = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"
+        super().__init__("git_failed", f"git {' '.join(args[:2])} failed: {msg}",
+                         hint="run the git command by hand to see the full error")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def run(cwd: str | Path, *args: str, input: bytes | None = None, env: dict | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=env or clean_env())
+    if check and proc.returncode != 0:
+        raise GitError(list(args), proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    return proc
+
+
+def out(cwd: str | Path, *args: str, **kw) -> str:
+    return run(cwd, *args, **kw).stdout.decode("utf-8", "replace").strip()
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    """Where things are: the worktree, its git dir, and the dir shared by all worktrees."""
+    worktree: Path
+    git_dir: Path
+    common_dir: Path
+
+    @cached_property
+    def local(self) -> Path:
+        """Per-worktree private state (temp files, the temporary index)."""
+        return self.git_dir / "handoff"
+
+    @cached_property
+    def shared(self) -> Path:
+        """State shared by every worktree of the repo (lock, clock, caches, cursors)."""
+        return self.common_dir / "handoff"
+
+
+def discover(start: str | Path | None = None) -> RepoPaths:
+    cwd = Path(start or os.getcwd())
+    if not cwd.exists():
+        raise HandoffError("not_a_repo", f"{cwd} does not exist", hint="pass --repo PATH to a git repository")
+    proc = run(cwd, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir", check=False)
+    if proc.returncode != 0:
+        raise HandoffError("not_a_repo", f"{cwd} is not inside a git work tree",
+                           hint="run `git init` first, or pass --repo PATH")
+    top, git_dir, common = proc.stdout.decode().splitlines()[:3]
+    common_path = Path(common)
+    if not common_path.is_absolute():
+        common_path = (cwd / common_path).resolve()
+    return RepoPaths(Path(top), Path(git_dir), common_path)
+
+
+def head_state(paths: RepoPaths) -> tuple[str | None, str | None, str | None]:
+    """(symbolic ref or None if detached, HEAD commit or None if unborn, reason we must not commit)."""
+    gd = paths.git_dir
+    for marker, what in (("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"),
+                         ("REVERT_HEAD", "a revert"), ("rebase-merge", "a rebase"),
+                         ("rebase-apply", "a rebase or am"), ("BISECT_LOG", "a bisect")):
+        if (gd / marker).exists():
+            return None, None, f"{what} is in progress"
+    proc = run(paths.worktree, "symbolic-ref", "-q", "HEAD", check=False)
+    ref = proc.stdout.decode().strip() if proc.returncode == 0 else None
+    proc = run(paths.worktree, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    head = proc.stdout.decode().strip() if proc.returncode == 0 else None
+    if ref is None:
+        return None, head, "HEAD is detached"
+    return ref, head, None
+
+
+def commit_paths(paths: RepoPaths, rel_paths: list[str], message: str) -> str | None:
+    """Commit exactly ``rel_paths`` (worktree-relative) on top of HEAD.
+
+    The user's index, staged and unstaged work are left alone: the tree is
+    built in a private index seeded from HEAD, the branch moves with a
+    compare-and-swap, and afterwards only our paths are added to the real
+    index so ``git status`` stays clean.  The caller holds the writer lock.
+    """
+    wt = paths.worktree
+    blobs = out(wt, "hash-object", "-w", "--stdin-paths", input="\n".join(rel_paths).encode()).split()
+    tmp_index = paths.local / "index.tmp"
+    tmp_index.parent.mkdir(parents=True, exist_ok=True)
+    env = clean_env({"GIT_INDEX_FILE": str(tmp_index)})
+    info = "".join(f"100644 {b}\t{p}\0" for b, p in zip(blobs, rel_paths)).encode()
+    for _attempt in range(20):
+        _ref, head, _why = head_state(paths)
+        if head:
+            run(wt, "read-tree", head, env=env)
+        else:
+            run(wt, "read-tree", "--empty", env=env)
+        run(wt, "update-index", "-z", "--index-info", input=info, env=env)
+        tree = out(wt, "write-tree", env=env)
+        if head and tree == out(wt, "rev-parse", f"{head}^{{tree}}"):
+            _sync_real_index(paths, info)
+            return None  # already committed (a crash after commit, before cleanup)
+        args = ["commit-tree", tree, "-m", message] + (["-p", head] if head else [])
+        if out(wt, "config", "--type=bool", "--default=false", "commit.gpgSign") == "true":
+            args.append("-S")
+        commit = out(wt, *args)
+        proc = run(wt, "update-ref", "-m", message, "HEAD", commit, head or "0" * 40, check=False)
+        if proc.returncode == 0:
+            break
+    else:
+        raise HandoffError("git_failed", "HEAD kept moving while committing; events are written but not committed",
+                           hint="run any handoff write command again to commit them")
+    _sync_real_index(paths, info)
+    try:
+        tmp_index.unlink()
+    except OSError:
+        pass
+    return commit
+
+
+def _sync_real_index(paths: RepoPaths, info: bytes) -> None:
+    import random
+    import time
+
+    for attempt in range(30):
+        proc = run(paths.worktree, "update-index", "-z", "--add", "--index-info", input=info, check=False)
+        if proc.returncode == 0:
+            return
+        if b"index.lock" not in proc.stderr:
+            break
+        time.sleep(0.01 + random.random() * 0.02 * (attempt + 1))
+    # Not fatal: the commit holds the file; `git status` shows it until the next write or `git reset -q -- <path>`.

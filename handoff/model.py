@@ -1,0 +1,274 @@
+"""The event schema: what a valid event file holds, and where it lives.
+
+Pure.  Every event is a plain dict (what YAML gives back).  ``check_event``
+applies the per-kind rules of AGH Network's current envelope at write time
+and at read time alike; ``event_path`` is the single place that decides a
+file name.
+
+Layout: ``events/<YYYY-MM>/<DD>/<id>.<kind>.<sender>.yaml`` where the date
+comes from the time inside the id (a ULID), never from the writer's choice.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+from . import ids
+from .errors import HandoffError
+
+PROTOCOL = "handoff/v1"
+ACCEPTED_PROTOCOLS = {PROTOCOL, "agh-network/v0"}
+
+ENVELOPE_KINDS = ("say", "capability", "receipt", "trace", "greet", "whois")
+CONVERSATION_KINDS = ("say", "capability", "receipt", "trace")
+SESSION_KINDS = ("session-open", "session-close")
+LEASE_KINDS = ("claim", "heartbeat", "release")
+ALL_KINDS = ENVELOPE_KINDS + SESSION_KINDS + LEASE_KINDS
+
+WORK_STATES = ("submitted", "working", "needs_input", "completed", "failed", "canceled")
+TERMINAL_STATES = ("completed", "failed", "canceled")
+RECEIPT_STATUSES = ("accepted", "rejected", "duplicate", "expired", "unsupported", "canceled")
+TRACE_STATES = ("working", "needs_input", "completed", "failed", "canceled")
+
+ENVELOPE_FIELDS = ("id", "kind", "channel", "surface", "thread_id", "direct_id", "from", "to", "work_id",
+                   "reply_to", "trace_id", "causation_id", "ts", "expires_at", "body", "ext")
+META_FIELDS = ("protocol", "workspace_id", "hlc", "after", "session_id", "proof", "sig", "deadline_at")
+ALLOWED_FIELDS = frozenset(ENVELOPE_FIELDS + META_FIELDS)
+
+ID_PREFIX = {"session-open": "evt", "session-close": "evt", "claim": "evt", "heartbeat": "evt",
+             "release": "evt"}
+
+FILENAME_RE = re.compile(
+    r"^(?P<id>[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26})\.(?P<kind>[a-z0-9-]{1,32})\.(?P<sender>[a-z0-9][a-z0-9._-]{0,127})\.yaml$")
+HLC_RE = re.compile(r"^(?P<wall>[0-9]{16})-(?P<counter>[0-9]{5})$")
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+MAX_TEXT = 64 * 1024
+
+
+class EventError(HandoffError):
+    """An event that breaks a schema rule."""
+
+
+def bad(reason: str, message: str, hint: str = "") -> EventError:
+    return EventError(reason, message, hint)
+
+
+# ----------------------------------------------------------------------- time
+
+
+def format_ts(ms: int) -> str:
+    dt = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_ts(value: object) -> int | None:
+    """Milliseconds since the epoch from an RFC 3339 UTC string or integer unix seconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value * 1000
+    if not isinstance(value, str):
+        return None
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        dt = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def format_hlc(wall_ms: int, counter: int) -> str:
+    return f"{wall_ms:016d}-{counter:05d}"
+
+
+def parse_hlc(value: object) -> tuple[int, int] | None:
+    m = HLC_RE.match(value) if isinstance(value, str) else None
+    return (int(m["wall"]), int(m["counter"])) if m else None
+
+
+def next_hlc(seen: tuple[int, int] | None, now_ms: int) -> tuple[int, int]:
+    """Hybrid logical clock tick: close to wall time, always above anything seen."""
+    if seen is None or now_ms > seen[0]:
+        return (now_ms, 0)
+    return (seen[0], seen[1] + 1)
+
+
+# ---------------------------------------------------------------------- paths
+
+
+def event_path(event: dict) -> str:
+    """Path of an event relative to ``.handoffs/``."""
+    eid = event["id"]
+    ms = ids.ulid_ms(eid.split("_", 1)[1])
+    day = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    return f"events/{day:%Y-%m}/{day:%d}/{eid}.{event['kind']}.{event['from']}.yaml"
+
+
+def parse_filename(name: str) -> dict | None:
+    m = FILENAME_RE.match(name)
+    return m.groupdict() if m else None
+
+
+def new_event_id(kind: str, ulid: str) -> str:
+    return f"{ID_PREFIX.get(kind, 'msg')}_{ulid}"
+
+
+# --------------------------------------------------------------- validation
+
+
+def _opt_str(ev: dict, key: str, grammar: str | None = None) -> None:
+    value = ev.get(key)
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise bad("malformed", f"field {key!r} must be a non-empty string")
+    if grammar and not ids.is_valid(grammar, value):
+        raise bad("invalid_id", f"field {key!r} = {value!r} is not a valid {grammar} id",
+                  ids.GRAMMARS[grammar][1])
+    if len(value) > 256 or re.search(r"[\x00-\x1f\x7f]", value):
+        raise bad("malformed", f"field {key!r} has control characters or is too long")
+
+
+def _ref_ok(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 160 and not re.search(r"[/\\\x00-\x1f\x7f\s]", value)
+
+
+def check_event(ev: dict) -> None:
+    """Raise EventError if ``ev`` breaks a schema or per-kind rule."""
+    if "interaction_id" in ev:
+        raise bad("legacy_field_rejected", "interaction_id is the legacy AGH field",
+                  "use trace_id (the CLI maps --interaction-id to it)")
+    extra = set(ev) - ALLOWED_FIELDS
+    if extra:
+        raise bad("malformed", f"unknown top-level field(s): {', '.join(sorted(map(str, extra)))}")
+    if ev.get("protocol") not in ACCEPTED_PROTOCOLS:
+        raise bad("unsupported_profile", f"protocol {ev.get('protocol')!r} is not supported",
+                  f"expected {PROTOCOL!r}; upgrade handoff if this file was written by a newer version")
+    kind = ev.get("kind")
+    if kind not in ALL_KINDS:
+        raise bad("unsupported_kind", f"kind {kind!r} is not known",
+                  f"use one of: {', '.join(ENVELOPE_KINDS)}")
+    eid = ev.get("id")
+    if not isinstance(eid, str) or not re.match(r"^[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26}$", eid):
+        raise bad("malformed", f"id {eid!r} must be a prefix, '_' and a lowercase ULID")
+    if not ids.is_valid("workspace", ev.get("workspace_id")):
+        raise bad("malformed", "workspace_id is missing or invalid")
+    if not ids.is_valid("peer", ev.get("from")):
+        raise bad("invalid_id", f"from {ev.get('from')!r} is not a valid peer id", ids.GRAMMARS["peer"][1])
+    if parse_hlc(ev.get("hlc")) is None:
+        raise bad("malformed", "hlc must look like '0001763772511123-00000'")
+    if not (isinstance(ev.get("ts"), str) and TS_RE.match(ev["ts"])):
+        raise bad("malformed", "ts must be an RFC 3339 UTC time like 2026-11-22T00:48:31.123Z")
+    after = ev.get("after", [])
+    if not isinstance(after, list) or len(after) > 64 or not all(_ref_ok(a) for a in after):
+        raise bad("malformed", "after must be a list of at most 64 event ids")
+    for key in ("reply_to", "trace_id", "causation_id"):
+        if key in ev and ev[key] is not None and not _ref_ok(ev[key]):
+            raise bad("invalid_id", f"field {key!r} must be an id without spaces, slashes or control characters")
+    _opt_str(ev, "session_id", "session")
+    body = ev.get("body")
+    if not isinstance(body, dict):
+        raise bad("invalid_body", "body must be a mapping")
+    ext = ev.get("ext")
+    if ext is not None and not isinstance(ext, dict):
+        raise bad("malformed", "ext must be a mapping")
+    for key in ("expires_at", "deadline_at"):
+        if ev.get(key) is not None and parse_ts(ev[key]) is None:
+            raise bad("malformed", f"{key} must be an RFC 3339 UTC time or unix seconds")
+    if kind in ENVELOPE_KINDS:
+        _check_envelope(ev, kind, body)
+    elif kind in SESSION_KINDS:
+        _check_session(ev, kind, body)
+    else:
+        _check_lease(ev, body)
+
+
+def _check_envelope(ev: dict, kind: str, body: dict) -> None:
+    if not ids.is_valid("channel", ev.get("channel")):
+        raise bad("invalid_id", f"channel {ev.get('channel')!r} is invalid", ids.GRAMMARS["channel"][1])
+    _opt_str(ev, "to", "peer")
+    _opt_str(ev, "work_id", "work")
+    surface = ev.get("surface")
+    if kind in ("greet", "whois"):
+        for key in ("surface", "thread_id", "direct_id", "work_id"):
+            if ev.get(key) is not None:
+                raise bad("invalid_surface", f"{kind} must not carry {key}")
+        return
+    if surface == "thread":
+        _opt_str(ev, "thread_id", "thread")
+        if not ev.get("thread_id") or ev.get("direct_id") is not None:
+            raise bad("invalid_surface", "surface 'thread' needs thread_id and no direct_id")
+    elif surface == "direct":
+        _opt_str(ev, "direct_id", "direct")
+        if not ev.get("direct_id") or ev.get("thread_id") is not None:
+            raise bad("invalid_surface", "surface 'direct' needs direct_id and no thread_id")
+        if not ev.get("to"):
+            raise bad("invalid_surface", "a direct-room message needs `to` (the other peer)")
+    else:
+        raise bad("invalid_surface", f"{kind} needs surface 'thread' or 'direct', got {surface!r}")
+    if kind == "say":
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise bad("invalid_body", "a say body needs non-empty 'text'")
+        if len(text) > MAX_TEXT:
+            raise bad("body_too_large", f"text is over {MAX_TEXT} characters")
+    elif kind == "capability":
+        cap = body.get("capability")
+        if not isinstance(cap, dict) or not all(isinstance(cap.get(k), str) and cap.get(k)
+                                                 for k in ("id", "summary", "outcome")):
+            raise bad("invalid_body", "a capability body needs capability.id, .summary and .outcome")
+    elif kind == "receipt":
+        if not ev.get("work_id"):
+            raise bad("invalid_surface", "a receipt needs work_id")
+        status = body.get("status")
+        if status not in RECEIPT_STATUSES:
+            raise bad("invalid_body", f"receipt status must be one of {', '.join(RECEIPT_STATUSES)}")
+        if not _ref_ok(body.get("for_id")):
+            raise bad("invalid_body", "a receipt needs for_id (the envelope it answers)")
+        code = body.get("reason_code")
+        if status == "accepted" and code is not None:
+            raise bad("invalid_body", "an accepted receipt carries no reason_code")
+        if status in ("rejected", "duplicate", "expired", "unsupported") and not code:
+            raise bad("invalid_body", f"a {status} receipt needs reason_code")
+    elif kind == "trace":
+        if not ev.get("work_id"):
+            raise bad("invalid_surface", "a trace needs work_id")
+        if body.get("state") not in TRACE_STATES:
+            raise bad("invalid_body", f"trace state must be one of {', '.join(TRACE_STATES)}")
+
+
+def _check_session(ev: dict, kind: str, body: dict) -> None:
+    if not ids.is_valid("session", ev.get("session_id")):
+        raise bad("malformed", "a session event needs session_id")
+    if kind == "session-open":
+        if not ids.is_valid("agent", body.get("agent")):
+            raise bad("invalid_id", f"agent {body.get('agent')!r} is invalid", ids.GRAMMARS["agent"][1])
+        chans = body.get("channels")
+        if not isinstance(chans, list) or not all(ids.is_valid("channel", c) for c in chans):
+            raise bad("invalid_id", "channels must be a list of channel ids")
+
+
+def _check_lease(ev: dict, body: dict) -> None:
+    if not ids.is_valid("work", ev.get("work_id")):
+        raise bad("malformed", "a lease event needs a valid work_id")
+    if ev["kind"] != "release" and parse_ts(body.get("lease_until")) is None:
+        raise bad("invalid_body", "claim and heartbeat need body.lease_until")
+
+
+def check_name(rel_path: str, ev: dict) -> None:
+    """The file name and directory must agree with the content."""
+    name = rel_path.rsplit("/", 1)[-1]
+    parts = parse_filename(name)
+    if parts is None:
+        raise bad("malformed", f"file name {name!r} does not follow <id>.<kind>.<sender>.yaml")
+    if (parts["id"], parts["kind"], parts["sender"]) != (ev.get("id"), ev.get("kind"), ev.get("from")):
+        raise bad("malformed", "file name disagrees with the content (id, kind or sender)")
+    if event_path(ev) != rel_path:
+        raise bad("malformed", f"file belongs at {event_path(ev)!r}, not {rel_path!r}")
+
+
+def order_key(ev: dict) -> tuple[str, str]:
+    return (ev["hlc"], ev["id"])

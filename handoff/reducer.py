@@ -1,0 +1,231 @@
+"""From a set of event files to state: a pure, order-independent fold.
+
+``decode`` turns one file's bytes into a record (the event or a diagnostic);
+``reduce`` folds records into state.  Neither touches files, git, clocks or
+the environment, so the same set of files gives the same state on every
+machine, whatever order they were listed in and however branches merged.
+
+Order is computed from content only: causal parents (``after``) first, then
+the hybrid logical clock, then the id.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+
+from . import codec, ids, lifecycle
+from .model import (CONVERSATION_KINDS, ENVELOPE_KINDS, TERMINAL_STATES, EventError, check_event, check_name,
+                    parse_ts)
+
+REDUCER_VERSION = 1
+PREVIEW_CHARS = 120
+
+
+def decode(rel_path: str, data: bytes) -> dict:
+    """One file -> ``{"path", "event"}`` or ``{"path", "error": {reason_code, message}}``."""
+    try:
+        ev = codec.load(data)
+        check_event(ev)
+        check_name(rel_path, ev)
+    except codec.CodecError as exc:
+        return {"path": rel_path, "error": {"reason_code": "malformed", "message": str(exc)}}
+    except EventError as exc:
+        return {"path": rel_path, "error": {"reason_code": exc.reason_code, "message": exc.message}}
+    return {"path": rel_path, "event": ev}
+
+
+def _canon(ev: dict) -> str:
+    return json.dumps(ev, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def order_events(events: list[dict]) -> tuple[list[dict], list[str]]:
+    """Topological order over ``after`` links, ties broken by (hlc, id).
+
+    Returns the ordered events and the ids caught in a cycle (appended last).
+    """
+    by_id = {ev["id"]: ev for ev in events}
+    children: dict[str, list[str]] = {}
+    pending: dict[str, int] = {}
+    for ev in events:
+        parents = {p for p in ev.get("after", []) if p in by_id and p != ev["id"]}
+        pending[ev["id"]] = len(parents)
+        for p in parents:
+            children.setdefault(p, []).append(ev["id"])
+    heap = [(ev["hlc"], ev["id"]) for ev in events if pending[ev["id"]] == 0]
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        _, eid = heapq.heappop(heap)
+        out.append(by_id[eid])
+        for child in children.get(eid, ()):
+            pending[child] -= 1
+            if pending[child] == 0:
+                heapq.heappush(heap, (by_id[child]["hlc"], child))
+    cyclic = sorted((ev for ev in events if pending[ev["id"]] > 0), key=lambda e: (e["hlc"], e["id"]))
+    return out + cyclic, [ev["id"] for ev in cyclic]
+
+
+def _preview(ev: dict) -> str | None:
+    body = ev.get("body") or {}
+    text = body.get("text") or body.get("message") or body.get("detail") or body.get("status") or body.get("state")
+    if not isinstance(text, str):
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    by_id: dict[str, list[dict]] = {}
+    for rec in records:
+        if "event" in rec:
+            by_id.setdefault(rec["event"]["id"], []).append(rec)
+    events, paths = [], {}
+    for eid in sorted(by_id):
+        recs = sorted(by_id[eid], key=lambda r: (_canon(r["event"]), r["path"]))
+        keep = recs[0]
+        events.append(keep["event"])
+        paths[eid] = keep["path"]
+        for other in recs[1:]:
+            if _canon(other["event"]) != _canon(keep["event"]):
+                diagnostics.append({"path": other["path"], "id": eid, "reason_code": "id_conflict",
+                                    "message": f"id {eid} also used by {keep['path']} with different content; ignored"})
+    return events, paths
+
+
+def reduce(records: list[dict]) -> dict:
+    """Fold decoded records into state (plain dicts, JSON-ready)."""
+    diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
+    events, paths = _dedupe(records, diagnostics)
+    ordered, cyclic = order_events(events)
+    for eid in cyclic:
+        diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
+                            "message": "causal links (after) form a cycle; ordered by clock instead"})
+
+    sessions: dict[str, dict] = {}
+    agent_by_peer: dict[str, str] = {}
+    for ev in ordered:  # first pass: identities, independent of message order
+        if ev["kind"] == "session-open" and ev["session_id"] not in sessions:
+            body = ev["body"]
+            sessions[ev["session_id"]] = {
+                "session_id": ev["session_id"], "peer_id": ev["from"], "agent": body["agent"],
+                "name": body.get("name"), "channels": list(body.get("channels", [])),
+                "workspace": body.get("workspace"), "state": "active", "opened_at": ev["ts"],
+                "opened_hlc": ev["hlc"], "closed_at": None, "last_activity_at": ev["ts"],
+                "open_event_id": ev["id"]}
+            agent_by_peer.setdefault(ev["from"], body["agent"])
+
+    def agent_of(peer: str) -> str | None:
+        return agent_by_peer.get(peer)
+
+    messages: list[dict] = []
+    threads: dict[str, dict] = {}
+    directs: dict[str, dict] = {}
+    work: dict[str, dict] = {}
+    orphans: list[dict] = []
+    leases: list[dict] = []
+    counters = {"transitions": 0}
+    session_by_peer = {s["peer_id"]: s for s in sessions.values()}
+
+    for ev in ordered:
+        kind = ev["kind"]
+        sess = sessions.get(ev.get("session_id") or "") or session_by_peer.get(ev["from"])
+        if sess is not None and ev["ts"] > sess["last_activity_at"]:
+            sess["last_activity_at"] = ev["ts"]
+        if kind == "session-close":
+            s = sessions.get(ev["session_id"])
+            if s is not None and s["state"] != "closed":
+                s.update(state="closed", closed_at=ev["ts"])
+            continue
+        if kind in ("claim", "heartbeat", "release"):
+            leases.append(ev)
+            continue
+        if kind not in ENVELOPE_KINDS:
+            continue
+        msg = dict(ev, path=paths[ev["id"]], refused=None)
+        if ev.get("surface") == "direct" and not _room_matches(ev):
+            entry = {"path": msg["path"], "id": ev["id"], "reason_code": "invalid_surface",
+                     "message": f"direct_id {ev['direct_id']} is not the room of {ev['from']} and {ev['to']}"}
+            diagnostics.append(entry)
+            continue
+        if kind in CONVERSATION_KINDS and ev.get("work_id"):
+            wid = ev["work_id"]
+            before = work.get(wid)
+            after_work, refusal = lifecycle.apply(
+                before, ev, agent_of, lambda to: (ev.get("body") or {}).get("target_kind") == "agent")
+            if after_work is not None:
+                if before is None or after_work["state"] != before["state"]:
+                    counters["transitions"] += 1
+                work[wid] = after_work
+            if refusal is not None:
+                msg["refused"] = refusal[0]
+                entry = {"path": msg["path"], "id": ev["id"], "reason_code": refusal[0], "message": refusal[1]}
+                if after_work is None:
+                    orphans.append(entry)
+                diagnostics.append(entry)
+        messages.append(msg)
+        if kind in CONVERSATION_KINDS:
+            _account_container(msg, threads, directs)
+
+    for w in work.values():
+        open_ = w["state"] not in TERMINAL_STATES
+        if w["surface"] == "thread":
+            box = threads.get(f"{w['channel']}/{w['thread_id']}")
+        else:
+            box = directs.get(w["direct_id"])
+        if box is not None and open_:
+            box["open_work_count"] += 1
+    for box in list(threads.values()) + list(directs.values()):
+        box["participant_count"] = len(box["participants"])
+        box["participants"] = sorted(box["participants"])
+
+    diagnostics.sort(key=lambda d: (d["path"], d.get("id") or "", d["reason_code"]))
+    return {
+        "reducer_version": REDUCER_VERSION,
+        "sessions": sessions,
+        "messages": messages,
+        "threads": threads,
+        "directs": directs,
+        "work": work,
+        "leases": leases,
+        "diagnostics": diagnostics,
+        "counters": counters,
+        "max_hlc": max((ev["hlc"] for ev in events), default=None),
+        "event_count": len(events),
+    }
+
+
+def _account_container(msg: dict, threads: dict, directs: dict) -> None:
+    if msg["surface"] == "thread":
+        key = f"{msg['channel']}/{msg['thread_id']}"
+        box = threads.get(key)
+        if box is None:
+            box = threads[key] = {
+                "thread_id": msg["thread_id"], "channel": msg["channel"], "root_message_id": msg["id"],
+                "title": (msg.get("body") or {}).get("title"), "opened_by_peer_id": msg["from"],
+                "opened_session_id": msg.get("session_id"), "opened_at": msg["ts"],
+                "participants": set(), "message_count": 0, "open_work_count": 0}
+    else:
+        key = msg["direct_id"]
+        box = directs.get(key)
+        if box is None:
+            a, b = sorted((msg["from"], msg["to"]))
+            box = directs[key] = {
+                "direct_id": key, "channel": msg["channel"], "peer_a": a, "peer_b": b,
+                "opened_at": msg["ts"], "participants": set(), "message_count": 0, "open_work_count": 0}
+    box["participants"].add(msg["from"])
+    box["message_count"] += 1
+    box["last_activity_at"] = msg["ts"]
+    box["last_message_id"] = msg["id"]
+    box["last_message_preview"] = _preview(msg)
+
+
+def _room_matches(ev: dict) -> bool:
+    try:
+        return ids.direct_id(ev["workspace_id"], ev["channel"], ev["from"], ev["to"]) == ev["direct_id"]
+    except Exception:
+        return False
+
+
+def expired(ev: dict, now_ms: int) -> bool:
+    exp = parse_ts(ev.get("expires_at")) if ev.get("expires_at") is not None else None
+    return exp is not None and exp <= now_ms

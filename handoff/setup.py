@@ -1,0 +1,54 @@
+"""``handoff init``: copy the template into .handoffs/ without overwriting anything."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import gitcmd, ids, store
+from .errors import HandoffError
+
+TEMPLATE_FILES = ("config.yaml", "README.md", ".gitattributes", ".gitignore")
+
+
+def template_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for cand in (here / "template", here.parent / ".handoffs-template"):
+        if (cand / "config.yaml").exists():
+            return cand
+    raise HandoffError("internal", "the .handoffs template is missing from the installation",
+                       hint="reinstall handoff")
+
+
+def init_workspace(repo: str | None, workspace: str | None, *, commit: bool | None) -> dict:
+    paths = gitcmd.discover(repo)
+    root = paths.worktree / ".handoffs"
+    if workspace is None:
+        workspace = re.sub(r"[^A-Za-z0-9_-]+", "-", paths.worktree.name).strip("-") or "default"
+    ids.check_id("workspace", workspace)
+    created, kept = [], []
+    src = template_dir()
+    (root / "events").mkdir(parents=True, exist_ok=True)
+    for name in TEMPLATE_FILES:
+        dest = root / name
+        if dest.exists():
+            kept.append(f".handoffs/{name}")
+            continue
+        data = (src / name).read_text()
+        if name == "config.yaml":
+            data = data.replace("{workspace_id}", workspace)
+        store.atomic_write_local(dest, data.encode())
+        created.append(f".handoffs/{name}")
+    from .codec import load
+    cfg = load((root / "config.yaml").read_bytes())
+    result = {"workspace_id": cfg.get("workspace_id", workspace), "root": str(root), "created": created,
+              "kept": kept, "commit": None}
+    do_commit = commit if commit is not None else str(cfg.get("commit", "auto")).lower() not in ("off", "false")
+    if created and do_commit:
+        _ref, _head, why = gitcmd.head_state(paths)
+        if why:
+            result["commit_skipped"] = why
+        else:
+            with store.file_lock(paths.shared / "lock"):
+                result["commit"] = gitcmd.commit_paths(paths, created, "handoff: init workspace "
+                                                       f"{result['workspace_id']}")
+    return result

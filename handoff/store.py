@@ -1,0 +1,148 @@
+"""The ``.handoffs/`` directory on disk: atomic publishing and reading.
+
+Publishing: the bytes go to a temp file outside the work tree (in the git
+dir), are fsynced, then hard-linked to the final name.  ``os.link`` fails if
+the name exists, so an event can never be overwritten, and a reader or
+watcher never sees a half-written file.  The directory is fsynced after.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from .codec import MAX_FILE_BYTES
+from .errors import HandoffError
+
+EVENTS = "events"
+
+
+def publish(root: Path, rel_path: str, data: bytes, tmp_dir: Path) -> Path:
+    """Atomically create ``root/rel_path`` with ``data``; refuse to overwrite."""
+    final = root / rel_path
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / (final.name + f".{os.getpid()}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            raise HandoffError("id_conflict", f"{rel_path} already exists; events are never overwritten",
+                               hint="retry: a new id will be generated") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                raise
+            # No hard links here (other filesystem, FAT...): a dot-named temp beside the target, then rename.
+            side = final.parent / f".{final.name}.part"
+            os.replace(tmp, side)
+            if final.exists():
+                os.unlink(side)
+                raise HandoffError("id_conflict", f"{rel_path} already exists", hint="retry") from None
+            os.rename(side, final)
+    except OSError as exc:
+        raise _os_error(exc, final) from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    _fsync_dir(final.parent)
+    return final
+
+
+def _os_error(exc: OSError, path: Path) -> HandoffError:
+    if exc.errno == errno.ENOSPC:
+        return HandoffError("disk_full", f"no space left on device writing {path}",
+                            hint="free some disk space and run the command again; nothing was written")
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return HandoffError("permission_denied", f"cannot write {path}: {exc.strerror}",
+                            hint="check the permissions of .handoffs/ and the git directory")
+    return HandoffError("io_error", f"cannot write {path}: {exc}", hint="check the disk and permissions")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def list_event_files(root: Path) -> list[tuple[str, os.stat_result | None, str | None]]:
+    """Every candidate file under ``root/events``: (rel_path, stat, problem).
+
+    Symlinks and non-regular files are reported, never followed.  Names
+    starting with a dot (temp files) are skipped.
+    """
+    out: list = []
+    base = root / EVENTS
+    stack = [base]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                if entry.is_symlink():
+                    out.append((rel, None, "symlink"))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    if entry.name.endswith(".yaml"):
+                        out.append((rel, entry.stat(follow_symlinks=False), None))
+                else:
+                    out.append((rel, None, "not a regular file"))
+    return out
+
+
+def read_event_file(root: Path, rel: str, st: os.stat_result | None) -> bytes:
+    if st is not None and st.st_size > MAX_FILE_BYTES:
+        # Read one byte past the cap so the codec reports the size without loading a huge file.
+        with open(root / rel, "rb") as fh:
+            return fh.read(MAX_FILE_BYTES + 1)
+    with open(root / rel, "rb") as fh:
+        return fh.read(MAX_FILE_BYTES + 1)
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive flock: serialises writers across processes and worktrees; dies with its holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def atomic_write_local(path: Path, data: bytes) -> None:
+    """Replace a private (never committed) file atomically: caches, cursors, clocks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

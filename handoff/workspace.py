@@ -1,0 +1,172 @@
+"""The imperative shell around the pure core: open a repo, read state, write events.
+
+``Workspace`` is the one object the CLI, the Python API, the MCP server and
+the watcher all go through.  Reads list and decode the event files (through
+the content-keyed cache) and reduce them.  Writes take the writer lock,
+re-read state, let the caller build and check the events against it, stamp
+ids and clocks, publish the files atomically and commit them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import clock, codec, gitcmd, model, reducer, store
+from .errors import HandoffError
+
+HANDOFFS = ".handoffs"
+MAX_SKEW_MS = 3600 * 1000
+
+
+@dataclass
+class WriteResult:
+    events: list[dict]
+    paths: list[str]
+    committed: bool = False
+    commit: str | None = None
+    commit_skipped: str | None = None
+    replayed: bool = False
+    swept: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"ids": [e["id"] for e in self.events], "paths": self.paths, "committed": self.committed,
+                "commit": self.commit, "commit_skipped": self.commit_skipped, "replayed": self.replayed}
+
+
+class Workspace:
+    def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
+        self.paths = gitcmd.discover(repo)
+        self.root = self.paths.worktree / HANDOFFS
+        if require_init and not (self.root / "config.yaml").exists():
+            raise HandoffError("not_initialized", f"{self.root} has no config.yaml",
+                               hint="run `handoff init` in the repository first")
+        self._state: dict | None = None
+        self._config: dict | None = None
+
+    # ------------------------------------------------------------- config
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            try:
+                self._config = codec.load((self.root / "config.yaml").read_bytes())
+            except FileNotFoundError:
+                self._config = {}
+            except codec.CodecError as exc:
+                raise HandoffError("malformed", f".handoffs/config.yaml: {exc}",
+                                   hint="fix the YAML in .handoffs/config.yaml") from None
+        return self._config
+
+    @property
+    def workspace_id(self) -> str:
+        return str(self.config.get("workspace_id") or "default")
+
+    def commit_default(self) -> bool:
+        return str(self.config.get("commit", "auto")).lower() not in ("off", "false", "no")
+
+    # -------------------------------------------------------------- reads
+    def records(self) -> list[dict]:
+        from .index import load_records
+        return load_records(self)
+
+    def state(self, refresh: bool = False) -> dict:
+        if self._state is None or refresh:
+            self._state = reducer.reduce(self.records())
+        return self._state
+
+    # ------------------------------------------------------------- writes
+    def write(self, build: Callable[[dict], list[dict]], *, commit: bool | None = None,
+              message: Callable[[list[dict]], str] | None = None) -> WriteResult:
+        """Build events against fresh state under the writer lock, then publish and commit them.
+
+        ``build(state)`` returns event drafts (without id/ts/hlc unless it
+        wants a specific id) or raises HandoffError to refuse.  A draft with
+        ``_replay`` set is an idempotent retry: nothing is written.
+        """
+        commit = self.commit_default() if commit is None else commit
+        with store.file_lock(self.paths.shared / "lock"):
+            state = self.state(refresh=True)
+            drafts = build(state)
+            if drafts and all(d.get("_replay") for d in drafts):
+                return WriteResult(events=[d["_replay"] for d in drafts], paths=[], replayed=True)
+            events = self._stamp(state, [d for d in drafts if not d.get("_replay")])
+            rel_paths = []
+            pending_dir = self.paths.local / "pending"
+            for ev in events:
+                rel = model.event_path(ev)
+                data = codec.dump(ev)
+                if commit:
+                    store.atomic_write_local(pending_dir / ev["id"], f"{HANDOFFS}/{rel}".encode())
+                store.publish(self.root, rel, data, self.paths.local / "tmp")
+                rel_paths.append(f"{HANDOFFS}/{rel}")
+            result = WriteResult(events=events, paths=rel_paths)
+            if commit:
+                self._commit_pending(result, (message or default_message)(events))
+            self._state = None
+            return result
+
+    def _stamp(self, state: dict, drafts: list[dict]) -> list[dict]:
+        now = clock.now_ms()
+        seen = self._seen_hlc(state, now)
+        out = []
+        for d in drafts:
+            ev = {k: v for k, v in d.items() if v is not None and not k.startswith("_")}
+            seen = model.next_hlc(seen, now)
+            ev["protocol"] = model.PROTOCOL
+            ev["workspace_id"] = self.workspace_id
+            ev.setdefault("id", model.new_event_id(ev["kind"], clock.new_ulid(now)))
+            ev["ts"] = model.format_ts(now)
+            ev["hlc"] = model.format_hlc(*seen)
+            ev.setdefault("body", {})
+            model.check_event(ev)
+            out.append(ev)
+        store.atomic_write_local(self.paths.shared / "hlc", model.format_hlc(*seen).encode())
+        return out
+
+    def _seen_hlc(self, state: dict, now: int) -> tuple[int, int] | None:
+        seen = None
+        try:
+            seen = model.parse_hlc((self.paths.shared / "hlc").read_text().strip())
+        except OSError:
+            pass
+        if seen and seen[0] > now + MAX_SKEW_MS:
+            seen = None  # a bad clock must not drag every later writer into the future
+        top = state.get("max_hlc")
+        if top:
+            hlc = model.parse_hlc(top)
+            if hlc and hlc[0] <= now + MAX_SKEW_MS and (seen is None or hlc > seen):
+                seen = hlc
+        return seen
+
+    def _commit_pending(self, result: WriteResult, message: str) -> None:
+        ref, head, why = gitcmd.head_state(self.paths)
+        if why:
+            result.commit_skipped = f"{why}: events written, not committed; the next write after it commits them"
+            return
+        pending_dir = self.paths.local / "pending"
+        markers = sorted(pending_dir.iterdir()) if pending_dir.exists() else []
+        rels = []
+        for m in markers:
+            rel = m.read_text().strip()
+            if (self.paths.worktree / rel).exists():
+                rels.append(rel)
+        ours = set(result.paths)
+        result.swept = [r for r in rels if r not in ours]
+        if rels:
+            result.commit = gitcmd.commit_paths(self.paths, sorted(set(rels)), message)
+            result.committed = result.commit is not None
+        for m in markers:
+            try:
+                m.unlink()
+            except OSError:
+                pass
+
+
+def default_message(events: list[dict]) -> str:
+    ev = events[0]
+    where = ev.get("thread_id") or ev.get("direct_id") or ev.get("work_id") or ev.get("session_id") or ""
+    place = f" in {ev['channel']}/{where}" if ev.get("channel") else (f" {where}" if where else "")
+    more = f" (+{len(events) - 1} more)" if len(events) > 1 else ""
+    return f"handoff: {ev['kind']}{place} from {ev['from']}{more}"
