@@ -20,10 +20,12 @@ import re
 import sys
 
 # Characters the dialect may contain: printable, no tab/CR/NEL/LS/PS/BOM, nothing outside the BMP.
-_SAFE_TEXT = re.compile("[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*\\Z")
+_ASCII_BAD = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+_SAFE_TEXT_SRC = "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*\\Z"
+_safe_text = []  # compiled on first use: the wide character class costs milliseconds to compile
 # One line: indentation, an optional "- ", an optional "key:" (plain or single-quoted), the rest.
-_LINE = re.compile(r"( *)(- )?(?:([a-z_][a-z0-9_]*|'(?:[^']|'')*'):(?: |(?=\n)))?(.*)\n")
-_QUOTED = re.compile(r"'((?:[^']|'')*)'\Z")
+_LINE = re.compile(r"( *)(- )?(?:([a-z_][a-z0-9_]*|'(?:[^'\n]|'')*'):(?: |(?=\n)))?(.*)\n")
+_QUOTED = re.compile(r"'((?:[^'\n]|'')*)'\Z")
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"!!float (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)\Z")
 _RESERVED_KEYS = frozenset(("true", "false", "null"))
@@ -37,7 +39,7 @@ class _Fallback(Exception):
 
 def load(text: str) -> dict | None:
     """The mapping in ``text`` if it is canonical, else None (never a different value)."""
-    if not text.endswith("\n") or not _SAFE_TEXT.match(text):
+    if not text.endswith("\n") or not _safe(text):
         return None
     toks = _LINE.findall(text)
     if toks and toks[-1] == ("", "", "", "..."):
@@ -51,6 +53,14 @@ def load(text: str) -> dict | None:
     if i != len(toks):
         return None
     return value
+
+
+def _safe(text: str) -> bool:
+    if text.isascii():
+        return _ASCII_BAD.search(text) is None
+    if not _safe_text:
+        _safe_text.append(re.compile(_SAFE_TEXT_SRC))
+    return _safe_text[0].match(text) is not None
 
 
 class _Doc:
