@@ -23,8 +23,10 @@ import sys
 _ASCII_BAD = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 _SAFE_TEXT_SRC = "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*\\Z"
 _safe_text = []  # compiled on first use: the wide character class costs milliseconds to compile
-# One line: indentation, an optional "- ", an optional "key:" (plain or single-quoted), the rest.
-_LINE = re.compile(r"( *)(- )?(?:([a-z_][a-z0-9_]*|'(?:[^'\n]|'')*'):(?: |(?=\n)))?(.*)\n")
+# One line: indentation, an optional "- ", an optional "key:" (plain or single-quoted), then either a
+# whole single-quoted scalar (its content and the closing quote as a marker) or the rest of the line.
+_LINE = re.compile(r"( *)(- )?(?:([a-z_][a-z0-9_]*|'(?:[^'\n]|'')*'):(?: |(?=\n)))?"
+                   r"(?:'((?:[^'\n]|'')*)(')(?=\n)|(.*))\n")
 _QUOTED = re.compile(r"'((?:[^'\n]|'')*)'\Z")
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"!!float (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)\Z")
@@ -37,17 +39,20 @@ class _Fallback(Exception):
     """The text is outside the canonical dialect: let the strict loader decide."""
 
 
-def load(text: str) -> dict | None:
-    """The mapping in ``text`` if it is canonical, else None (never a different value)."""
+def load(text: str, max_depth: int = 32) -> dict | None:
+    """The mapping in ``text`` if it is canonical, else None (never a different value).
+
+    Nesting deeper than ``max_depth`` levels also returns None (the strict loader reports it).
+    """
     if not text.endswith("\n") or not _safe(text):
         return None
     toks = _LINE.findall(text)
-    if toks and toks[-1] == ("", "", "", "..."):
+    if toks and toks[-1] == ("", "", "", "", "", "..."):
         toks.pop()  # the document end marker the emitter adds after a keep-chomped (|+) block
     if not toks or toks[0][0] or toks[0][1] or not toks[0][2]:
         return None
     try:
-        value, i = _mapping(_Doc(text, toks), 0, 0)
+        value, i = _mapping(_Doc(text, toks, max_depth), 0, 0, 0)
     except _Fallback:
         return None
     if i != len(toks):
@@ -64,11 +69,12 @@ def _safe(text: str) -> bool:
 
 
 class _Doc:
-    __slots__ = ("text", "toks", "_lines")
+    __slots__ = ("text", "toks", "max_depth", "_lines")
 
-    def __init__(self, text: str, toks: list):
+    def __init__(self, text: str, toks: list, max_depth: int):
         self.text = text
         self.toks = toks
+        self.max_depth = max_depth
         self._lines = None
 
     def lines(self) -> list[str]:
@@ -77,12 +83,14 @@ class _Doc:
         return self._lines
 
 
-def _mapping(doc: _Doc, i: int, ind: int) -> tuple[dict, int]:
+def _mapping(doc: _Doc, i: int, ind: int, depth: int) -> tuple[dict, int]:
+    if depth >= doc.max_depth:
+        raise _Fallback  # its values would sit deeper than allowed
     out: dict = {}
     toks = doc.toks
     n = len(toks)
     while i < n:
-        sp, dash, raw, rest = toks[i]
+        sp, dash, raw, qval, quote, rest = toks[i]
         cur = len(sp)
         if cur < ind:
             break
@@ -105,15 +113,17 @@ def _mapping(doc: _Doc, i: int, ind: int) -> tuple[dict, int]:
         if key in out:
             raise _Fallback
         i += 1
-        if not rest:  # a nested block collection on the next lines
+        if quote:
+            value = qval.replace("''", "'")
+        elif not rest:  # a nested block collection on the next lines
             if i >= n:
                 raise _Fallback
-            nsp, ndash, nraw, _nrest = toks[i]
+            nsp, ndash, nraw = toks[i][:3]
             nind = len(nsp)
             if nind == ind and ndash:
-                value, i = _sequence(doc, i, ind)
+                value, i = _sequence(doc, i, ind, depth + 1)
             elif nind == ind + 2 and not ndash and nraw:
-                value, i = _mapping(doc, i, ind + 2)
+                value, i = _mapping(doc, i, ind + 2, depth + 1)
             else:
                 raise _Fallback
         else:
@@ -122,12 +132,14 @@ def _mapping(doc: _Doc, i: int, ind: int) -> tuple[dict, int]:
     return out, i
 
 
-def _sequence(doc: _Doc, i: int, ind: int) -> tuple[list, int]:
+def _sequence(doc: _Doc, i: int, ind: int, depth: int) -> tuple[list, int]:
+    if depth >= doc.max_depth:
+        raise _Fallback
     out: list = []
     toks = doc.toks
     n = len(toks)
     while i < n:
-        sp, dash, raw, rest = toks[i]
+        sp, dash, raw, qval, quote, rest = toks[i]
         cur = len(sp)
         if cur < ind:
             break
@@ -137,13 +149,16 @@ def _sequence(doc: _Doc, i: int, ind: int) -> tuple[list, int]:
             break  # back to the enclosing mapping's next key
         if raw:
             # "- key: value": a mapping whose first entry sits on the dash line, two columns in.
-            toks[i] = (" " * (ind + 2), "", raw, rest)
-            value, i = _mapping(doc, i, ind + 2)
+            toks[i] = (" " * (ind + 2), "", raw, qval, quote, rest)
+            value, i = _mapping(doc, i, ind + 2, depth + 1)
+        elif quote:
+            value = qval.replace("''", "'")
+            i += 1
         elif rest.startswith("- "):
             # "- - x": a nested sequence, read as if the first dash were a space.
             m = _LINE.match(" " * (ind + 2) + rest + "\n")
-            toks[i] = m.groups()
-            value, i = _sequence(doc, i, ind + 2)
+            toks[i] = m.groups(default="")
+            value, i = _sequence(doc, i, ind + 2, depth + 1)
         elif not rest or rest[0] == " ":
             raise _Fallback
         else:

@@ -67,9 +67,15 @@ def new_ulid(ms: int, rand80: int) -> str:
     return encode_base32(ms, 10) + encode_base32(rand80, 16)
 
 
+_TO_PY32 = str.maketrans(CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
+
+
 def ulid_ms(ulid: str) -> int:
+    head = ulid[:10]
+    if len(head) == 10 and all(ch in CROCKFORD for ch in head):
+        return int(head.translate(_TO_PY32), 32)
     n = 0
-    for ch in ulid[:10]:
+    for ch in head:
         n = n * 32 + CROCKFORD.index(ch)
     return n
 

@@ -72,8 +72,10 @@ class Workspace:
         return load_records(self)
 
     def state(self, refresh: bool = False) -> dict:
+        """The reduced state (``reducer.reduce`` of every event file), read lazily from the index."""
         if self._state is None or refresh:
-            self._state = reducer.reduce(self.records())
+            from . import index
+            self._state = index.state(self)
         return self._state
 
     # ------------------------------------------------------------- writes
@@ -93,6 +95,7 @@ class Workspace:
                 return WriteResult(events=[d["_replay"] for d in drafts], paths=[], replayed=True)
             events = self._stamp(state, [d for d in drafts if not d.get("_replay")])
             rel_paths = []
+            written = []
             pending_dir = self.paths.local / "pending"
             for ev in events:
                 rel = model.event_path(ev)
@@ -101,11 +104,17 @@ class Workspace:
                     store.atomic_write_local(pending_dir / ev["id"], f"{HANDOFFS}/{rel}".encode())
                 store.publish(self.root, rel, data, self.paths.local / "tmp")
                 rel_paths.append(f"{HANDOFFS}/{rel}")
+                written.append((rel, data, ev))
+            self._note_written(written)
             result = WriteResult(events=events, paths=rel_paths)
             if commit:
                 self._commit_pending(result, (message or default_message)(events))
             self._state = None
             return result
+
+    def _note_written(self, written: list[tuple[str, bytes, dict]]) -> None:
+        from . import index
+        index.note_written(self, written)
 
     def _stamp(self, state: dict, drafts: list[dict]) -> list[dict]:
         now = clock.now_ms()

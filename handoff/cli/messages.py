@@ -105,6 +105,8 @@ def inbox(cx: Cx, session: SessionOpt = None,
     s = ops.session_for(state, session, write=False)
     now = clock.now_ms()
     acked = read_acks(ws, s["session_id"])
+    from ..index import for_inbox
+    state = for_inbox(state, s)  # only the messages the inbox looks at, straight from the index
     entries = views.inbox(state, s, acked, now, include_all=True)
     if ack:
         known = {e["id"] for e in entries}
@@ -186,6 +188,8 @@ def threads_messages(cx: Cx, channel: ChannelOpt,
     Example: handoff threads messages --channel builders --thread thread_release_check -o jsonl
     """
     state, box = _thread(cx, channel, thread)
+    from ..index import for_container
+    state = for_container(state, channel=channel, thread_id=thread)
     msgs = _filter(views.container_messages(state, channel=channel, thread_id=thread), kind, work, limit)
     cx.emit({"channel": channel, "thread_id": thread, "messages": msgs}, _messages_human)
 
@@ -260,6 +264,8 @@ def directs_messages(cx: Cx, channel: ChannelOpt, direct: DirectOpt,
     Example: handoff directs messages --channel builders --direct direct_0123... -o jsonl
     """
     state, _ = _room(cx, channel, direct)
+    from ..index import for_container
+    state = for_container(state, channel=channel, direct_id=direct)
     msgs = _filter(views.container_messages(state, channel=channel, direct_id=direct), kind, work, limit)
     cx.emit({"channel": channel, "direct_id": direct, "messages": msgs}, _messages_human)
 
