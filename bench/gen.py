@@ -260,7 +260,7 @@ class Generator:
         self._write(lambda st: build(st, st["sessions"][actor["id"]]))
 
     # -------------------------------------------------------------- driver
-    def run(self, progress=None) -> dict:
+    def run(self, progress=None, every: int = 1000) -> dict:
         rng = self.rng
         t0 = time.monotonic()
         i = 0
@@ -284,7 +284,7 @@ class Generator:
             else:
                 self.move()
             i += 1
-            if progress and i % 1000 == 0:
+            if progress and i % every == 0:
                 progress(self.written, self.n)
         os.environ.pop("HANDOFF_NOW", None)
         return {"events": self.written, "skipped": self.skipped, "seconds": round(time.monotonic() - t0, 2),

@@ -60,6 +60,9 @@ PARALLEL_MIN = 1500  # below this many files to parse, one process is faster tha
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
 _CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py")
 
+# What this process's refreshes did (tests and the bench read it): folds extended, folds redone, files parsed.
+STATS = {"extend": 0, "refold": 0, "parsed": 0}
+
 # Extra event sources: callables ``fn(ws) -> Source | None``.  A source names itself, gives a cheap
 # ``stamp`` that changes whenever its files may have changed (tree ids, say), lists its files as
 # (path relative to .handoffs/, git blob id) and reads the blobs the parse cache lacks.
@@ -375,7 +378,9 @@ class _Index:
         return self._make_state(db)
 
     def _make_state(self, db: sqlite3.Connection) -> "State":
-        return State(db, marshal.loads(_meta(db, "acc")))
+        state = State(db, marshal.loads(_meta(db, "acc")))
+        state._owner = self  # the connection lives as long as a state that reads through it
+        return state
 
     def records(self) -> list[dict]:
         self.state()
@@ -503,8 +508,10 @@ class _Index:
         if not refold:
             records = _records_of(db, new_pairs, fresh)
             if _extend(db, records, plan.new_stamps, dict(new_pairs)):
+                STATS["extend"] += 1
                 _trace(f"extend {len(records)}")
                 return
+        STATS["refold"] += 1
         rows = db.execute("SELECT path, problem, blob FROM files").fetchall()
         known = _lookup(db, [b for _p, pr, b in rows if not pr and b not in fresh])
         records = []
@@ -817,6 +824,7 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
         parsed = []
         for rel, st, blob, rec, problem in results:
             if rec is not None:
+                STATS["parsed"] += 1
                 parsed.append((rel, blob, rec))
                 out.append((rel, st, blob, marshal.loads(rec), problem))
             else:
