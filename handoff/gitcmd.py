@@ -59,6 +59,7 @@ class RepoPaths:
     worktree: Path
     git_dir: Path
     common_dir: Path
+    object_format: str = "sha1"
 
     @cached_property
     def local(self) -> Path:
@@ -75,15 +76,17 @@ def discover(start: str | Path | None = None) -> RepoPaths:
     cwd = Path(start or os.getcwd())
     if not cwd.exists():
         raise HandoffError("not_a_repo", f"{cwd} does not exist", hint="pass --repo PATH to a git repository")
-    proc = run(cwd, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir", check=False)
+    proc = run(cwd, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir",
+               "--show-object-format", check=False)
     if proc.returncode != 0:
         raise HandoffError("not_a_repo", f"{cwd} is not inside a git work tree",
                            hint="run `git init` first, or pass --repo PATH")
-    top, git_dir, common = proc.stdout.decode().splitlines()[:3]
+    lines = proc.stdout.decode().splitlines()
+    top, git_dir, common = lines[:3]
     common_path = Path(common)
     if not common_path.is_absolute():
         common_path = (cwd / common_path).resolve()
-    return RepoPaths(Path(top), Path(git_dir), common_path)
+    return RepoPaths(Path(top), Path(git_dir), common_path, lines[3] if len(lines) > 3 else "sha1")
 
 
 def head_state(paths: RepoPaths) -> tuple[str | None, str | None, str | None]:
@@ -94,23 +97,61 @@ def head_state(paths: RepoPaths) -> tuple[str | None, str | None, str | None]:
                          ("rebase-apply", "a rebase or am"), ("BISECT_LOG", "a bisect")):
         if (gd / marker).exists():
             return None, None, f"{what} is in progress"
-    proc = run(paths.worktree, "symbolic-ref", "-q", "HEAD", check=False)
-    ref = proc.stdout.decode().strip() if proc.returncode == 0 else None
-    proc = run(paths.worktree, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
-    head = proc.stdout.decode().strip() if proc.returncode == 0 else None
+    ref = _symbolic_head(paths)
+    head = _loose_ref(paths, ref) if ref else None
+    if head is None:
+        proc = run(paths.worktree, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+        head = proc.stdout.decode().strip() if proc.returncode == 0 else None
     if ref is None:
         return None, head, "HEAD is detached"
     return ref, head, None
 
 
-def commit_paths(paths: RepoPaths, rel_paths: list[str], message: str) -> str | None:
+def _loose_ref(paths: RepoPaths, ref: str) -> str | None:
+    """A branch's commit read from its loose ref file (None: packed, another backend, or unborn: ask git).
+
+    Only a shortcut before a compare-and-swap ``update-ref``: a stale value makes that fail and retry.
+    """
+    try:
+        text = (paths.common_dir / ref).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
+        return text
+    return None
+
+
+def _symbolic_head(paths: RepoPaths) -> str | None:
+    """The branch HEAD points to, or None when detached (read from the HEAD file when it is plain)."""
+    try:
+        text = (paths.git_dir / "HEAD").read_text().strip()
+    except OSError:
+        text = ""
+    if text.startswith("ref: refs/heads/") and not text.endswith("/.invalid"):
+        return text[5:]
+    if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
+        return None
+    proc = run(paths.worktree, "symbolic-ref", "-q", "HEAD", check=False)  # reftable and other backends
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def commit_paths(paths: RepoPaths, rel_paths: list[str], message: str, head: str | None = None) -> str | None:
     """Commit exactly ``rel_paths`` (worktree-relative) on top of HEAD.
 
-    The user's index, staged and unstaged work are left alone: the tree is
-    built in a private index seeded from HEAD, the branch moves with a
-    compare-and-swap, and afterwards only our paths are added to the real
-    index so ``git status`` stays clean.  The caller holds the writer lock.
+    The user's index, staged and unstaged work are left alone: only the trees
+    on the paths of the new files are rewritten (``flat_commit``), the branch
+    moves with a compare-and-swap, and afterwards only our paths are added to
+    the real index so ``git status`` stays clean.  The caller holds the
+    writer lock.  Returns the new commit, or None if HEAD already had them.
     """
+    if paths.object_format == "sha1":
+        from .gittree import flat_commit
+        return flat_commit(paths, rel_paths, message, head)
+    return commit_paths_via_index(paths, rel_paths, message)
+
+
+def commit_paths_via_index(paths: RepoPaths, rel_paths: list[str], message: str) -> str | None:
+    """The same through a private index seeded from HEAD (``read-tree``): cost grows with the repo."""
     wt = paths.worktree
     blobs = out(wt, "hash-object", "-w", "--stdin-paths", input="\n".join(rel_paths).encode()).split()
     tmp_index = paths.local / "index.tmp"
@@ -144,6 +185,15 @@ def commit_paths(paths: RepoPaths, rel_paths: list[str], message: str) -> str | 
     except OSError:
         pass
     return commit
+
+
+def sign_commits(paths: RepoPaths) -> bool:
+    """``commit.gpgSign``: ``commit-tree`` ignores it, so we pass ``-S`` ourselves."""
+    return out(paths.worktree, "config", "--type=bool", "--default=false", "commit.gpgSign") == "true"
+
+
+def sync_real_index(paths: RepoPaths, info: bytes) -> None:
+    _sync_real_index(paths, info)
 
 
 def _sync_real_index(paths: RepoPaths, info: bytes) -> None:

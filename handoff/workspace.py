@@ -164,7 +164,7 @@ class Workspace:
         ours = set(result.paths)
         result.swept = [r for r in rels if r not in ours]
         if rels:
-            result.commit = gitcmd.commit_paths(self.paths, sorted(set(rels)), message)
+            result.commit = gitcmd.commit_paths(self.paths, sorted(set(rels)), message, head=head)
             result.committed = result.commit is not None
         for m in markers:
             try:
