@@ -110,7 +110,8 @@ def _text(rng: random.Random, lo: int = 6, hi: int = 40) -> str:
 
 
 class Generator:
-    def __init__(self, repo: Path, n: int, *, seed: int = 7, start: str = "2026-01-05T08:00:00Z", days: int = 150):
+    def __init__(self, repo: Path, n: int, *, seed: int = 7, start: str = "2026-01-05T08:00:00Z", days: int = 150,
+                 tag: str = ""):
         self.repo = Path(repo)
         self.n = n
         self.rng = random.Random(seed)
@@ -123,6 +124,7 @@ class Generator:
         self.written = 0
         self.skipped = 0
         self.seq = 0
+        self.tag = tag  # keeps ids of a second run on the same repo distinct from the first run's
 
     # -------------------------------------------------------------- helpers
     def _now(self, i: int) -> None:
@@ -149,12 +151,12 @@ class Generator:
         rng = self.rng
         agent = rng.choice(AGENTS)
         self.seq += 1
-        sid = f"sess_{agent[:4]}{self.seq:06d}"
+        sid = f"sess_{agent[:4]}{self.tag}{self.seq:06d}"
         chans = sorted(set(rng.sample(CHANNELS, rng.randint(1, 3))))
         evs = self._write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=None, session_id=sid,
                                                       workspace=None))
         if evs:
-            life = rng.randint(max(50, self.n // 60), max(100, self.n // 15))
+            life = rng.randint(150, 900)  # an agent session lasts a few hundred events, whatever the history
             self.alive.append({"id": sid, "peer": evs[0]["from"], "agent": agent, "channels": chans,
                                "until": i + life})
 
@@ -170,7 +172,7 @@ class Generator:
         pool = self.threads[channel]
         if not pool or self.rng.random() < 0.08:
             self.seq += 1
-            pool.append(f"thread_{channel}-{self.seq:06d}")
+            pool.append(f"thread_{channel}-{self.tag}{self.seq:06d}")
             if len(pool) > 30:
                 pool.pop(0)
         return self.rng.choice(pool[-12:])
@@ -205,7 +207,7 @@ class Generator:
                "decisions": [_text(rng, 3, 8)], "next_steps": [_text(rng, 3, 8) for _ in range(rng.randint(1, 3))]}
         sess = self._session(s["id"])
         self.seq += 1
-        wid = f"work_{self.seq:07d}"
+        wid = f"work_{self.tag}{self.seq:07d}"
         direct = rng.random() < 0.25 and "." in to
         evs = self._write(lambda st: ops.request(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, to=to,
                                                  channel=channel, description=_text(rng, 5, 20), context=ctx,
@@ -316,7 +318,7 @@ def commit_all(path: Path, message: str) -> None:
 
 
 def generate(path: Path, n: int, *, seed: int = 7, start: str = "2026-01-05T08:00:00Z", days: int = 150,
-             commit: bool = True, progress=None) -> dict:
+             commit: bool = True, progress=None, tag: str = "") -> dict:
     """Create (if needed) and fill a repo with ``n`` events; returns what was made and how long it took."""
     path = Path(path)
     if not (path / ".handoffs" / "config.yaml").exists():
@@ -326,7 +328,7 @@ def generate(path: Path, n: int, *, seed: int = 7, start: str = "2026-01-05T08:0
     os.fsync = lambda fd: None  # durability is not what this measures; the bytes written are the same
     store.atomic_write_local = lambda p, data: None  # only the writer's clock file: the in-memory state has it
     try:
-        info = Generator(path, n, seed=seed, start=start, days=days).run(progress)
+        info = Generator(path, n, seed=seed, start=start, days=days, tag=tag).run(progress)
     finally:
         os.fsync, store.atomic_write_local = real_fsync, real_local
     if commit:

@@ -188,8 +188,32 @@ def commit_paths_via_index(paths: RepoPaths, rel_paths: list[str], message: str)
 
 
 def sign_commits(paths: RepoPaths) -> bool:
-    """``commit.gpgSign``: ``commit-tree`` ignores it, so we pass ``-S`` ourselves."""
+    """``commit.gpgSign``: ``commit-tree`` ignores it, so we pass ``-S`` ourselves.
+
+    Asking git costs a process on every commit; when no config file git reads mentions ``gpgsign`` (and
+    none includes another file, and no ``GIT_CONFIG*`` variable is set) the answer is no without asking.
+    """
+    if not _config_may_mention(paths, b"gpgsign"):
+        return False
     return out(paths.worktree, "config", "--type=bool", "--default=false", "commit.gpgSign") == "true"
+
+
+def _config_may_mention(paths: RepoPaths, word: bytes) -> bool:
+    if any(k.startswith("GIT_CONFIG") for k in os.environ):
+        return True
+    home = Path(os.environ.get("HOME") or "~").expanduser()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    for f in (paths.common_dir / "config", paths.git_dir / "config.worktree", home / ".gitconfig",
+              xdg / "git" / "config", Path("/etc/gitconfig"), Path("/usr/local/etc/gitconfig")):
+        try:
+            text = f.read_bytes().lower()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        if word in text or b"include" in text:
+            return True
+    return False
 
 
 def sync_real_index(paths: RepoPaths, info: bytes) -> None:

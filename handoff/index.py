@@ -279,57 +279,77 @@ class _Index:
         return self.db
 
     def _connect_files(self) -> sqlite3.Connection:
+        """One connection to this worktree's state file with the shared parse cache attached as ``p``.
+
+        Either file is started again when it was written by another version of the code, or (for the
+        state) against another parse cache.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         version = code_version()
-        token = self._prepare(self.parsed_path, _PARSED_SCHEMA, version)
-        view_token = self._prepare(self.view_path, _VIEW_SCHEMA, version, parsed_token=token)
-        db = sqlite3.connect(str(self.view_path), timeout=60, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("ATTACH DATABASE ? AS p", (str(self.parsed_path),))
-            db.execute("PRAGMA p.synchronous=NORMAL")
-            if view_token is None:
-                _create_state_tables(db)
-        except BaseException:
-            db.close()
-            raise
-        self.db = db
-        _forget_old_views(self.dir, self.view_path)
-        return db
+        for _attempt in range(3):
+            db = sqlite3.connect(str(self.view_path), timeout=60, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("ATTACH DATABASE ? AS p", (str(self.parsed_path),))
+                token = self._check(db, "p.", _PARSED_SCHEMA, {"code": version}, "token")
+                if token is None:
+                    db.close()
+                    _remove_db(self.parsed_path)
+                    continue
+                fresh = self._check(db, "main.", _VIEW_SCHEMA, {"code": version, "parsed": token}, None)
+                if fresh is None:
+                    db.close()
+                    _remove_db(self.view_path)
+                    continue
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA p.synchronous=NORMAL")
+                if fresh == "created":
+                    _create_state_tables(db)
+                self.db = db
+                _forget_old_views(self.dir, self.view_path)
+                return db
+            except BaseException:
+                db.close()
+                raise
+        raise sqlite3.DatabaseError("cannot set up the index files")
 
     @staticmethod
-    def _prepare(path: Path, schema: str, version: str, parsed_token: str | None = None) -> str | None:
-        """Open (or create) one database file; start it again if another version or parse cache made it.
+    def _check(db: sqlite3.Connection, schema_name: str, ddl: str, want: dict, token_key: str | None):
+        """Set up one file on first use; None when it belongs to another version (start it again).
 
-        Returns the file's token (the parse cache's identity), or None for a view file just created.
+        Returns the file's token (``token_key``), "created", or "ok".
         """
-        for _attempt in range(2):
-            db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+        def read_meta() -> dict:
             try:
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(schema)
-                meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-                fresh = not meta
-                stale = meta.get("code") != version or (parsed_token is not None and meta.get("parsed") != parsed_token)
-                if stale and not fresh:
-                    db.close()
-                    _remove_db(path)
-                    continue
-                if fresh:
-                    token = parsed_token or os.urandom(8).hex()
-                    db.execute("BEGIN IMMEDIATE")
-                    meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-                    if not meta:  # (another process may have just set it up)
-                        db.executemany("INSERT INTO meta VALUES (?, ?)",
-                                       [("code", version), ("parsed" if parsed_token else "token", token)])
-                        db.execute("COMMIT")
-                        return None if parsed_token else token
-                    db.execute("COMMIT")
-                return meta.get("token") or meta.get("parsed")
-            finally:
-                db.close()
-        raise sqlite3.DatabaseError(f"cannot prepare {path}")
+                return dict(db.execute(f"SELECT k, v FROM {schema_name}meta").fetchall())
+            except sqlite3.OperationalError:
+                return {}
+
+        meta = read_meta()
+        if not meta:
+            db.execute(f"PRAGMA {schema_name}journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                meta = read_meta()
+                created = not meta
+                if created:  # (nobody set it up meanwhile)
+                    for stmt in ddl.strip().split(";"):
+                        if stmt.strip():
+                            db.execute(stmt.replace("EXISTS ", f"EXISTS {schema_name}", 1))
+                            # (an index's table is named without a schema: it lives in the index's schema)
+                    meta = dict(want)
+                    if token_key:
+                        meta[token_key] = os.urandom(8).hex()
+                    db.executemany(f"INSERT INTO {schema_name}meta VALUES (?, ?)", list(meta.items()))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            if created and not token_key:
+                return "created"
+        if any(meta.get(k) != v for k, v in want.items()):
+            return None
+        return meta.get(token_key) if token_key else "ok"
 
     def _connect_memory(self) -> sqlite3.Connection:
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -545,7 +565,7 @@ class _Plan:
 
 
 def _meta(db: sqlite3.Connection, key: str):
-    row = db.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+    row = db.execute("SELECT v FROM main.meta WHERE k=?", (key,)).fetchone()
     return row[0] if row else None
 
 
@@ -1178,7 +1198,7 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
              "messages": first_ord + len(acc["messages"]), "leases": first_lease + len(acc["leases"]),
              "frontier": list(frontier) if frontier else None, "cyclic": cyclic or acc0.get("cyclic", False),
              "stamps": stamps}
-    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+    db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
                    [("acc", marshal.dumps(small)), ("gen", (_meta(db, "gen") or 0) + 1)])
 
 

@@ -131,7 +131,7 @@ class Workspace:
             ev.setdefault("body", {})
             model.check_event(ev)
             out.append(ev)
-        store.atomic_write_local(self.paths.shared / "hlc", model.format_hlc(*seen).encode())
+        store.write_hint(self.paths.shared / "hlc", model.format_hlc(*seen).encode())  # a hint (see _seen_hlc)
         return out
 
     def _seen_hlc(self, state: dict, now: int) -> tuple[int, int] | None:
