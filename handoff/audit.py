@@ -36,7 +36,8 @@ def ordered_events(records: list[dict]) -> list[tuple[dict, str]]:
             by_id.setdefault(rec["event"]["id"], []).append(rec)
     paths, events = {}, []
     for eid, recs in by_id.items():
-        keep = min(recs, key=lambda r: (json.dumps(r["event"], sort_keys=True, ensure_ascii=False), r["path"]))
+        keep = recs[0] if len(recs) == 1 else min(
+            recs, key=lambda r: (json.dumps(r["event"], sort_keys=True, ensure_ascii=False), r["path"]))
         paths[eid] = keep["path"]
         events.append(keep["event"])
     ordered, _cyclic = reducer.order_events(events)
@@ -81,7 +82,7 @@ def _summary(ev: dict) -> str | None:
 
 
 def timeline(records: list[dict], state: dict, *, work: str | None = None, thread: str | None = None,
-             trace: str | None = None, session: str | None = None) -> list[dict]:
+             trace: str | None = None, session: str | None = None, channel: str | None = None) -> list[dict]:
     """The entries matching every filter given (none: the whole history), in event order."""
     peer = None
     if session is not None:
@@ -93,7 +94,8 @@ def timeline(records: list[dict], state: dict, *, work: str | None = None, threa
         session, peer = found["session_id"], found["peer_id"]
     if work is not None and work not in state["work"] and not any(m.get("work_id") == work for m in state["messages"]):
         raise HandoffError("work_not_found", f"work {work!r} not found", hint="list work with `handoff work list`")
-    if thread is not None and not any(b["thread_id"] == thread for b in state["threads"].values()):
+    if thread is not None and not any(b["thread_id"] == thread and channel in (None, b["channel"])
+                                      for b in state["threads"].values()):
         raise HandoffError("conversation_not_found", f"thread {thread!r} not found",
                            hint="list threads with `handoff threads list --channel C`")
     traced_work = {w["work_id"] for w in state["work"].values() if trace is not None and w.get("trace_id") == trace}
@@ -110,6 +112,8 @@ def timeline(records: list[dict], state: dict, *, work: str | None = None, threa
         if work is not None and ev.get("work_id") != work:
             continue
         if thread is not None and ev.get("thread_id") != thread:
+            continue
+        if channel is not None and ev.get("channel") != channel:
             continue
         if trace is not None and ev.get("trace_id") != trace and ev.get("work_id") not in traced_work:
             continue

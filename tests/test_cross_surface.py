@@ -174,6 +174,8 @@ def test_log_filters_refuse_unknown_targets(repo):
         r = repo.h("log", *args, "-o", "json")
         assert r.code == 4 and r.json["error"]["reason_code"] == code
     assert repo.j("log", "--trace", "trace_nothing") == {"count": 0, "entries": []}
+    assert repo.j("log", "--channel", "elsewhere") == {"count": 0, "entries": []}
+    assert repo.j("log", "--channel", "backend")["count"] == 5  # the session events belong to no channel
 
 
 def test_log_on_a_fresh_workspace_is_empty(repo):

@@ -160,8 +160,6 @@ ROLE = [(s, m) for s in ACTIVE for m in
 
 @pytest.mark.parametrize("start,spec", ROLE, ids=[f"{s}-{m}" for s, m in ROLE])
 def test_each_lifecycle_message_has_its_sender(at, start, spec):
-    if (start, spec) == ("needs_input", "trace:needs_input@a"):
-        pytest.skip("covered by the transition guard")
     repo = at(start)
     refuse(repo, spec_args(spec, at.opener), "not_target")
 

@@ -94,6 +94,13 @@ def test_metrics_for_one_channel_and_in_every_format(history):
     assert "alice -> bob" in human and "75%" in human
     assert json.loads(history.ok("metrics", "-o", "jsonl").out) == history.j("metrics")
     assert "pairs:" in history.ok("metrics", "-o", "yaml").out
+    documented = history.ok("metrics", "--help").out
+    m = history.j("metrics")
+    for key in [*m, *m["pairs"][0], *m["channels"][0]]:  # the help documents the whole JSON shape
+        assert f'"{key}"' in documented, key
+    logged = history.ok("log", "--help").out
+    for key in [*history.j("log")["entries"][0], "sha", "author_name", "author_email", "date"]:
+        assert f'"{key}"' in logged, key
     r = history.h("metrics", "--channel", "Not A Channel", "-o", "json")
     assert r.code == 2 and r.json["error"]["reason_code"] == "invalid_id"
 

@@ -31,12 +31,14 @@ def metrics(cx: Cx, channel: Annotated[Optional[str], typer.Option("--channel", 
     Every work unit counts as a handoff from its initiator to its target; a peer counts as its
     session's agent.  JSON shape (stable):
 
-      {"pairs": [{"from_agent", "to_agent", "volume", "accepted", "rejected", "pending", "withdrawn",
-                  "open", "completed", "failed", "canceled", "success_rate", "mean_acceptance_s",
-                  "median_acceptance_s", "completion_rate", "mean_time_to_terminal_s"}],
-       "totals": {the same figures over all pairs},
-       "channels": [{"channel", "messages", "messages_by_kind", "messages_refused", "work",
-                     "open_work", "threads", "directs"}]}
+    \b
+      {"pairs": [{"from_agent", "to_agent", "volume", "accepted", "rejected",
+                  "pending", "withdrawn", "open", "completed", "failed", "canceled",
+                  "success_rate", "mean_acceptance_s", "median_acceptance_s",
+                  "completion_rate", "mean_time_to_terminal_s"}, ...],
+       "totals": {the same figures over every pair},
+       "channels": [{"channel", "messages", "messages_by_kind", "messages_refused",
+                     "work", "open_work", "threads", "directs"}, ...]}
 
     success_rate = accepted / (accepted + rejected); acceptance time = accepted_at - opened_at
     (seconds); completion_rate = completed / accepted units that ended; time to terminal =
@@ -76,15 +78,21 @@ def log(cx: Cx,
         thread: Annotated[Optional[str], typer.Option("--thread", "-t", help="only this public thread")] = None,
         trace: Annotated[Optional[str], typer.Option("--trace", "--trace-id", help="a whole flow: its trace_id, "
                                                      "and every event of work opened with it")] = None,
-        session: Annotated[Optional[str], typer.Option("--session", "-s", help="only what this session wrote")] = None):
+        session: Annotated[Optional[str], typer.Option("--session", "-s", help="only what this session wrote")] = None,
+        channel: Annotated[Optional[str], typer.Option("--channel", "-c", help="only this channel")] = None):
     """The audit timeline in event order, each entry with the commit that added its file.
 
-    Each entry: seq (position in the whole history), event (export name: agent.handoff.requested|
-    accepted|rejected, work.trace.<state>, work.receipt.<status>, network.<kind>, session.opened|closed,
-    work.claim|heartbeat|release), id, kind, ts, hlc, from, agent, session_id, to, channel, surface,
-    thread_id, direct_id, work_id, trace_id, reply_to, causation_id, status, work_state, refused,
-    summary, path, and commit {sha, author_name, author_email, date} (null while uncommitted).
-    Filters combine (all must match).  -o jsonl prints one entry per line.
+    Each entry (-o jsonl: one per line), filters combined (all must match):
+
+    \b
+      {"seq", "event", "id", "kind", "ts", "hlc", "from", "agent", "session_id", "to",
+       "channel", "surface", "thread_id", "direct_id", "work_id", "trace_id", "reply_to",
+       "causation_id", "status", "work_state", "refused", "summary", "path",
+       "commit": {"sha", "author_name", "author_email", "date"} | null (uncommitted)}
+
+    seq is the position in the whole history.  event is the export name:
+    agent.handoff.requested|accepted|rejected (Hivemind), work.trace.<state>,
+    work.receipt.<status>, network.<kind>, session.opened|closed, work.claim|heartbeat|release.
 
     Example: handoff log --trace trace_release_20260416 -o jsonl
     """
@@ -93,7 +101,7 @@ def log(cx: Cx,
     ws = cx.ws
     records = ws.records()
     state = reducer.reduce(records)
-    entries = audit.timeline(records, state, work=work, thread=thread, trace=trace, session=session)
+    entries = audit.timeline(records, state, work=work, thread=thread, trace=trace, session=session, channel=channel)
     commits = added_by(ws.paths) if entries else {}
     prefix = ws.root.relative_to(ws.paths.worktree).as_posix()
     for e in entries:
