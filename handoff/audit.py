@@ -141,6 +141,8 @@ def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[s
         if "error" in rec:
             err = rec["error"]
             findings.append(finding(_sev(new), e.path, err["reason_code"], f"{err['message']}{_old(new)}"))
+            if rec.get("id"):
+                paths_by_id.setdefault(rec["id"], []).append(e.path)
             continue
         ev = rec["event"]
         events[e.path] = ev

@@ -151,7 +151,17 @@ def verify(repo: str | None, *, base: str | None = None, rev: str | None = None,
 def _records(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict[str, dict]:
     """Decoded records by repo-relative path (regular .yaml files only; the rest is judged by audit)."""
     keep = [e for e in entries if e.mode == audit.REGULAR and revision.is_event_entry(e)]
-    return {e.path: rec for e, rec in zip(keep, revision.decode_blobs(keep, blobs))}
+    out = {e.path: rec for e, rec in zip(keep, revision.decode_blobs(keep, blobs))}
+    for e in keep:  # a file rejected for its name still claims an id: duplicates must name it
+        rec = out[e.path]
+        if "error" in rec and e.blob in blobs:
+            try:
+                ev = codec.load(blobs[e.blob])
+            except codec.CodecError:
+                continue
+            if isinstance(ev.get("id"), str):
+                out[e.path] = dict(rec, id=ev["id"])
+    return out
 
 
 def _config(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict:
