@@ -90,10 +90,10 @@ def append_only(changes: list[Change]) -> tuple[list[dict], set[str]]:
             moved = added_by_blob.get(c.old_blob)
             if moved:
                 findings.append(finding("error", c.path, "renamed",
-                                        f"renamed to {moved}: committed event files are never renamed"))
+                                        f"moved to {moved}: a committed event file keeps its name and place"))
             else:
                 findings.append(finding("error", c.path, "deleted",
-                                        "deleted: committed handoff files are never deleted (append-only)"))
+                                        "a committed handoff file was removed: the log is append-only"))
         elif c.status == "T" or (c.status == "M" and c.old_mode != c.new_mode):
             findings.append(finding("error", c.path, "mode_changed",
                                     f"changed from {_mode_name(c.old_mode)} to {_mode_name(c.new_mode)}"))
@@ -103,7 +103,7 @@ def append_only(changes: list[Change]) -> tuple[list[dict], set[str]]:
                                         "changed in this range: review who may write as which agent"))
         elif c.status == "M":
             findings.append(finding("error", c.path, "edited",
-                                    "edited: committed event files are never changed; write a new event instead"))
+                                    "a committed event file was changed: write a new event instead"))
         else:
             findings.append(finding("error", c.path, "changed", f"unexpected change ({c.status})"))
     return findings, added
