@@ -72,9 +72,14 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     return out
 
 
-def append_only(changes: list[Change]) -> tuple[list[dict], set[str]]:
-    """Findings for anything under .handoffs/ that is not a plain addition; and the added paths."""
+def append_only(changes: list[Change], identity_changed: bool = False) -> tuple[list[dict], set[str]]:
+    """Findings for anything under .handoffs/ that is not a plain addition; and the added paths.
+
+    ``identity_changed``: the config's ``identity`` section differs between base and head (a change
+    to the rest of config.yaml is ordinary and not reported).
+    """
     findings, added = [], set()
+    config = f"{HANDOFFS}/config.yaml"
     added_by_blob = {c.new_blob: c.path for c in changes if c.status == "A"}
     for c in changes:
         if c.status == "A":
@@ -82,7 +87,7 @@ def append_only(changes: list[Change]) -> tuple[list[dict], set[str]]:
             if not c.path.startswith(EVENTS) and c.path not in EDITABLE:
                 findings.append(finding("warning", c.path, "unknown_file",
                                         "not an event file nor a known .handoffs/ file; handoff ignores it"))
-            elif c.path in SENSITIVE:
+            elif c.path in SENSITIVE and (c.path != config or identity_changed):
                 findings.append(finding("warning", c.path, "identity_config_changed",
                                         "added in this range: review who may write as which agent"))
             continue
@@ -98,7 +103,7 @@ def append_only(changes: list[Change]) -> tuple[list[dict], set[str]]:
             findings.append(finding("error", c.path, "mode_changed",
                                     f"changed from {_mode_name(c.old_mode)} to {_mode_name(c.new_mode)}"))
         elif c.status == "M" and c.path in EDITABLE:
-            if c.path in SENSITIVE:
+            if c.path in SENSITIVE and (c.path != config or identity_changed):
                 findings.append(finding("warning", c.path, "identity_config_changed",
                                         "changed in this range: review who may write as which agent"))
         elif c.status == "M":

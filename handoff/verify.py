@@ -48,8 +48,13 @@ def _head_commit(cwd: Path) -> str | None:
 def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool, everything: bool) -> dict:
     if staged and rev:
         raise HandoffError("usage", "--staged and --rev are exclusive", hint="--staged checks the index against HEAD")
-    head = None if staged else revision.resolve(cwd, rev or "HEAD")
-    anchor = head or _head_commit(cwd)
+    if staged:
+        head = None
+    elif rev is None and _head_commit(cwd) is None:
+        head = EMPTY_TREE  # no commit yet: nothing committed to check
+    else:
+        head = revision.resolve(cwd, rev or "HEAD")
+    anchor = None if head == EMPTY_TREE else (head or _head_commit(cwd))
     against = None
     if everything or anchor is None:
         base_id = EMPTY_TREE
@@ -121,7 +126,8 @@ def verify(repo: str | None, *, base: str | None = None, rev: str | None = None,
     head_recs = _records(head_events, blobs)
     base_recs = _records(base_events, blobs)
 
-    append_findings, added = audit.append_only(changes)
+    identity_changed = config.get("identity") != _config(base_entries, blobs).get("identity")
+    append_findings, added = audit.append_only(changes, identity_changed)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}
     new_paths = {p for p in added if p not in base_paths} | {e.path for e in head_events if e.path not in base_paths}

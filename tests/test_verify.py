@@ -313,3 +313,34 @@ def test_verify_in_repo_without_handoffs_is_clean(tmp_path):
 def test_bad_revision_is_not_found(repo):
     r = repo.h("verify", "--rev", "nope", "-o", "json")
     assert r.code == 4 and r.json["error"]["reason_code"] == "not_found"
+
+
+def test_config_edits_allowed_identity_edits_flagged(repo):
+    repo.git("checkout", "-q", "-b", "feature")
+    cfg = repo.path / ".handoffs" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("commit: 'auto'", "commit: 'off'"))
+    repo.git("commit", "-qam", "commit off")
+    code, rep = verify(repo, "--base", "main")
+    assert code == 0 and rep["findings"] == []
+    cfg.write_text(cfg.read_text() + "identity:\n  agents:\n    alice: ['me@example.com']\n")
+    repo.git("commit", "-qam", "who is alice")
+    code, rep = verify(repo, "--base", "main")
+    assert code == 0
+    assert [(f["severity"], f["code"]) for f in rep["findings"]] == [("warning", "identity_config_changed")]
+    repo.git("rm", "-q", ".handoffs/config.yaml")
+    repo.git("commit", "-qm", "drop config")
+    code, rep = verify(repo, "--base", "main")
+    assert code == 5 and codes_by_path(rep)[".handoffs/config.yaml"] == {"deleted"}
+
+
+def test_unborn_repository_verifies_clean(tmp_path):
+    from conftest import Repo
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q", "-b", "main")
+    r = Repo(fresh)
+    r.ok("init", "--no-commit")
+    r.git("add", "-A")
+    assert verify(r, "--staged") == (0, verify(r, "--staged")[1])
+    assert verify(r, "--staged")[1]["findings"] == []
+    assert verify(r)[0] == 0
