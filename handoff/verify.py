@@ -1,4 +1,4 @@
-"""``handoff verify``: gather what git holds for a range, let ``audit`` judge it.
+"""``handoff verify``: gather what git holds for a range, let ``checks`` judge it.
 
 The range is ``base..head`` where head is a commit (``--rev``, default HEAD)
 or the index (``--staged``, for a pre-commit hook), and base defaults to the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import audit, clock, codec, gitcmd, reducer, remotes, revision, signing
+from . import checks, clock, codec, gitcmd, reducer, remotes, revision, signing
 from .errors import HandoffError
 from .revision import EMPTY_TREE, HANDOFFS
 
@@ -76,14 +76,14 @@ def index_env() -> dict | None:
     return gitcmd.clean_env({"GIT_INDEX_FILE": os.path.abspath(idx)}) if idx else None
 
 
-def _diff(cwd: Path, rng: dict) -> list[audit.Change]:
+def _diff(cwd: Path, rng: dict) -> list[checks.Change]:
     args = ["diff", "--raw", "-z", "--no-renames", "--no-abbrev", "--no-ext-diff", "--no-textconv"]
     if rng["staged"]:
         args += ["--cached", rng["base"]]
     else:
         args += [rng["base"], rng["head"]]
     env = index_env() if rng["staged"] else None
-    return audit.parse_raw_diff(gitcmd.run(cwd, *args, "--", HANDOFFS, env=env).stdout)
+    return checks.parse_raw_diff(gitcmd.run(cwd, *args, "--", HANDOFFS, env=env).stdout)
 
 
 def _email_lookup(cwd: Path, rng: dict, which: str):
@@ -116,18 +116,18 @@ def verify(repo: str | None, *, base: str | None = None, rev: str | None = None,
     changes = _diff(cwd, rng)
     head_entries = revision.index_entries(cwd, env=index_env()) if staged else revision.tree_entries(cwd, rng["head"])
     base_entries = [] if rng["base"] == EMPTY_TREE else revision.tree_entries(cwd, rng["base"])
-    wanted = {e.blob for e in head_entries + base_entries if e.mode == audit.REGULAR}
+    wanted = {e.blob for e in head_entries + base_entries if e.mode == checks.REGULAR}
     from .codec import MAX_FILE_BYTES
     blobs = revision.read_blobs(cwd, wanted, limit=MAX_FILE_BYTES + 1)
 
     config = _config(head_entries, blobs)
-    head_events = [e for e in head_entries if e.path.startswith(audit.EVENTS)]
-    base_events = [e for e in base_entries if e.path.startswith(audit.EVENTS)]
+    head_events = [e for e in head_entries if e.path.startswith(checks.EVENTS)]
+    base_events = [e for e in base_entries if e.path.startswith(checks.EVENTS)]
     head_recs = _records(head_events, blobs)
     base_recs = _records(base_events, blobs)
 
     identity_changed = config.get("identity") != _config(base_entries, blobs).get("identity")
-    append_findings, added = audit.append_only(changes, identity_changed)
+    append_findings, added = checks.append_only(changes, identity_changed)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}
     new_paths = {p for p in added if p not in base_paths} | {e.path for e in head_events if e.path not in base_paths}
@@ -138,25 +138,25 @@ def verify(repo: str | None, *, base: str | None = None, rev: str | None = None,
     elsewhere = {k: v for k, v in elsewhere.items() if k not in head_ids}
 
     findings = list(append_findings)
-    findings += audit.file_checks(head_events, head_recs, lambda p: p in new_paths, now_ms=now_ms,
+    findings += checks.file_checks(head_events, head_recs, lambda p: p in new_paths, now_ms=now_ms,
                                   max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged)
     head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()))
     base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()))
-    findings += audit.protocol_checks(base_state, head_state, {e.path for e in head_events})
+    findings += checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
 
-    ident = audit.identity_config(config)
+    ident = checks.identity_config(config)
     if ident:
         findings += _identity(cwd, rng, ident, head_entries, blobs, head_recs, new_paths, head_state)
-    verdict = audit.summarize(findings)
+    verdict = checks.summarize(findings)
     return {"ok": verdict["ok"], "base": rng["base"], "head": rng["head"] or "index", "against": rng["against"],
-            "files": len(head_events), "new_files": len([p for p in new_paths if p.startswith(audit.EVENTS)]),
+            "files": len(head_events), "new_files": len([p for p in new_paths if p.startswith(checks.EVENTS)]),
             "identity": bool(ident), "errors": verdict["errors"], "warnings": verdict["warnings"],
             "findings": verdict["findings"]}
 
 
 def _records(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict[str, dict]:
-    """Decoded records by repo-relative path (regular .yaml files only; the rest is judged by audit)."""
-    keep = [e for e in entries if e.mode == audit.REGULAR and revision.is_event_entry(e)]
+    """Decoded records by repo-relative path (regular .yaml files only; the rest is judged by checks)."""
+    keep = [e for e in entries if e.mode == checks.REGULAR and revision.is_event_entry(e)]
     out = {e.path: rec for e, rec in zip(keep, revision.decode_blobs(keep, blobs))}
     for e in keep:  # a file rejected for its name still claims an id: duplicates must name it
         rec = out[e.path]
@@ -187,10 +187,10 @@ def _identity(cwd: Path, rng: dict, ident: dict, head_entries, blobs, head_recs,
         signers_path = f"{HANDOFFS}/{ident['allowed_signers']}"
         signers = next((blobs.get(e.blob) for e in head_entries if e.path == signers_path), None)
         if signers is None:
-            return [audit.finding("error", signers_path, "no_allowed_signers",
+            return [checks.finding("error", signers_path, "no_allowed_signers",
                                   "identity.signatures is on but this file is missing")]
 
         def check_sig(ev: dict, principal: str) -> str | None:
             return signing.verify(signing.canonical(ev), ev["sig"], signers, principal)
     email_of = _email_lookup(cwd, rng, ident["email_of"]) if ident["agents"] else (lambda p: None)
-    return audit.identity_checks(new_events, ident, audit.agent_resolver(head_state), email_of, check_sig)
+    return checks.identity_checks(new_events, ident, checks.agent_resolver(head_state), email_of, check_sig)
