@@ -1,1 +1,2 @@
 """Registration point for command modules added by later work (kept import-cheap)."""
+from . import review  # noqa: E402,F401  verify, report, sync, hooks
