@@ -66,13 +66,52 @@ STATS = {"extend": 0, "refold": 0, "parsed": 0}
 # Extra event sources: callables ``fn(ws) -> Source | None``.  A source names itself, gives a cheap
 # ``stamp`` that changes whenever its files may have changed (tree ids, say), lists its files as
 # (path relative to .handoffs/, git blob id) and reads the blobs the parse cache lacks.
-SOURCES: list[Callable[["Workspace"], "Source | None"]] = []
+SOURCES: list[Callable[["Workspace"], "Source | None"]] = []  # (_remote_source is appended below)
 
 
 class Source:
+    """Event files that are not in the work tree; a work-tree file with the same path hides its entry."""
+
     def __init__(self, name: str, stamp: str, entries: Callable[[], list[tuple[str, str]]],
                  read: Callable[[list[str]], dict[str, bytes]]):
         self.name, self.stamp, self.entries, self.read = name, stamp, entries, read
+
+
+def _remote_source(ws: "Workspace") -> "list[Source] | None":
+    """Events on remote-tracking branches (see ``remotes``): one source per branch, keyed by its tip.
+
+    Costs no git process when there are no remote-tracking refs, one ``for-each-ref`` otherwise; a
+    branch whose tip moved is listed with ``ls-tree`` and its new blobs read in one ``cat-file``.
+    """
+    from . import remotes, revision
+    patterns = remotes.patterns_of(ws.config)
+    if not patterns or not remotes._may_have_refs(ws.paths.common_dir, patterns):
+        return None
+    cwd = ws.paths.worktree
+    tips = remotes.ref_tips(cwd, patterns)
+
+    def source(ref: str, sha: str) -> Source:
+        def entries() -> list[tuple[str, str]]:
+            out = {}
+            for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX):
+                if revision.is_event_entry(e) and e.mode == "100644":
+                    out[e.rel] = e.blob
+            return sorted(out.items())
+
+        def read(blobs: list[str]) -> dict[str, bytes]:
+            return revision.read_blobs(cwd, blobs, limit=store.MAX_FILE_BYTES + 1)
+
+        return Source(f"remote:{ref}", sha, entries, read)
+
+    return [source(ref, sha) for ref, sha in tips]
+
+
+def _gitcmd():
+    from . import gitcmd
+    return gitcmd
+
+
+SOURCES.append(_remote_source)
 
 
 # --------------------------------------------------------------------------- public API
@@ -84,8 +123,11 @@ def state(ws: "Workspace") -> "State":
 
 
 def load_records(ws: "Workspace") -> list[dict]:
-    """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``), from the parse cache."""
-    return _open(ws).records()
+    """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``): the work tree's from the
+    parse cache, then those on remote-tracking branches (``remotes``; they carry ``ref``)."""
+    from .remotes import remote_records
+    out = _open(ws).records()
+    return out + remote_records(ws, {r["path"] for r in out})
 
 
 def read_all_records(ws: "Workspace") -> list[dict]:
@@ -173,6 +215,7 @@ CREATE TABLE IF NOT EXISTS dirs(path TEXT PRIMARY KEY, mtime INTEGER);
 CREATE TABLE IF NOT EXISTS files(src TEXT, path TEXT, dir TEXT, blob TEXT, problem TEXT,
     size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER, PRIMARY KEY(src, path));
 CREATE INDEX IF NOT EXISTS files_dir ON files(src, dir);
+CREATE INDEX IF NOT EXISTS files_path ON files(path);
 """
 # The folded state: dropped and rebuilt in bulk by a full fold (secondary indexes built after the rows).
 _STATE_TABLES = {
@@ -403,10 +446,11 @@ class _Index:
         return state
 
     def records(self) -> list[dict]:
+        """The work tree's records (extra sources' records come from their own modules)."""
         self.state()
         db = self._connect()
         rows = db.execute("SELECT f.path, f.problem, q.path, q.rec FROM files f LEFT JOIN p.parsed q "
-                          "ON q.blob = f.blob ORDER BY f.src, f.path").fetchall()
+                          "ON q.blob = f.blob WHERE f.src='' ORDER BY f.path").fetchall()
         return [_record(path, problem, ppath, rec) for path, problem, ppath, rec in rows if problem or rec]
 
     def records_for(self, entries: list[tuple[str, str]], read) -> list[dict]:
@@ -449,8 +493,10 @@ class _Index:
                 src = fn(self.ws)
             except Exception:
                 src = None
-            if src is not None:
+            if isinstance(src, Source):
                 plan.sources.append(src)
+            elif src:
+                plan.sources.extend(src)
         plan.new_stamps = {s.name: s.stamp for s in plan.sources}
         if not plan.cold and not plan.scan.changed and plan.new_stamps == plan.stamps:
             return None
@@ -486,7 +532,20 @@ class _Index:
                 refold = True  # a file changed under the same name
         del parsed_files
         removed: list[tuple[str, str]] = [("", rel) for rel in scan.gone]
-        # extra sources (remote-tracking branches...): whole lists, diffed by blob id
+        # extra sources (remote-tracking branches...): whole lists, diffed by blob id.  A work-tree file
+        # hides a source's entry with the same path; an entry already folded (same path and blob) from
+        # elsewhere is the same event, which the reducer would drop anyway.
+        if new_pairs and plan.stamps and db.execute(
+                "SELECT 1 FROM files WHERE src!='' LIMIT 1").fetchone() and any(db.execute(
+                "SELECT 1 FROM files WHERE path=? AND src!='' LIMIT 1", (p,)).fetchone() for p, _b in new_pairs):
+            refold = True  # a new work-tree file hides an entry that may have been folded
+        local_now = {r[1] for r in file_rows if r[0] == ""}
+        gone_now = set(scan.gone)
+
+        def hidden(p: str) -> bool:
+            return p in local_now or (p not in gone_now and db.execute(
+                "SELECT 1 FROM files WHERE path=? AND src='' LIMIT 1", (p,)).fetchone() is not None)
+
         for name in set(plan.stamps) - {s.name for s in plan.sources}:
             refold = True
             db.execute("DELETE FROM files WHERE src=?", (name,))
@@ -507,8 +566,13 @@ class _Index:
                 parsed = _parse_items([(_first_path(added, b), data[b]) for b in missing if b in data])
                 _store_parsed(db, parsed)
                 fresh.update({b: marshal.loads(r) for _p, b, r in parsed})
+            batch = set(new_pairs)
             for p, b in added:
                 file_rows.append((src.name, p, "@", b, None, 0, 0, 0, 0))
+                if (p, b) in batch or hidden(p) or db.execute(
+                        "SELECT 1 FROM files WHERE path=? AND blob=? LIMIT 1", (p, b)).fetchone():
+                    continue
+                batch.add((p, b))
                 new_pairs.append((p, b))
 
         # the file table, exactly as scanned
@@ -532,7 +596,9 @@ class _Index:
                 _trace(f"extend {len(records)}")
                 return
         STATS["refold"] += 1
-        rows = db.execute("SELECT path, problem, blob FROM files").fetchall()
+        local = {r[0] for r in db.execute("SELECT path FROM files WHERE src=''")}
+        rows = [r for r in db.execute("SELECT path, problem, blob FROM files WHERE src=''")] + [
+            r for r in db.execute("SELECT path, problem, blob FROM files WHERE src!=''") if r[0] not in local]
         known = _lookup(db, [b for _p, pr, b in rows if not pr and b not in fresh])
         records = []
         blobs: dict[str, str] = {}

@@ -26,8 +26,11 @@ HEAVY = bool(os.environ.get("HANDOFF_HEAVY"))
 
 
 def reference(path: Path) -> dict:
+    """What main's loader folds: every work-tree file, then remote-tracking branches' other files."""
+    from handoff.remotes import remote_records
     ws = Workspace(path)
-    return reducer.reduce(index.read_all_records(ws))
+    local = index.read_all_records(ws)
+    return reducer.reduce(local + remote_records(ws, {r["path"] for r in local}))
 
 
 def from_index(path: Path) -> dict:
@@ -252,3 +255,30 @@ def test_heavier_mixed_history(tmp_path):
     repo = tmp_path / "r"
     generate(repo, 5000 if HEAVY else 800, check_every=400, seed=11)
     assert_matches(repo)
+
+
+def test_remote_tracking_branches_fold_like_the_work_tree(clones):
+    a = clones("a")
+    a.git("checkout", "-q", "-b", "feature-a")
+    b = clones("b")
+    b.git("checkout", "-q", "-b", "feature-b")
+    sa = a.session("alice", "dev", "sess_alice")
+    sb = b.session("bob", "dev", "sess_bob")
+    a.ok("sync")
+    b.ok("sync")
+    a.ok("sync")
+    assert_matches(a.path)
+    assert {p["agent"] for p in a.j("peers", "dev")["peers"]} == {"alice", "bob"}
+    wid = a.j("request", "--session", sa["session_id"], "--to", "bob", "--channel", "dev", "-d", "port it")["handoff_id"]
+    a.ok("sync")
+    b.ok("sync")
+    assert_matches(b.path)
+    b.ok("accept", wid, "--session", sb["session_id"])
+    b.ok("sync")
+    a.ok("sync")
+    assert assert_matches(a.path)["work"][wid]["state"] == "working"
+    # merging the other branch: its files arrive in the work tree and hide the remote copies
+    a.git("merge", "-q", "--no-edit", "origin/feature-b")
+    assert_matches(a.path)
+    a.ok("send", "--session", sa["session_id"], "--channel", "dev", "-m", "merged")
+    assert_matches(a.path)

@@ -43,6 +43,7 @@ COMMAND_HOMES = {
     "work lookup": "work", "work status": "work", "work list": "work",
     "request": "work", "list": "work", "accept": "work", "reject": "work", "progress": "work",
     "need-input": "work", "reply": "work", "complete": "work", "fail": "work", "cancel": "work",
+    "metrics": "insight", "log": "insight", "verify": "review", "report": "review", "sync": "review",
 }
 GROUPS = ("session", "threads", "directs", "work")
 _loaded_all = False
