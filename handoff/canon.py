@@ -33,6 +33,11 @@ _FLOAT = re.compile(r"!!float (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?
 _RESERVED_KEYS = frozenset(("true", "false", "null"))
 _CONSTANTS = {"true": True, "false": False, "null": None}
 _intern = sys.intern
+# Values that repeat across events (kinds, channels, peers, ids of threads and work): one shared string
+# each, so a hundred thousand parsed events hold one copy, not one per event.
+_SHARED_VALUES = frozenset(("kind", "channel", "surface", "from", "to", "workspace_id", "protocol", "session_id",
+                            "thread_id", "direct_id", "work_id", "intent", "status", "state", "agent",
+                            "target_kind", "reason_code"))
 
 
 class _Fallback(Exception):
@@ -128,6 +133,8 @@ def _mapping(doc: _Doc, i: int, ind: int, depth: int) -> tuple[dict, int]:
                 raise _Fallback
         else:
             value, i = _scalar(rest, doc, i, ind)
+        if key in _SHARED_VALUES and type(value) is str and len(value) < 200:
+            value = _intern(value)
         out[_intern(key)] = value
     return out, i
 

@@ -76,6 +76,9 @@ def discover(start: str | Path | None = None) -> RepoPaths:
     cwd = Path(start or os.getcwd())
     if not cwd.exists():
         raise HandoffError("not_a_repo", f"{cwd} does not exist", hint="pass --repo PATH to a git repository")
+    found = _discover_fast(cwd)
+    if found is not None:
+        return found
     proc = run(cwd, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir",
                "--show-object-format", check=False)
     if proc.returncode != 0:
@@ -87,6 +90,61 @@ def discover(start: str | Path | None = None) -> RepoPaths:
     if not common_path.is_absolute():
         common_path = (cwd / common_path).resolve()
     return RepoPaths(Path(top), Path(git_dir), common_path, lines[3] if len(lines) > 3 else "sha1")
+
+
+_DISCOVERY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
+                  "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")
+
+
+def _discover_fast(cwd: Path) -> RepoPaths | None:
+    """What ``git rev-parse --show-toplevel --absolute-git-dir --git-common-dir`` says, read from disk.
+
+    Every command starts here, and a git process costs a few milliseconds of a ~100 ms command.  Only
+    the plain layouts are read: a ``.git`` directory, or a ``.git`` file of a linked worktree
+    (``gitdir:`` + ``commondir``), in a non-bare repo with SHA-1 objects, owned by us, with no git
+    variable that changes discovery.  Anything else returns None and git is asked.
+    """
+    if any(k in os.environ for k in _DISCOVERY_ENV):
+        return None
+    try:
+        here = cwd.resolve()
+        if ".git" in here.parts:
+            return None  # inside a git dir: git itself says what that means
+        uid = os.getuid()
+        for top in (here, *here.parents):
+            dot = top / ".git"
+            try:
+                st = dot.lstat()
+            except FileNotFoundError:
+                continue
+            if dot.is_symlink():
+                return None
+            if dot.is_dir():
+                git_dir = dot
+            else:
+                text = dot.read_text().strip()
+                if not text.startswith("gitdir: "):
+                    return None
+                git_dir = Path(text[8:])
+                if not git_dir.is_absolute():
+                    git_dir = (top / git_dir)
+                git_dir = git_dir.resolve()
+            if not (git_dir / "HEAD").is_file() or st.st_uid != uid or top.stat().st_uid != uid:
+                return None
+            common = git_dir
+            commondir = git_dir / "commondir"
+            if commondir.exists():
+                c = Path(commondir.read_text().strip())
+                common = (c if c.is_absolute() else git_dir / c).resolve()
+            config = (common / "config").read_text()
+            lowered = config.lower()
+            if "bare = true" in lowered or "objectformat" in lowered or "worktree" in lowered \
+                    or "include" in lowered or common.stat().st_uid != uid:
+                return None
+            return RepoPaths(top, git_dir, common, "sha1")
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def head_state(paths: RepoPaths) -> tuple[str | None, str | None, str | None]:

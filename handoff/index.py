@@ -38,7 +38,6 @@ cached the same way.
 """
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import sqlite3
@@ -83,6 +82,8 @@ def _remote_source(ws: "Workspace") -> "list[Source] | None":
     Costs no git process when there are no remote-tracking refs, one ``for-each-ref`` otherwise; a
     branch whose tip moved is listed with ``ls-tree`` and its new blobs read in one ``cat-file``.
     """
+    if "remote_refs" not in ws.config and not _may_have_remote_refs(ws.paths.common_dir):
+        return None  # the usual answer, found without importing remotes (a few ms of start-up)
     from . import remotes, revision
     patterns = remotes.patterns_of(ws.config)
     if not patterns or not remotes._may_have_refs(ws.paths.common_dir, patterns):
@@ -104,6 +105,22 @@ def _remote_source(ws: "Workspace") -> "list[Source] | None":
         return Source(f"remote:{ref}", sha, entries, read)
 
     return [source(ref, sha) for ref, sha in tips]
+
+
+def _may_have_remote_refs(common_dir: Path) -> bool:
+    """``remotes._may_have_refs`` for the default patterns (refs/remotes/...), without importing it."""
+    if (common_dir / "reftable").exists():
+        return True
+    remotes_dir = common_dir / "refs" / "remotes"
+    try:
+        if any(remotes_dir.iterdir()):
+            return True
+    except OSError:
+        pass
+    try:
+        return b" refs/remotes/" in (common_dir / "packed-refs").read_bytes()
+    except OSError:
+        return False
 
 
 def _gitcmd():
@@ -198,9 +215,14 @@ def for_container(state, *, channel: str, thread_id: str | None = None, direct_i
     return state.narrowed(messages=msgs)
 
 
+def _sha1(data: bytes):
+    import hashlib  # (only when files are hashed: kept off the warm read path)
+    return hashlib.sha1(data)
+
+
 def blob_id(data: bytes) -> str:
     """The git blob id of ``data`` (what ``git hash-object`` prints), computed without git."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return _sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 # --------------------------------------------------------------------------- the databases
@@ -235,6 +257,8 @@ _STATE_INDEXES = (
     "CREATE INDEX messages_box ON messages(channel, thread, direct)",
     "CREATE INDEX messages_work ON messages(work)",
     "CREATE INDEX messages_ikey ON messages(ikey) WHERE ikey IS NOT NULL",
+    # (for_inbox's broadcasts: without it the planner walks every to_-less message)
+    "CREATE INDEX messages_bcast ON messages(channel, hlc) WHERE to_ IS NULL AND surface='thread'",
     "CREATE INDEX work_box ON work(box, open)",
     "CREATE INDEX work_opener ON work(opener)",
 )
@@ -245,14 +269,16 @@ _code_version_cache: list[str] = []
 def code_version() -> str:
     """Changes whenever the code that parses or reduces events changes: then every cache is rebuilt."""
     if not _code_version_cache:
-        h = hashlib.sha1(f"{INDEX_FORMAT}:{marshal.version}:{sys.version_info[:2]}".encode())
+        import zlib  # (a checksum of the sources is enough here, and cheaper to load than hashlib)
+        crc = zlib.crc32(f"{INDEX_FORMAT}:{marshal.version}:{sys.version_info[:2]}".encode())
         here = Path(__file__).resolve().parent
         for name in _CODE_MODULES:
             try:
-                h.update((here / name).read_bytes())
+                data = (here / name).read_bytes()
             except OSError:
-                h.update(name.encode())
-        _code_version_cache.append(h.hexdigest()[:16])
+                data = name.encode()
+            crc = zlib.crc32(data, zlib.adler32(data, crc))
+        _code_version_cache.append(f"{crc:08x}{len(_CODE_MODULES):02d}")
     return _code_version_cache[0]
 
 
@@ -290,7 +316,9 @@ class _Index:
         self.ws = weakref.proxy(ws)  # (no cycle: the connection closes as soon as the Workspace goes)
         self.root = ws.root
         self.dir = ws.paths.shared / "cache"
-        key = hashlib.sha1(str(ws.paths.worktree).encode()).hexdigest()[:16]
+        import zlib
+        path = str(ws.paths.worktree).encode()
+        key = f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}"
         self.view_path = self.dir / f"view-{INDEX_FORMAT}-{key}.sqlite3"
         self.parsed_path = self.dir / f"parsed-{INDEX_FORMAT}.sqlite3"
         self.lock_path = self.dir / f"view-{key}.lock"
@@ -441,7 +469,7 @@ class _Index:
         return self._make_state(db)
 
     def _make_state(self, db: sqlite3.Connection) -> "State":
-        state = State(db, marshal.loads(_meta(db, "acc")))
+        state = State(db, marshal.loads(_meta(db, "acc")))  # (read once per command: sessions live in it)
         state._owner = self  # the connection lives as long as a state that reads through it
         return state
 
@@ -478,15 +506,14 @@ class _Index:
         _trace("start")
         plan = _Plan()
         plan.gen = _meta(db, "gen")
-        acc = _meta(db, "acc")
         now = time.time_ns()
-        if acc is None:
+        if plan.gen is None:
             plan.cold = True
             plan.scan = _scan_tree(self.root, {}, now)
         else:
             known_dirs = dict(db.execute("SELECT path, mtime FROM dirs").fetchall())
             plan.scan = _scan_tree(self.root, known_dirs, now, db)
-            plan.stamps = marshal.loads(acc).get("stamps", {})
+            plan.stamps = marshal.loads(_meta(db, "stamps") or marshal.dumps({}))
         plan.sources = []
         for fn in SOURCES:
             try:
@@ -1126,7 +1153,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
             return box
         return load
 
-    acc = {"sessions": sessions, "agent_by_peer": acc0["agent_by_peer"], "messages": [],
+    acc = {"sessions": sessions, "agent_by_peer": acc0["agent_by_peer"], "messages": _MessageSink(acc0["messages"], blobs),
            "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
     reducer.fold(acc, ordered, paths)
@@ -1143,6 +1170,7 @@ def _refold(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
                             "message": "causal links (after) form a cycle; ordered by clock instead"})
     acc = reducer.new_fold()
     acc["diagnostics"] = diagnostics
+    acc["messages"] = _MessageSink(0, blobs)
     acc["threads"] = _Rows(lambda key: None)
     acc["directs"] = _Rows(lambda key: None)
     acc["work"] = _Rows(lambda key: None)
@@ -1162,20 +1190,37 @@ def _refold(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     _trace("indexes")
 
 
+class _MessageSink:
+    """Where the fold appends messages: each becomes its table row at once (the message dict, a copy of
+    its event, is not kept: at 100,000 events that is ~100 MB less)."""
+
+    def __init__(self, first_ord: int, blobs: dict[str, str]):
+        self.first_ord = first_ord
+        self.blobs = blobs
+        self.rows: list[tuple] = []
+        self.ords: dict[str, int] = {}
+
+    def append(self, m: dict) -> None:
+        ext = m.get("ext")
+        ikey = ext.get("idempotency_key") if isinstance(ext, dict) else None
+        ordinal = self.first_ord + len(self.rows)
+        self.ords[m["id"]] = ordinal
+        blob = self.blobs.get(m["path"])  # messages point at the parse cache rather than copying the event
+        self.rows.append((ordinal, m["id"], blob or None, m["path"], m["refused"], m["from"], m.get("to"),
+                          m.get("channel"), m.get("surface"), m.get("thread_id"), m.get("direct_id"),
+                          m.get("work_id"), ikey if isinstance(ikey, str) else None, m["hlc"],
+                          None if blob else marshal.dumps(m)))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False) -> None:
     """Write what a fold produced: new rows, touched rows, and the small accumulator."""
     first_ord = acc0.get("messages", 0)
-    rows = []
-    ords = {}
-    for i, m in enumerate(acc["messages"]):
-        ext = m.get("ext")
-        ikey = ext.get("idempotency_key") if isinstance(ext, dict) else None
-        ords[m["id"]] = first_ord + i
-        blob = blobs.get(m["path"])  # messages point at the parse cache rather than copying the event
-        rows.append((first_ord + i, m["id"], blob or None, m["path"], m["refused"], m["from"], m.get("to"),
-                     m.get("channel"), m.get("surface"), m.get("thread_id"), m.get("direct_id"), m.get("work_id"),
-                     ikey if isinstance(ikey, str) else None, m["hlc"], None if blob else marshal.dumps(m)))
-    db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    sink = acc["messages"]
+    ords = sink.ords
+    db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sink.rows)
     first_lease = acc0.get("leases", 0)
     db.executemany("INSERT INTO leases VALUES (?,?)",
                    [(first_lease + i, marshal.dumps(ev)) for i, ev in enumerate(acc["leases"])])
@@ -1265,7 +1310,8 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
              "frontier": list(frontier) if frontier else None, "cyclic": cyclic or acc0.get("cyclic", False),
              "stamps": stamps}
     db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
-                   [("acc", marshal.dumps(small)), ("gen", (_meta(db, "gen") or 0) + 1)])
+                   [("acc", marshal.dumps(small)), ("stamps", marshal.dumps(stamps)),
+                    ("gen", (_meta(db, "gen") or 0) + 1)])
 
 
 # --------------------------------------------------------------------------- the state, read lazily

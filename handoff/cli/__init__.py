@@ -56,19 +56,27 @@ def load_all() -> None:
         from . import core, messages, session, work  # noqa: F401  (registration)
         from . import extra  # noqa: F401
         _loaded_all = True
+    from .common import register_pending
+    register_pending()
 
 
 def load_for(args: list[str]) -> None:
-    """Import only the module that registers the command named by ``args`` (or all of them)."""
+    """Import only the module that declares the command named by ``args``, and register only that command
+    (or everything, when the name is not in COMMAND_HOMES)."""
     name = args[0] if args else ""
     if name in GROUPS:
         name = f"{name} {args[1]}" if len(args) > 1 else ""
     home = COMMAND_HOMES.get(name)
     if home is None:
         load_all()
-    else:
-        import importlib
-        importlib.import_module(f".{home}", __name__)
+        return
+    import importlib
+    from .common import register_pending
+    importlib.import_module(f".{home}", __name__)
+    group_name, _, sub = name.rpartition(" ")
+    group = {"session": session_app, "threads": threads_app, "directs": directs_app, "work": work_app}.get(
+        group_name, app)
+    register_pending(lambda g, n: g is group and n == (sub or name))
 
 
 def main(argv: list[str] | None = None) -> int:
