@@ -37,6 +37,11 @@ def overdue_work(state: dict, now_ms: int, peer: str | None = None) -> list[dict
 def sweep(state: dict, session: dict, now_ms: int, given_id: str | None = None) -> list[dict]:
     """Drafts of ``trace failed`` (reason ``expired``) for the overdue units ``session`` takes part in."""
     drafts = []
+    if given_id:  # a retry of the same sweep returns what it wrote (keys "<id>.<work_id>")
+        for m in state["messages"]:
+            key = (m.get("ext") or {}).get("idempotency_key") or ""
+            if m["from"] == session["peer_id"] and key.startswith(f"{given_id}.") and m.get("work_id"):
+                drafts.append({"_replay": m})
     for w in overdue_work(state, now_ms, session["peer_id"]):
         key = f"{given_id}.{w['work_id']}"[:128] if given_id else None
         drafts += ops.trace(state, session, w["work_id"], "failed", reason_code="expired",

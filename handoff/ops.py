@@ -146,6 +146,13 @@ def replay_or_none(state: dict, draft: dict, key: str | None) -> dict | None:
     return None
 
 
+def _prior(state: dict, key: str, sender: str) -> dict | None:
+    for m in state["messages"]:
+        if m["id"] == key or ((m.get("ext") or {}).get("idempotency_key") == key and m["from"] == sender):
+            return m
+    return None
+
+
 _SEMANTIC = ("kind", "channel", "surface", "thread_id", "direct_id", "from", "to", "work_id", "reply_to", "trace_id",
              "causation_id", "body")
 
@@ -207,6 +214,10 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
                    "causation_id": causation_id, "body": body, "ext": dict(ext) if ext else None,
                    "expires_at": parse_time(expires_at, now_ms, "--expires-at")}
     existing = state["work"].get(work) if work else None
+    if given_id and thread is None and direct is None and surface != "direct":
+        prior = _prior(state, given_id, session["peer_id"])
+        if prior is not None and prior.get("thread_id") and prior["channel"] == channel:
+            thread = prior["thread_id"]  # a retry lands in the thread the original opened, not a fresh one
     if kind in CONVERSATION_KINDS:
         _place(draft, state, session, workspace_id, surface, thread, direct, existing, interaction_id,
                new_thread_hint)

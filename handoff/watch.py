@@ -18,6 +18,7 @@ not held back by a failing one, so there is no FIFO promise across retries.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -35,6 +36,7 @@ from .errors import HandoffError
 from .model import TERMINAL_STATES
 
 COMPACT_LINES = 20000
+RECORD_BATCH = 200
 
 
 class Stop(Exception):
@@ -122,6 +124,7 @@ class Watch:
         self.retry_at: dict[tuple[str, str], float] = {}
         self.count = 0
         self.mode: str | None = None
+        self._unrecorded: dict[str, list[str]] = {}
 
     # sessions -----------------------------------------------------------
     def sessions(self, state: dict) -> list[dict]:
@@ -138,6 +141,12 @@ class Watch:
     # one pass -------------------------------------------------------------
     def scan(self) -> float | None:
         """Deliver everything due; return seconds until the next timer, or None."""
+        try:
+            return self._scan()
+        finally:
+            self.flush()
+
+    def _scan(self) -> float | None:
         state = self.ws.state(refresh=True)
         now = clock.now_ms()
         sessions = self.sessions(state)
@@ -193,13 +202,24 @@ class Watch:
             self.failures.pop(slot, None)
             self.retry_at.pop(slot, None)
         self.emit(n)
-        self._record(sid, key)
+        self._record(sid, key, batch=not self.opts.exec_argv)
         self.count += 1
         return None
 
-    def _record(self, sid: str, key: str) -> None:
-        local.record_cursor(self.ws, sid, self.opts.consumer, [key])
+    def _record(self, sid: str, key: str, batch: bool = False) -> None:
+        """Remember a delivered key.  Plain output is recorded in batches (one fsync per
+        RECORD_BATCH entries and at the end of every scan): a crash in between repeats
+        at most that many lines, never skips one.  Hook deliveries are recorded one by one."""
         self._cursor(sid).add(key)
+        self._unrecorded.setdefault(sid, []).append(key)
+        if not batch or len(self._unrecorded[sid]) >= RECORD_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        for sid, keys in list(self._unrecorded.items()):
+            if keys:
+                local.record_cursor(self.ws, sid, self.opts.consumer, keys)
+        self._unrecorded.clear()
 
     # the loop -------------------------------------------------------------
     def run(self) -> int:
@@ -215,29 +235,51 @@ class Watch:
         self.mode = fw.mode
         if fw.fallback_reason:
             self.note(f"handoff watch: polling ({fw.fallback_reason})")
-        restore = _install_sigterm()
+        gate = _SigtermGate()
         try:
             timeout = self.scan()
-            while True:
-                fw.wait(timeout)
+            while not gate.requested:
+                with gate.interruptible():
+                    fw.wait(timeout)
                 timeout = self.scan()
         except Stop:
             pass
         finally:
-            restore()
+            gate.restore()
             fw.stop()
         return self.count
 
 
-def _install_sigterm() -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+class _SigtermGate:
+    """SIGTERM stops the watcher between deliveries, never between an output and its cursor record:
+    while blocked in wait it raises Stop at once; otherwise it sets ``requested`` for the loop."""
 
-    def handler(signum, frame):
-        raise Stop()
+    def __init__(self):
+        self.requested = False
+        self._waiting = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handler)
 
-    old = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    def _handler(self, signum, frame):
+        self.requested = True
+        if self._waiting:
+            raise Stop()
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        if self.requested:
+            raise Stop()
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+            self._old = None
 
 
 # ------------------------------------------------------------------- wait
