@@ -50,6 +50,43 @@ def make_watcher(ws, poll: bool | None, rescan_interval: float = 30.0):
     return fw
 
 
+# ----------------------------------------------------------- record memo
+
+
+class MemoRecords:
+    """Decoded records kept in memory across rescans of a long-running watcher.
+
+    Event files are immutable once published, so (path, inode, size, mtime) identifies the
+    content; only new or changed files are read and parsed on each rescan.  Records that
+    failed to decode are never kept (git writes files non-atomically: read them again).
+    Installed as ``ws.records``; harmless if the workspace stops calling it.
+    """
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.memo: dict[tuple, dict] = {}
+
+    def __call__(self) -> list[dict]:
+        from . import reducer, store
+        out, fresh = [], {}
+        for rel, st, problem in store.list_event_files(self.ws.root):
+            if problem:
+                out.append({"path": rel, "error": {"reason_code": "malformed", "message": f"{problem}: not read"}})
+                continue
+            key = (rel, st.st_ino, st.st_size, st.st_mtime_ns)
+            rec = self.memo.get(key)
+            if rec is None:
+                try:
+                    rec = reducer.decode(rel, store.read_event_file(self.ws.root, rel, st))
+                except OSError as exc:
+                    rec = {"path": rel, "error": {"reason_code": "malformed", "message": f"unreadable: {exc}"}}
+            if "error" not in rec:
+                fresh[key] = rec
+            out.append(rec)
+        self.memo = fresh
+        return out
+
+
 # ------------------------------------------------------------------- exec
 
 
@@ -125,6 +162,7 @@ class Watch:
         self.count = 0
         self.mode: str | None = None
         self._unrecorded: dict[str, list[str]] = {}
+        ws.records = MemoRecords(ws)
 
     # sessions -----------------------------------------------------------
     def sessions(self, state: dict) -> list[dict]:
@@ -295,6 +333,7 @@ def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: boo
     events (``watchfs``), with a slow reconcile tick, never a busy loop.
     """
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    ws.records = MemoRecords(ws)
 
     def check() -> tuple[dict, str | None]:
         state = ws.state(refresh=True)
