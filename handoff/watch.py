@@ -59,7 +59,8 @@ class MemoRecords:
     Event files are immutable once published, so (path, inode, size, mtime) identifies the
     content; only new or changed files are read and parsed on each rescan.  Records that
     failed to decode are never kept (git writes files non-atomically: read them again).
-    Installed as ``ws.records``; harmless if the workspace stops calling it.
+    Installed as ``ws.records`` only while there is no persistent index (``index.state``);
+    with one, state is cached across processes and this memo is not needed.
     """
 
     def __init__(self, ws):
@@ -85,6 +86,13 @@ class MemoRecords:
             out.append(rec)
         self.memo = fresh
         return out
+
+
+def install_memo(ws) -> None:
+    """Use ``MemoRecords`` while the workspace reads state through ``records()`` (no persistent index)."""
+    from . import index
+    if not hasattr(index, "state"):
+        ws.records = MemoRecords(ws)
 
 
 # ------------------------------------------------------------------- exec
@@ -162,7 +170,7 @@ class Watch:
         self.count = 0
         self.mode: str | None = None
         self._unrecorded: dict[str, list[str]] = {}
-        ws.records = MemoRecords(ws)
+        install_memo(ws)
 
     # sessions -----------------------------------------------------------
     def sessions(self, state: dict) -> list[dict]:
@@ -333,7 +341,7 @@ def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: boo
     events (``watchfs``), with a slow reconcile tick, never a busy loop.
     """
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-    ws.records = MemoRecords(ws)
+    install_memo(ws)
 
     def check() -> tuple[dict, str | None]:
         state = ws.state(refresh=True)
