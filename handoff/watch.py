@@ -170,14 +170,29 @@ class Watch:
         self.count = 0
         self.mode: str | None = None
         self._unrecorded: dict[str, list[str]] = {}
+        self._missing: set[str] = set()
         install_memo(ws)
 
     # sessions -----------------------------------------------------------
-    def sessions(self, state: dict) -> list[dict]:
+    def sessions(self, state: dict, strict: bool = False) -> list[dict]:
+        """The watched sessions in ``state``.  Unknown ones are fatal at start (``strict``); later they
+        are skipped, because a checkout of a branch without them must not stop the watcher."""
         if self.opts.all_sessions:
             return [s for s in sorted(state["sessions"].values(), key=lambda s: s["session_id"])
                     if s["state"] == "active"]
-        return [ops.session_for(state, ident, write=False) for ident in self.opts.sessions]
+        out = []
+        for ident in self.opts.sessions:
+            s = views.find_session(state, ident)
+            if s is None:
+                if strict:
+                    ops.session_for(state, ident, write=False)  # raises session_not_found
+                if ident not in self._missing:
+                    self._missing.add(ident)
+                    self.note(f"handoff watch: session {ident} is not in this checkout; waiting for it")
+                continue
+            self._missing.discard(ident)
+            out.append(s)
+        return out
 
     def _cursor(self, sid: str) -> set[str]:
         if sid not in self.delivered:
@@ -270,7 +285,7 @@ class Watch:
     # the loop -------------------------------------------------------------
     def run(self) -> int:
         state = self.ws.state(refresh=True)
-        self.sessions(state)  # unknown sessions fail before anything starts
+        self.sessions(state, strict=True)  # unknown sessions fail before anything starts
         if self.opts.once:
             try:
                 self.scan()
@@ -343,12 +358,21 @@ def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: boo
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
     install_memo(ws)
 
+    last: list[dict] = []
+
     def check() -> tuple[dict, str | None]:
         state = ws.state(refresh=True)
-        w = ops.find_work(state, ident)
+        try:
+            w = ops.find_work(state, ident)
+        except HandoffError:
+            if not last:
+                raise
+            return last[0], None  # gone from this checkout for now (a branch switch): keep waiting
         outcome = w["state"] if w["state"] in TERMINAL_STATES else \
             "needs_input" if until_input and w["state"] == "needs_input" else None
-        return views.work_payload(w, clock.now_ms(), history=False), outcome
+        payload = views.work_payload(w, clock.now_ms(), history=False)
+        last[:] = [payload]
+        return payload, outcome
 
     payload, outcome = check()
     if outcome is not None:

@@ -176,6 +176,7 @@ def test_checkout_deleting_handoffs_and_many_sessions_in_one_observer(repo):
             repo.git("clean", "-fdq", "--", p)
         assert not (repo.path / ".handoffs").exists()
         repo.git("commit", "-q", "--allow-empty", "-m", "empty")
+        assert w.quiet(1.5) == [] and w.proc.poll() is None  # its sessions are gone here: it waits
         repo.git("checkout", "-q", "-f", "feature")
         assert (repo.path / ".handoffs").exists()
         assert w.quiet(1.0) == []  # what reappears was already reported
