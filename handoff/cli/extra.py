@@ -1,2 +1,3 @@
 """Registration point for command modules added by later work (kept import-cheap)."""
 from . import durable  # noqa: F401  (watch, wait, claim, heartbeat, release, sweep)
+from . import review  # noqa: E402,F401  verify, report, sync, hooks
