@@ -85,7 +85,11 @@ class MemoRecords:
                 fresh[key] = rec
             out.append(rec)
         self.memo = fresh
-        return out
+        try:  # events on remote-tracking refs (``handoff sync``), as ``index.load_records`` adds them
+            from .remotes import remote_records
+        except ImportError:
+            return out
+        return out + remote_records(self.ws, {r["path"] for r in out})
 
 
 def install_memo(ws) -> None:

@@ -82,6 +82,23 @@ def test_local_sends_pull_of_1000_and_restart(clones):
     assert len(ids) == len(set(ids)) == 20 + n_pull + 3
 
 
+def test_events_brought_by_sync_from_another_branch(clones):
+    here = clones("here")
+    here.ok("init", "--workspace", "w")
+    here.session("alice", sid="sess_alice")
+    b = here.session("bob", sid="sess_bob")
+    here.git("push", "-q", "origin", "main")
+    there = clones("there")
+    there.git("checkout", "-q", "-b", "feature-x")
+    with WatchProc(here.path, "--session", "sess_bob") as w:
+        there.ok("send", "--session", "sess_alice", "--channel", "general", "--to", b["peer_id"], "-m", "from x")
+        there.git("push", "-q", "origin", "feature-x")
+        here.ok("sync", "--no-push")  # fetch only: feature-x is never merged nor checked out here
+        got = w.take(1)
+        assert texts(got) == ["from x"]
+        assert w.quiet(1.0) == []
+
+
 def test_never_reports_own_other_rooms_or_answered(repo):
     a = repo.session("alice", sid="sess_alice")
     b = repo.session("bob", sid="sess_bob")
