@@ -132,14 +132,16 @@ def _ref(value: str | None, what: str) -> str | None:
 # ---------------------------------------------------------------- idempotency
 
 
-def replay_or_none(state: dict, draft: dict, key: str | None) -> dict | None:
-    """A retry with the same id/key returns the original; the same key with other content is refused."""
+def replay_or_none(state: dict, draft: dict, key: str | None, fields: tuple = ()) -> dict | None:
+    """A retry with the same id/key returns the original; the same key with other content is refused.
+
+    ``fields`` (default: every semantic field) are the ones compared."""
     if not key:
         return None
     for m in state["messages"]:
         mkey = (m.get("ext") or {}).get("idempotency_key")
         if m["id"] == key or (mkey == key and m["from"] == draft["from"]):
-            if _same(m, draft):
+            if all(m.get(k) == draft.get(k) for k in (fields or _SEMANTIC)):
                 return m
             raise HandoffError("id_conflict", f"{key!r} was already used for a different message ({m['id']})",
                                hint="use a new --id for new content; re-send identical content to retry")
@@ -155,6 +157,11 @@ def _prior(state: dict, key: str, sender: str) -> dict | None:
 
 _SEMANTIC = ("kind", "channel", "surface", "thread_id", "direct_id", "from", "to", "work_id", "reply_to", "trace_id",
              "causation_id", "body")
+
+
+# A verb's addressing (to, reply_to, causation) is derived from the work's history, which moves on
+# between an attempt and its retry; what the user asked for is the kind, the unit and the body.
+_VERB_FIELDS = ("kind", "channel", "from", "work_id", "body")
 
 
 def _same(existing: dict, draft: dict) -> bool:
@@ -366,7 +373,7 @@ def _finish(state: dict, drafts: list[dict], given_id: str | None) -> list[dict]
         replays = []
         for i, d in enumerate(drafts):
             key = apply_idempotency(d, given_id) if i == 0 else _sub_key(d, given_id, i + 1)
-            replays.append(replay_or_none(state, d, key))
+            replays.append(replay_or_none(state, d, key, _VERB_FIELDS))
         if all(r is not None for r in replays):
             return [{"_replay": r} for r in replays]
         if any(r is not None for r in replays):  # a crash between two files: write only the missing ones

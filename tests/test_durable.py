@@ -256,3 +256,15 @@ def test_same_id_different_content_is_refused(repo):
     repo.ok("accept", "work_k2", "--session", "sess_bob", "--id", "k4")
     r = repo.h("progress", "work_k2", "--session", "sess_bob", "-m", "x", "--id", "k4", "-o", "json")
     assert r.code == 3 and r.json["error"]["reason_code"] == "id_conflict"
+
+
+def test_verb_retry_after_the_work_moved_on_still_replays(repo):
+    _, b = _pair(repo)
+    repo.j("request", "--session", "sess_alice", "--to", "bob", "--channel", "general", "-d", "any bob", "--work", "work_m")
+    first = repo.j("reply", "work_m", "--session", "sess_alice", "-m", "more context", "--id", "k-more")
+    repo.ok("accept", "work_m", "--session", "sess_bob")  # binds the unit to bob.sess_bob; history moves on
+    repo.ok("progress", "work_m", "--session", "sess_bob", "-m", "going")
+    n = len(repo.event_files())
+    again = repo.j("reply", "work_m", "--session", "sess_alice", "-m", "more context", "--id", "k-more")
+    assert again["replayed"] is True and again["events"][0]["id"] == first["events"][0]["id"]
+    assert len(repo.event_files()) == n
