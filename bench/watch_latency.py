@@ -189,8 +189,13 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
     args = ap.parse_args()
     repo = Path(args.repo) if args.repo else _fresh_repo()
-    seed_events(repo, args.events)
-    result = measure(repo, args.n, poll=args.poll)
+    try:
+        seed_events(repo, args.events)
+        result = measure(repo, args.n, poll=args.poll)
+    finally:
+        if not args.repo:
+            import shutil
+            shutil.rmtree(repo, ignore_errors=True)
     if not args.json:
         print(f"watcher latency over {result['watch_samples']} probes ({result['watch_mode']}, "
               f"{result['events_in_repo']} events in repo): p50 {result['watch_p50_ms']} ms, "
