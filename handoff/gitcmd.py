@@ -119,8 +119,8 @@ def _explain(exc: GitError) -> HandoffError:
         return HandoffError("no_git_identity", "git has no identity to commit with (user.name / user.email unset)",
                             hint='run `git config user.name "Your Name"` and `git config user.email you@example.com`, '
                                  "or write with --no-commit")
-    if "No space left on device" in text:
-        return HandoffError("disk_full", "no space left on device while git wrote objects",
+    if "No space left on device" in text or "Out of diskspace" in text:
+        return HandoffError("disk_full", f"no space left on device ({exc.message})",
                             hint="free some disk space and run the command again; nothing was written")
     if "Read-only file system" in text or "Permission denied" in text:
         return HandoffError("permission_denied", f"git cannot write to the repository: {exc.message}",
@@ -212,12 +212,13 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
         head, head_tree = _head(paths)
         try:
             commit = make(head, head_tree)
-        except GitError as exc:
+        except GitError as exc:  # identity, disk, permissions: refused before anything is visible
             raise _explain(exc) from None
         publish()
         try:
-            if not _sync_real_index(paths, info):
-                raise CommitSkipped(f"the index is locked ({index_lock(paths)} exists)")
+            problem = _sync_real_index(paths, info)
+            if problem:
+                raise CommitSkipped(problem)
             last = ""
             for attempt in range(40):
                 if commit is None:
@@ -266,16 +267,20 @@ def sweep_private(paths: RepoPaths) -> None:
                 pass
 
 
-def _sync_real_index(paths: RepoPaths, info: bytes) -> bool:
-    """Add our entries to the worktree's real index, waiting while another git process holds it."""
+def _sync_real_index(paths: RepoPaths, info: bytes) -> str | None:
+    """Add our entries to the worktree's real index, waiting while another git process holds it.
+
+    Returns None on success, else why it could not be done.
+    """
     import random
     import time
 
     for attempt in range(40):
         proc = run(paths.worktree, "update-index", "-z", "--add", "--index-info", input=info, check=False)
         if proc.returncode == 0:
-            return True
-        if b"index.lock" not in proc.stderr:
-            return False
+            return None
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        if "index.lock" not in err or "File exists" not in err:
+            return _explain(GitError(["update-index", "(real index)"], proc.returncode, err)).message
         time.sleep(0.01 + random.random() * 0.01 * (attempt + 1))
-    return False
+    return f"the index is locked ({index_lock(paths)} exists)"
