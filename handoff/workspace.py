@@ -73,7 +73,13 @@ class Workspace:
 
     def state(self, refresh: bool = False) -> dict:
         if self._state is None or refresh:
-            self._state = reducer.reduce(self.records())
+            records = self.records()
+            state = reducer.reduce(records)
+            future = reducer.clock_diagnostics(records, clock.now_ms())
+            if future:
+                state["diagnostics"] = sorted(state["diagnostics"] + future,
+                                              key=lambda d: (d["path"], d.get("id") or "", d["reason_code"]))
+            self._state = state
         return self._state
 
     # ------------------------------------------------------------- writes
