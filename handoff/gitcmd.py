@@ -220,6 +220,7 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
             if problem:
                 raise CommitSkipped(problem)
             last = ""
+            locked = 0
             for attempt in range(40):
                 if commit is None:
                     return head
@@ -227,11 +228,19 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
                 if proc.returncode == 0:
                     return commit
                 last = proc.stderr.decode("utf-8", "replace").strip()
-                if "but expected" not in last and "File exists" not in last and "is at" not in last:
+                if "File exists" in last:  # another git process holds the branch's lock: git holds it briefly
+                    locked += 1
+                    if locked > 20:
+                        break
+                    time.sleep(0.05)
+                elif "but expected" not in last and "is at" not in last:
                     raise CommitSkipped(f"git update-ref failed: {last.splitlines()[0] if last else proc.returncode}")
-                time.sleep(min(0.2, 0.002 * (attempt + 1)) * (0.5 + random.random()))  # HEAD moved: back off
-                head, head_tree = _head(paths)
-                commit = make(head, head_tree)
+                else:
+                    time.sleep(min(0.2, 0.002 * (attempt + 1)) * (0.5 + random.random()))  # HEAD moved: back off
+                new_head, new_tree = _head(paths)
+                if new_head != head:
+                    head, head_tree = new_head, new_tree
+                    commit = make(head, head_tree)
             first = last.splitlines()[0] if last else ""
             raise CommitSkipped(f"HEAD kept moving or stayed locked while committing ({first})")
         except HandoffError as exc:

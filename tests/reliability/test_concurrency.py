@@ -16,6 +16,8 @@ from conftest import make_repo
 from .support import (added_paths, collect, deleted_paths, event_files, fsck_clean, git, handoff_commits_touch_only_handoffs,
                       head_tree, no_temp_files, parse_all, scale, spawn_console_loop, spawn_send_loop)
 
+pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1
+
 
 def _sessions(repo, n: int, channel: str = "general") -> list[str]:
     return [repo.session(f"writer{i}", channel, sid=f"sess_w{i}")["session_id"] for i in range(n)]
@@ -94,7 +96,7 @@ class Person(threading.Thread):
 
 def test_linked_worktrees_with_a_person_committing(repo, tmp_path):
     """Writers in the main worktree and two linked worktrees, while people commit in two of them."""
-    per = scale(12, 40)
+    per = scale(8, 40)
     side = tmp_path / "side"
     other = tmp_path / "other"
     sessions = _sessions(repo, 6)

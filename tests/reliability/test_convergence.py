@@ -9,6 +9,8 @@ when it lands.)
 """
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import json
 import shutil
@@ -23,6 +25,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from conftest import Repo, make_repo
 
 from .support import scale
+
+pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1
 
 N = 3
 TEXTS = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
@@ -170,7 +174,7 @@ def test_clones_converge():
             super().teardown()
 
     run_state_machine_as_test(Counted, settings=settings(
-        max_examples=scale(4, 60), stateful_step_count=scale(30, 60), deadline=None,
+        max_examples=scale(3, 60), stateful_step_count=scale(25, 60), deadline=None,
         suppress_health_check=list(HealthCheck)))
     print(f"\nconvergence: {totals}")
     assert totals.get("identical_pairs", 0) > 0
