@@ -1,1 +1,3 @@
 """Registration point for command modules added by later work (kept import-cheap)."""
+from . import insight  # noqa: F401  (metrics, log)
+from . import review  # noqa: E402,F401  verify, report, sync, hooks

@@ -121,14 +121,16 @@ def request(cx: Cx,
 def list_handoffs(cx: Cx,
                   to: Annotated[Optional[str], typer.Option("--to", "--target-agent", "--to-agent",
                                                             help="addressed to this agent or peer")] = None,
-                  status: Annotated[Optional[str], typer.Option("--status", help="pending, accepted or rejected")] = None,
+                  status: Annotated[Optional[str], typer.Option("--status", help="pending, accepted, rejected, "
+                                                                                 "canceled or failed")] = None,
                   channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None):
     """Handoffs (work opened with `request`), oldest first.
 
     Example: handoff list --to agent-b --status pending -o json
     """
-    if status not in (None, "pending", "accepted", "rejected"):
-        raise HandoffError("invalid_argument", f"unknown status {status!r}", hint="pending, accepted or rejected")
+    if status not in (None, *views.HANDOFF_STATUSES):
+        raise HandoffError("invalid_argument", f"unknown status {status!r}",
+                           hint=", ".join(views.HANDOFF_STATUSES))
     state = cx.ws.state()
     now = clock.now_ms()
     agents_of = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
