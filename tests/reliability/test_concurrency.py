@@ -54,6 +54,8 @@ def test_eight_processes_twenty_five_events_each(repo):
     fsck_clean(repo.path)
     no_temp_files(repo.path)
     parse_all(repo.path)
+    v = repo.h("verify", "--all", "-o", "json")
+    assert v.code == 0, v.out
 
 
 class Person(threading.Thread):

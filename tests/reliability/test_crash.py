@@ -197,6 +197,8 @@ def test_sigkill_at_random_instants(repo, tmp_path):
     assert not deleted_paths(repo.path)
     fsck_clean(repo.path)
     assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
+    v = repo.h("verify", "--all", "-o", "json")
+    assert v.code == 0, v.out
     print(f"\ncrash: {trials} trials ({group_kills} whole-group kills) in {elapsed:.1f}s; "
           f"{len(reported)} events reported written, {len(files)} on disk, {leftovers_committed} left "
           f"uncommitted by a kill and committed by the next write; stale git locks removed: {stale_locks}")

@@ -386,9 +386,10 @@ def test_hostile_file(case, baseline, tmp_path):
     assert sent["committed"] is True
     assert not PWNED.exists(), "crafted YAML executed code"
     if _verify_exists() and named:
-        r = repo.h("verify", "-o", "json")
+        r = repo.h("verify", "--all", "-o", "json")
         assert r.code == 5, f"{case}: verify passed: {r.out}"
-        assert any(rel[len('.handoffs/'):] in r.out or rel in r.out for rel in named), f"{case}: {r.out}"
+        flagged = {f["path"] for f in r.json.get("findings", [])}
+        assert any(p == rel or p.startswith(rel + "/") for p in flagged for rel in named), f"{case}: {r.out}"
 
 
 def _limits():
