@@ -25,7 +25,7 @@ def new(cx: Cx,
     if workspace is not None and workspace != ws.workspace_id:
         cx.note(f"note: --workspace {workspace} differs from .handoffs/config.yaml ({ws.workspace_id}); "
                 "the repository's workspace is used")
-    sid = session_id or f"sess_{clock.new_ulid()[-12:]}"
+    sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id '' is refused
     result = ws.write(lambda st: ops.session_open(st, agent=agent, channels=channel, name=name, session_id=sid,
                                                   workspace=workspace), commit=cx.commit)
     s = views.find_session(ws.state(), sid)
