@@ -1,5 +1,7 @@
 """Committing new files by rewriting only the trees on their paths.
 
+``gitcmd.commit_entries`` calls ``tree_with`` instead of a private index.
+
 ``git read-tree HEAD`` + ``write-tree`` (and GitPython's index) read and
 write an entry for every file in the repository, so the cost of one commit
 grows with history (reference/storage.md section 6: 64 ms at 10,000 events,
@@ -28,40 +30,27 @@ from .errors import HandoffError
 _CACHE = "trees.cache"  # under the shared dir: the trees of our last commit, keyed by that commit
 
 
-def flat_commit(paths: "gitcmd.RepoPaths", rel_paths: list[str], message: str, head: str | None = None) -> str | None:
-    wt = paths.worktree
-    blobs = gitcmd.out(wt, "hash-object", "-w", "--stdin-paths", input="\n".join(rel_paths).encode()).split()
-    if len(blobs) != len(rel_paths):
-        raise HandoffError("git_failed", "git hash-object did not hash every file", hint="run the command again")
-    files = dict(zip(rel_paths, blobs))
-    dirs = _dirs_of(rel_paths)
-    info = "".join(f"100644 {b}\t{p}\0" for p, b in files.items()).encode()
-    sign = None
-    for _attempt in range(20):
-        if head is None:
-            proc = gitcmd.run(wt, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
-            head = proc.stdout.decode().strip() if proc.returncode == 0 else ""
-        old = _read_trees(paths, head, dirs) if head else {d: None for d in dirs}
-        new = _build(old, files, dirs)
-        root_sha = new[""][0]
-        if head and old[""] is not None and old[""][0] == root_sha:
-            gitcmd.sync_real_index(paths, info)
-            return None  # already committed (a crash after the commit, before the cleanup)
+def tree_with(paths, head: str | None, entries: list[tuple[str, str]]) -> tuple[str, dict]:
+    """The root tree id of ``head`` plus ``entries`` ((worktree path, blob id)), with the new trees
+    stored in the repository; and those trees, for ``remember`` once the commit lands."""
+    files = dict(entries)
+    dirs = _dirs_of(list(files))
+    old = _read_trees(paths, head, dirs) if head else {d: None for d in dirs}
+    new = _build(old, files, dirs)
+    if not (head and old[""] is not None and old[""][0] == new[""][0]):
         _write_trees(paths, new)
-        if sign is None:
-            sign = gitcmd.sign_commits(paths)
-        args = ["commit-tree", root_sha, "-m", message] + (["-p", head] if head else []) + (["-S"] if sign else [])
-        commit = gitcmd.out(wt, *args)
-        proc = gitcmd.run(wt, "update-ref", "-m", message, "HEAD", commit, head or "0" * 40, check=False)
-        if proc.returncode == 0:
-            break
-        head = None  # HEAD moved (a human commit, another writer): build again on top of it
-    else:
-        raise HandoffError("git_failed", "HEAD kept moving while committing; events are written but not committed",
-                           hint="run any handoff write command again to commit them")
-    _save_cache(paths, commit, new)
-    gitcmd.sync_real_index(paths, info)
-    return commit
+    return new[""][0], new
+
+
+def remember(paths, commit: str, trees: dict) -> None:
+    """Keep the trees of the commit we just made: the next write on top of it reads none from git."""
+    _save_cache(paths, commit, trees)
+
+
+def cached_root(paths, head: str) -> str | None:
+    """The root tree id of ``head`` if it is our last commit."""
+    root = _load_cache(paths, head).get("")
+    return root[0] if root else None
 
 
 def _dirs_of(rel_paths: list[str]) -> list[str]:

@@ -134,9 +134,15 @@ SOURCES.append(_remote_source)
 # --------------------------------------------------------------------------- public API
 
 
-def state(ws: "Workspace") -> "State":
-    """The reduced state of the workspace's event files (plus any extra sources), from the index."""
-    return _open(ws).state()
+def state(ws: "Workspace", now_ms: int | None = None) -> "State":
+    """The reduced state of the workspace's event files (plus any extra sources), from the index.
+
+    With ``now_ms``, ``diagnostics`` also holds ``reducer.clock_diagnostics`` for that moment (events
+    dated more than a day ahead), as ``Workspace.state`` always reported them.
+    """
+    st = _open(ws).state()
+    st._now_ms = now_ms
+    return st
 
 
 def load_records(ws: "Workspace") -> list[dict]:
@@ -337,7 +343,10 @@ class _Index:
         if self.db is None:
             try:
                 self.db = self._connect_files()
-            except (sqlite3.DatabaseError, OSError):
+            except (sqlite3.OperationalError, OSError):
+                self.close()
+                self.db = self._connect_memory()  # unwritable, full or locked: correct, only not cached
+            except sqlite3.DatabaseError:
                 self.close()
                 _remove_db(self.view_path)  # corrupt, truncated, not a database: it is only a cache
                 _remove_db(self.parsed_path)
@@ -345,7 +354,7 @@ class _Index:
                     self.db = self._connect_files()
                 except (sqlite3.DatabaseError, OSError):
                     self.close()
-                    self.db = self._connect_memory()  # unwritable: correct, only not cached
+                    self.db = self._connect_memory()
             weakref.finalize(self, self.db.close)  # closed when the Workspace (and this index) goes
         return self.db
 
@@ -433,14 +442,22 @@ class _Index:
 
     # ---------------------------------------------------------------- reading
     def state(self) -> "State":
-        for attempt in range(2):
+        for attempt in range(3):
             try:
                 return self._fresh_state()
-            except sqlite3.DatabaseError:
-                if attempt:
+            except sqlite3.OperationalError as exc:
+                # A full disk, a read-only or locked-up cache: answer from memory this time, delete nothing
+                # (deleting would free space the caller's own write then reports it did not have).
+                if attempt == 2:
                     raise
                 self.close()
-                _remove_db(self.view_path)
+                self.db = self._connect_memory()
+                del exc
+            except sqlite3.DatabaseError:
+                if attempt == 2:
+                    raise
+                self.close()
+                _remove_db(self.view_path)  # not a database, or a damaged one: it is only a cache
                 _remove_db(self.parsed_path)
         raise AssertionError("unreachable")
 
@@ -479,7 +496,7 @@ class _Index:
         db = self._connect()
         rows = db.execute("SELECT f.path, f.problem, q.path, q.rec FROM files f LEFT JOIN p.parsed q "
                           "ON q.blob = f.blob WHERE f.src='' ORDER BY f.path").fetchall()
-        return [_record(path, problem, ppath, rec) for path, problem, ppath, rec in rows if problem or rec]
+        return [_record(_py(path), problem, _py(ppath), rec) for path, problem, ppath, rec in rows if problem or rec]
 
     def records_for(self, entries: list[tuple[str, str]], read) -> list[dict]:
         db = self._connect()
@@ -511,7 +528,7 @@ class _Index:
             plan.cold = True
             plan.scan = _scan_tree(self.root, {}, now)
         else:
-            known_dirs = dict(db.execute("SELECT path, mtime FROM dirs").fetchall())
+            known_dirs = {_py(p): m for p, m in db.execute("SELECT path, mtime FROM dirs")}
             plan.scan = _scan_tree(self.root, known_dirs, now, db)
             plan.stamps = marshal.loads(_meta(db, "stamps") or marshal.dumps({}))
         plan.sources = []
@@ -607,11 +624,12 @@ class _Index:
             db.execute("DELETE FROM files")
             db.execute("DELETE FROM dirs")
         for d in scan.gone_dirs:
-            db.execute("DELETE FROM files WHERE src='' AND dir=?", (d,))
-            db.execute("DELETE FROM dirs WHERE path=?", (d,))
-        db.executemany("DELETE FROM files WHERE src=? AND path=?", removed)
-        db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)", file_rows)
-        db.executemany("INSERT OR REPLACE INTO dirs VALUES (?,?)", scan.dirs.items())
+            db.execute("DELETE FROM files WHERE src='' AND dir=?", (_sq(d),))
+            db.execute("DELETE FROM dirs WHERE path=?", (_sq(d),))
+        db.executemany("DELETE FROM files WHERE src=? AND path=?", [(src, _sq(p)) for src, p in removed])
+        db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                       [(r[0], _sq(r[1]), _sq(r[2])) + r[3:] for r in file_rows])
+        db.executemany("INSERT OR REPLACE INTO dirs VALUES (?,?)", [(_sq(d), m) for d, m in scan.dirs.items()])
         del file_rows
         _trace("file table")
 
@@ -623,9 +641,10 @@ class _Index:
                 _trace(f"extend {len(records)}")
                 return
         STATS["refold"] += 1
-        local = {r[0] for r in db.execute("SELECT path FROM files WHERE src=''")}
-        rows = [r for r in db.execute("SELECT path, problem, blob FROM files WHERE src=''")] + [
-            r for r in db.execute("SELECT path, problem, blob FROM files WHERE src!=''") if r[0] not in local]
+        local = {_py(r[0]) for r in db.execute("SELECT path FROM files WHERE src=''")}
+        rows = [(_py(p), pr, b) for p, pr, b in db.execute("SELECT path, problem, blob FROM files WHERE src=''")] + [
+            (_py(p), pr, b) for p, pr, b in db.execute("SELECT path, problem, blob FROM files WHERE src!=''")
+            if _py(p) not in local]
         known = _lookup(db, [b for _p, pr, b in rows if not pr and b not in fresh])
         records = []
         blobs: dict[str, str] = {}
@@ -655,6 +674,21 @@ class _Plan:
     sources: list = []
     stamps: dict = {}
     new_stamps: dict = {}
+
+
+def _sq(path):
+    """A path as SQLite can store it: names that are not UTF-8 (surrogate-escaped) go in as bytes."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape")
+
+
+def _py(value):
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def _meta(db: sqlite3.Connection, key: str):
@@ -747,7 +781,7 @@ def _lookup(db: sqlite3.Connection, blobs: list[str]) -> dict[str, tuple[str, by
         chunk = uniq[i:i + 500]
         for b, p, r in db.execute(f"SELECT blob, path, rec FROM p.parsed WHERE blob IN ({','.join('?' * len(chunk))})",
                                   chunk):
-            out[b] = (p, r)
+            out[b] = (_py(p), r)
     return out
 
 
@@ -867,8 +901,8 @@ def _scan_tree(root: Path, known_dirs: dict[str, int], now: int, db=None) -> _Sc
         scan.dirs[d] = 0 if before >= now - RACY_NS else before
         old = {}
         if db is not None and d in known_dirs:
-            old = {p: (b, pr, (sz, mt, ino, ct)) for p, b, pr, sz, mt, ino, ct in db.execute(
-                "SELECT path, blob, problem, size, mtime, ino, ctime FROM files WHERE src='' AND dir=?", (d,))}
+            old = {_py(p): (b, pr, (sz, mt, ino, ct)) for p, b, pr, sz, mt, ino, ct in db.execute(
+                "SELECT path, blob, problem, size, mtime, ino, ctime FROM files WHERE src='' AND dir=?", (_sq(d),))}
         for rel in old:
             if rel not in entries:
                 scan.gone.append(rel)
@@ -896,7 +930,8 @@ def _scan_tree(root: Path, known_dirs: dict[str, int], now: int, db=None) -> _Sc
         scan.gone_dirs = sorted(gone)
         if db is not None:
             for g in scan.gone_dirs:
-                scan.gone.extend(r[0] for r in db.execute("SELECT path FROM files WHERE src='' AND dir=?", (g,)))
+                scan.gone.extend(_py(r[0]) for r in db.execute("SELECT path FROM files WHERE src='' AND dir=?",
+                                                               (_sq(g),)))
     return scan
 
 
@@ -1034,7 +1069,7 @@ def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
 
 
 def _store_parsed(db: sqlite3.Connection, parsed: list[tuple[str, str, bytes]]) -> None:
-    db.executemany("INSERT OR REPLACE INTO p.parsed VALUES (?, ?, ?)", [(b, p, r) for p, b, r in parsed])
+    db.executemany("INSERT OR REPLACE INTO p.parsed VALUES (?, ?, ?)", [(b, _sq(p), r) for p, b, r in parsed])
 
 
 def _first_path(entries: list[tuple[str, str]], blob: str) -> str:
@@ -1157,7 +1192,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
            "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
     reducer.fold(acc, ordered, paths)
-    _save_fold(db, acc0, acc, events, stamps, blobs=blobs)
+    _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths)
     return True
 
 
@@ -1183,7 +1218,7 @@ def _refold(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
         db.execute(ddl)
     base = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [], "max_hlc": None,
             "event_count": 0, "messages": 0, "leases": 0, "frontier": None}
-    _save_fold(db, base, acc, events, stamps, blobs=blobs, cyclic=bool(cyclic), full=True)
+    _save_fold(db, base, acc, events, stamps, blobs=blobs, cyclic=bool(cyclic), full=True, paths_of=paths)
     _trace("rows")
     for ddl in _STATE_INDEXES:
         db.execute(ddl)
@@ -1215,7 +1250,27 @@ class _MessageSink:
         return len(self.rows)
 
 
-def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False) -> None:
+_FUTURE_SLACK_MS = 30 * 86_400_000
+
+
+def _ulid_prefix(ms: int) -> str:
+    from .ids import encode_base32
+    return encode_base32(ms, 10)
+
+
+def _latest_ms(ev: dict) -> int:
+    """What clock_diagnostics compares with now: the latest of the event's clock, ts and id time."""
+    from .model import parse_hlc, parse_ts
+    hlc = parse_hlc(ev.get("hlc"))
+    try:
+        from .ids import ulid_ms
+        id_ms = ulid_ms(ev["id"].split("_", 1)[1])
+    except (ValueError, IndexError, KeyError):
+        id_ms = 0
+    return max(hlc[0] if hlc else 0, parse_ts(ev.get("ts")) or 0, id_ms)
+
+
+def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False, paths_of=None) -> None:
     """Write what a fold produced: new rows, touched rows, and the small accumulator."""
     first_ord = acc0.get("messages", 0)
     sink = acc["messages"]
@@ -1304,10 +1359,23 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
     max_hlc = max([h for h in [acc0.get("max_hlc")] + [ev["hlc"] for ev in events] if h], default=None)
     diagnostics = list(acc0.get("diagnostics", [])) + acc["diagnostics"]
     diagnostics.sort(key=reducer.diagnostic_key)
+    # Events that may be dated ahead of a reader's clock (reducer.clock_diagnostics, applied at read time):
+    # kept when within a month of being "future" now, so a clock a little behind still sees them.
+    horizon = int(time.time() * 1000) + reducer.FUTURE_TOLERANCE_MS - _FUTURE_SLACK_MS
+    future = [r for r in acc0.get("future", []) if _latest_ms(r["event"]) > horizon]
+    from .model import format_ts
+    horizon_ts = format_ts(horizon)
+    horizon_hlc = f"{horizon:016d}"
+    horizon_id = _ulid_prefix(horizon)
+    future += [{"path": paths_of.get(ev["id"], ""), "event": {"id": ev["id"], "hlc": ev.get("hlc"), "ts": ev.get("ts")}}
+               for ev in events
+               if (str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
+                   or ev["id"].split("_", 1)[-1][:10] > horizon_id) and _latest_ms(ev) > horizon]
     small = {"sessions": acc["sessions"], "agent_by_peer": acc["agent_by_peer"], "counters": acc["counters"],
              "diagnostics": diagnostics, "max_hlc": max_hlc, "event_count": acc0.get("event_count", 0) + len(events),
              "messages": first_ord + len(acc["messages"]), "leases": first_lease + len(acc["leases"]),
              "frontier": list(frontier) if frontier else None, "cyclic": cyclic or acc0.get("cyclic", False),
+             "future": future,
              "stamps": stamps}
     db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
                    [("acc", marshal.dumps(small)), ("stamps", marshal.dumps(stamps)),
@@ -1317,20 +1385,26 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
 # --------------------------------------------------------------------------- the state, read lazily
 
 
-class State(Mapping):
+class State(dict):
     """The reduced state, as ``reducer.reduce`` returns it, loaded from the index on first access.
 
     Sessions, counters and diagnostics are small and loaded at once; messages, work units, threads,
     direct rooms and leases are read from their tables when asked for (one row by key, or all).
+    It is a dict so that ``json.dumps(state)`` and ``isinstance(state, dict)`` keep working: ``items()``
+    and ``values()`` hand out plain lists and dicts (everything loaded), ``state[key]`` the lazy parts.
     """
 
     _KEYS = ("reducer_version", "sessions", "messages", "threads", "directs", "work", "leases", "diagnostics",
              "counters", "max_hlc", "event_count")
 
     def __init__(self, db: sqlite3.Connection, acc: dict):
+        # (the underlying dict only holds the keys: C code that asks a dict subclass for its size -- json's
+        # fast path for {} -- must not see it empty; every Python-level access goes through the methods)
+        super().__init__(dict.fromkeys(self._KEYS))
         self._db = db
         self._acc = acc
         self._cache: dict = {}
+        self._now_ms: int | None = None
 
     def __getitem__(self, key):
         if key in self._cache:
@@ -1338,7 +1412,12 @@ class State(Mapping):
         acc = self._acc
         if key == "reducer_version":
             value = reducer.REDUCER_VERSION
-        elif key in ("sessions", "counters", "diagnostics", "max_hlc", "event_count"):
+        elif key == "diagnostics":
+            value = acc["diagnostics"]
+            future = reducer.clock_diagnostics(acc.get("future", []), self._now_ms) if self._now_ms else []
+            if future:
+                value = sorted(value + future, key=reducer.diagnostic_key)
+        elif key in ("sessions", "counters", "max_hlc", "event_count"):
             value = acc[key]
         elif key == "messages":
             value = Messages(self._db, acc["messages"])
@@ -1352,6 +1431,8 @@ class State(Mapping):
             value = [marshal.loads(r[0]) for r in self._db.execute("SELECT data FROM leases ORDER BY ord")]
         else:
             raise KeyError(key)
+        if isinstance(value, (Messages, _Table)):
+            value._owner = getattr(self, "_owner", None)  # its connection outlives the state it came from
         self._cache[key] = value
         return value
 
@@ -1361,11 +1442,37 @@ class State(Mapping):
     def __len__(self) -> int:
         return len(self._KEYS)
 
+    def __contains__(self, key) -> bool:
+        return key in self._KEYS
+
+    def get(self, key, default=None):
+        return self[key] if key in self._KEYS else default
+
+    def keys(self):
+        return list(self._KEYS)
+
+    def items(self):
+        return self.materialize().items()
+
+    def values(self):
+        return self.materialize().values()
+
+    def __eq__(self, other) -> bool:
+        return self.materialize() == (other.materialize() if isinstance(other, State) else other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<handoff index state: {self._acc.get('event_count', 0)} events>"
+
+    def __reduce__(self):
+        return (dict, (self.materialize(),))
+
     def materialize(self) -> dict:
         """A plain dict equal to ``reducer.reduce`` of the same files (tests, debugging)."""
         out = {}
         for k in self._KEYS:
-            v = self[k]
+            v = State.__getitem__(self, k)
             if isinstance(v, Messages):
                 v = list(v)
             elif isinstance(v, _Table):

@@ -44,15 +44,18 @@ def test_a_commit_made_meanwhile_by_someone_else_is_kept(repo):
 
 
 def test_flat_and_index_commits_build_the_same_tree(repo, tmp_path):
+    import dataclasses
     s = repo.session("writer", "general", "sess_writer")
     sent = repo.j("send", "--session", s["session_id"], "--channel", "general", "-m", "x", "--no-commit")
     ws = Workspace(repo.path)
     head = repo.git("rev-parse", "HEAD").strip()
-    flat = gitcmd.commit_paths(ws.paths, sent["paths"], "flat")
+    entries = list(zip(sent["paths"], gitcmd.hash_files(ws.paths, sent["paths"])))
+    flat = gitcmd.commit_entries(ws.paths, entries, "flat")
     flat_tree = repo.git("rev-parse", f"{flat}^{{tree}}").strip()
     repo.git("update-ref", "HEAD", head)
-    via_index = gitcmd.commit_paths_via_index(ws.paths, sent["paths"], "index")
+    via_index = gitcmd.commit_entries(dataclasses.replace(ws.paths, object_format="index"), entries, "index")
     assert repo.git("rev-parse", f"{via_index}^{{tree}}").strip() == flat_tree
+    assert flat != via_index
 
 
 def test_first_commit_on_an_unborn_branch(tmp_path):

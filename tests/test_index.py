@@ -28,13 +28,19 @@ HEAVY = bool(os.environ.get("HANDOFF_HEAVY"))
 def reference(path: Path) -> dict:
     """What main's loader folds: every work-tree file, then remote-tracking branches' other files."""
     from handoff.remotes import remote_records
+    from handoff import clock
     ws = Workspace(path)
     local = index.read_all_records(ws)
-    return reducer.reduce(local + remote_records(ws, {r["path"] for r in local}))
+    records = local + remote_records(ws, {r["path"] for r in local})
+    state = reducer.reduce(records)
+    future = reducer.clock_diagnostics(records, clock.now_ms())
+    if future:
+        state["diagnostics"] = sorted(state["diagnostics"] + future, key=reducer.diagnostic_key)
+    return state
 
 
 def from_index(path: Path) -> dict:
-    return Workspace(path).state().materialize()
+    return Workspace(path).state(refresh=True).materialize()
 
 
 def assert_matches(path: Path) -> dict:

@@ -44,6 +44,8 @@ COMMAND_HOMES = {
     "request": "work", "list": "work", "accept": "work", "reject": "work", "progress": "work",
     "need-input": "work", "reply": "work", "complete": "work", "fail": "work", "cancel": "work",
     "metrics": "insight", "log": "insight", "verify": "review", "report": "review", "sync": "review",
+    "watch": "durable", "wait": "durable", "claim": "durable", "heartbeat": "durable", "release": "durable",
+    "sweep": "durable",
 }
 GROUPS = ("session", "threads", "directs", "work")
 _loaded_all = False

@@ -25,7 +25,7 @@ def new(cx: Cx,
     if workspace is not None and workspace != ws.workspace_id:
         cx.note(f"note: --workspace {workspace} differs from .handoffs/config.yaml ({ws.workspace_id}); "
                 "the repository's workspace is used")
-    sid = session_id or f"sess_{clock.new_ulid()[-12:]}"
+    sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id '' is refused
     result = ws.write(lambda st: ops.session_open(st, agent=agent, channels=channel, name=name, session_id=sid,
                                                   workspace=workspace), commit=cx.commit)
     s = views.find_session(ws.state(), sid)
@@ -36,7 +36,7 @@ def new(cx: Cx,
 
 def _write_meta(result) -> dict:
     return {"event_id": result.events[0]["id"], "path": (result.paths or [None])[0], "committed": result.committed,
-            "commit": result.commit, "commit_skipped": result.commit_skipped}
+            "commit": result.commit, "commit_skipped": result.commit_skipped, "replayed": result.replayed}
 
 
 @command(session_app, "list")
@@ -133,6 +133,7 @@ def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or 
     Example: handoff session close sess_receiver
     """
     ws = cx.ws
-    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id)), commit=cx.commit)
+    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id, write=False), given_id),
+                      commit=cx.commit)
     cx.emit({"session_id": result.events[0]["session_id"], "state": "closed", **_write_meta(result)},
             lambda d: f"closed {d['session_id']}")
