@@ -155,8 +155,10 @@ def build_repo(path: Path, n: int) -> dict:
 
 
 def pick_session(repo: Path) -> tuple[str, str, str]:
-    """An active session with a populated inbox, the one closest to 20 waiting entries (a typical agent's
-    morning; the fullest inbox would measure JSON printing more than the tool): (id, peer id, channel)."""
+    """An active session (the one whose inbox is closest to 20 entries): (id, peer id, channel).
+
+    ``populate`` then gives it the same 20 waiting entries in every repo, so the inbox figures compare
+    history sizes, not inbox sizes."""
     _, out = timed(handoff(repo, "session", "list", "-o", "json"), repo)
     sessions = [s for s in json.loads(out)["sessions"] if s["state"] == "active"]
     best = None
@@ -168,6 +170,28 @@ def pick_session(repo: Path) -> tuple[str, str, str]:
             best = (key, s)
     s = best[1]
     return s["session_id"], s["peer_id"], s["channels"][0]
+
+
+def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None:
+    """The same inbox in every repo: what waits is acknowledged, then ``n`` new messages arrive for it."""
+    from handoff import ops
+    from handoff.workspace import Workspace
+    timed(handoff(repo, "inbox", "--session", sid, "--ack", "all", "-o", "json"), repo)
+    sender = "sess_benchsender"
+    from handoff import model
+    env = dict(ENV, HANDOFF_NOW=model.format_ts(model.parse_ts(_last_ts(repo)) + 30_000))
+    subprocess.run(handoff(repo, "session", "new", "--agent", "bench-sender", "--channel", channel, "--id", sender,
+                           "-o", "json"), cwd=repo, env=env, capture_output=True)
+    ws = Workspace(repo)
+    start = model.parse_ts(_last_ts(repo)) + 60_000  # right after the history, long before "now": the later
+    try:                                             # pulls and sends still sort after everything
+        for i in range(n):
+            os.environ["HANDOFF_NOW"] = model.format_ts(start + 1000 * i)
+            ws.write(lambda st: ops.send(st, ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
+                                         channel=channel, kind="say", body={"text": f"please look at item {i}"},
+                                         surface="thread", thread="thread_bench-inbox", to=peer), commit=True)
+    finally:
+        os.environ.pop("HANDOFF_NOW", None)
 
 
 def drop_cache(repo: Path) -> None:
@@ -280,7 +304,7 @@ def measure_refold(repo: Path, sid: str) -> float:
     """A full fold from the parse cache (what a branch switch or an out-of-order pull costs): no parsing."""
     code = ("import sys, time; from handoff.workspace import Workspace; from handoff import index; "
             "ws = Workspace(sys.argv[1]); ws.state(); idx = index._open(ws); db = idx._connect(); "
-            "db.execute('COMMIT') if db.in_transaction else None; db.execute(\"DELETE FROM meta WHERE k='acc'\"); "
+            "db.execute('COMMIT') if db.in_transaction else None; db.execute(\"DELETE FROM main.meta WHERE k IN ('acc', 'gen')\"); "
             "t = time.perf_counter(); Workspace(sys.argv[1]).state(); print(time.perf_counter() - t)")
     return float(subprocess.run([PY, "-c", code, str(repo)], env=ENV, capture_output=True, check=True,
                                 text=True).stdout.strip())
@@ -293,9 +317,7 @@ def measure_watch(repo: Path, sid: str, peer: str, channel: str, count: int) -> 
         cmd, how = handoff(repo, "watch", "--session", sid, "-o", "jsonl"), "`handoff watch` process"
     else:
         cmd, how = [PY, str(HERE / "watcher.py"), str(repo), sid], "FileWatcher engine + inbox reconcile (bench/watcher.py)"
-    sender = "sess_benchsender"
-    subprocess.run(handoff(repo, "session", "new", "--agent", "bench-sender", "--channel", channel, "--id", sender,
-                           "-o", "json"), cwd=repo, env=ENV, capture_output=True)
+    sender = "sess_benchsender"  # (opened by populate)
     proc = subprocess.Popen(cmd, cwd=repo, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             bufsize=1)
     seen: dict[str, float] = {}
@@ -366,9 +388,11 @@ def main() -> int:
     drop_cache(repo)
     timed(handoff(repo, "status", "-o", "json"), repo)  # build the index once to pick the session
     sid, peer, channel = pick_session(repo)
+    populate(repo, sid, peer, channel)
     if n != 1000:
         timed(handoff(small, "status", "-o", "json"), small)
-        small_sid, _sp, small_channel = pick_session(small)
+        small_sid, small_peer, small_channel = pick_session(small)
+        populate(small, small_sid, small_peer, small_channel)
     else:
         small_sid, small_channel = sid, channel
 
