@@ -1,1 +1,2 @@
 """Registration point for command modules added by later work (kept import-cheap)."""
+from . import demo  # noqa: F401
