@@ -44,3 +44,21 @@ def read_json(ws: "Workspace", name: str) -> dict:
 
 def write_json(ws: "Workspace", name: str, data: dict) -> None:
     store.atomic_write_local(ws.paths.shared / name, json.dumps(data, sort_keys=True).encode())
+
+
+class registered_watcher:
+    """``with registered_watcher(ws, session_id):`` marks a running watcher (pid file) for ``handoff doctor``."""
+
+    def __init__(self, ws: "Workspace", session_id: str):
+        self.path = ws.paths.shared / "watchers" / f"{session_id}.{os.getpid()}.json"
+        self.info = {"session_id": session_id, "pid": os.getpid()}
+
+    def __enter__(self):
+        store.atomic_write_local(self.path, json.dumps(self.info).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
