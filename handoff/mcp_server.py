@@ -166,9 +166,9 @@ class Tools:
     NAMES = ("brief", "session_new", "inbox", "send", "threads", "directs", "work", "status", "list", "request",
              "accept", "reject", "progress", "need_input", "reply", "complete", "fail", "cancel", "wait")
 
-    def call(self, name: str, **kwargs) -> str:
+    def call(self, tool: str, /, **kwargs) -> str:
         """Run one tool; the JSON text an MCP client receives (raises HandoffError on refusal)."""
-        result = getattr(self, name)(**kwargs)
+        result = getattr(self, tool)(**kwargs)
         return _dump({**mark_untrusted(result), "notice": NOTICE} if isinstance(result, dict) else result)
 
 
@@ -177,7 +177,7 @@ def build_server(repo: str | None = None):
     from mcp.server.mcpserver.exceptions import ToolError
 
     tools = Tools(repo)
-    server = MCPServer("handoff", instructions=INSTRUCTIONS, warn_on_duplicate_tools=False)
+    server = MCPServer("handoff", instructions=INSTRUCTIONS, log_level="WARNING")
     for name in Tools.NAMES:
         server.add_tool(_tool_fn(tools, name, ToolError), name=name, description=getattr(Tools, name).__doc__,
                         structured_output=False)
