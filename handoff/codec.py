@@ -64,7 +64,7 @@ class StrictLoader(_Loader):  # type: ignore[misc, valid-type]
             raise CodecError("expected a mapping")
         seen = set()
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
+            if key_node.tag == "tag:yaml.org,2002:merge" or (key_node.value == "<<" and not key_node.style):
                 raise CodecError("merge keys (<<) are not allowed")
             if not isinstance(key_node, yaml.ScalarNode):
                 raise CodecError("mapping keys must be plain strings")
