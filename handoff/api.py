@@ -149,12 +149,12 @@ class Handoff:
 
     # ------------------------------------------------------------- sessions
     def open_session(self, agent: str, channels: list[str] | str, *, name: str | None = None,
-                     session_id: str | None = None) -> "Session":
+                     session_id: str | None = None, workspace: str | None = None) -> "Session":
         """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON."""
         chans = [channels] if isinstance(channels, str) else list(channels)
         sid = session_id or f"sess_{clock.new_ulid()[-12:]}"
         result = self.ws.write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=name,
-                                                           session_id=sid, workspace=None), commit=self.commit)
+                                                           session_id=sid, workspace=workspace), commit=self.commit)
         sess = Session(self, sid)
         sess.opened = {**views.session_view(views.find_session(self.ws.state(), sid)),
                        "event_id": result.events[0]["id"], "path": (result.paths or [None])[0],

@@ -1,7 +1,7 @@
 """Commands for agent harnesses: ``brief``, ``doctor`` and ``mcp``."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,9 +50,8 @@ def mcp(cx: Cx, schema: Annotated[bool, typer.Option("--schema", help="print the
     Example (Claude Code): claude mcp add handoff -e HANDOFF_SESSION=sess_1 -- handoff mcp --repo /path/to/repo
     """
     from .. import mcp_server
-    try:
-        import mcp as _sdk  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("mcp") is None:
         raise mcp_server.missing_sdk_error() from None
     if schema:
         import anyio
