@@ -106,8 +106,7 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
             row["last_message"] = _preview(w.get("last_message") or "")
             if role == "target" and w["state"] == "working":
                 row["do"] = [f"handoff progress {wid} {s_flag} -m \"...\" --checkpoint '{{...}}'",
-                             f"handoff complete {wid} {s_flag} --result '{{...}}'",
-                             f'handoff fail {wid} {s_flag} -m "..."']
+                             f"handoff complete {wid} {s_flag} --result '{{...}}'"]
             elif role == "target":  # needs_input (waiting on the initiator) or submitted without a handoff
                 row["do"] = ([f"handoff accept {wid} {s_flag}"] if w["state"] == "submitted"
                              else [f"handoff wait {wid} --timeout 600"])
@@ -167,13 +166,14 @@ def _inbox_action(e: dict, session: dict, s_flag: str, ids: list[str]) -> list[s
                 f"handoff work lookup --work {wid}"]
     if wid and w.get("state") == "needs_input" and w.get("opened_by_peer_id") == session["peer_id"]:
         return [f'handoff reply {wid} {s_flag} -m "..."']
-    place = f"--thread {e['thread_id']}" if e.get("thread_id") else f"--direct {e['direct_id']}"
-    answer = (f"handoff send {s_flag} --channel {e['channel']} {place} --reply-to {e['id']}"
-              + (f" --to {e['from']}" if e.get("direct_id") or e.get("to") else "") + ' -m "..."')
     ack = f"handoff inbox {s_flag} " + " ".join(f"--ack {i}" for i in ids)
     if wid:  # updates on closed work: read the outcome, then acknowledge
         return [f"handoff work lookup --work {wid}", ack]
-    return [answer, ack]
+    if e.get("to") is None:  # a channel broadcast: nothing to answer, acknowledge once read
+        return [ack]
+    place = f"--thread {e['thread_id']}" if e.get("thread_id") else f"--direct {e['direct_id']}"
+    return [f"handoff send {s_flag} --channel {e['channel']} {place} --reply-to {e['id']} --to {e['from']} "
+            '-m "..."', ack]
 
 
 def human(b: dict) -> str:
@@ -197,8 +197,8 @@ def human(b: dict) -> str:
             out.append(f"- {r['work_id']} from {render.safe(r['with'])} in #{r['channel']}{_late(r)}")
             out.append(f"  {quote(r['description'])}")
             if r.get("context"):
-                out.append("  context: " + render.one_line(json.dumps(r["context"], ensure_ascii=False), 200))
-            out += [f"  $ {cmd}" for cmd in r["do"]]
+                out.append("  context: " + _json_line(r["context"]))
+            out.append(_commands(r["do"]))
     if b["open_work"]:
         out.append("\nYour open work (resume from the checkpoint):")
         for r in b["open_work"]:
@@ -207,33 +207,49 @@ def human(b: dict) -> str:
             if r["description"]:
                 out.append(f"  {quote(r['description'])}")
             if r.get("checkpoint") is not None:
-                out.append(f"  checkpoint ({r.get('checkpoint_at')}): "
-                           + render.one_line(json.dumps(r["checkpoint"], ensure_ascii=False), 200))
+                out.append("  checkpoint: " + _json_line(r["checkpoint"]))
             out += _updates_lines(r)
             if r.get("lease"):
                 lease = r["lease"]
                 out.append(f"  lease: {render.safe(lease['holder'])} until {lease['lease_until']}"
                            + (" (EXPIRED)" if lease["expired"] else ""))
-            out += [f"  $ {cmd}" for cmd in r["do"]]
+            out.append(_commands(r["do"]))
     if b["handoffs_from_me"]:
         out.append("\nWaiting on others (not yet answered):")
         for r in b["handoffs_from_me"]:
             out.append(f"- {r['work_id']} to {render.safe(r['with'])}{_late(r)}: {render.one_line(r['description'], 80)}")
             out += _updates_lines(r)
-            out += [f"  $ {cmd}" for cmd in r["do"][:1]]
+            out.append(_commands(r["do"][:1]))
     if b["inbox"]:
         out.append("\nInbox (unanswered):")
+        broadcast_ids = []
         for e in b["inbox"]:
             work = f" [{e['work_id']}: {e['work_state']}]" if e.get("work_id") else ""
             more = f" (+{len(e['ids']) - 1} earlier)" if len(e["ids"]) > 1 else ""
-            out.append(f"- {e['id']} {e['kind']} from {render.safe(e['from'])} in #{e['channel']}{work}{more}")
-            out.append(f"  {quote(e['text'])}")
-            out += [f"  $ {cmd}" for cmd in e["do"][:2]]
+            out.append(f"- {e['id']} {e['kind']} from {render.safe(e['from'])} in #{e['channel']}{work}{more}: "
+                       f"{quote(e['text'])}")
+            if len(e["do"]) == 1 and not e.get("work_id"):
+                broadcast_ids.append(e["id"])  # acknowledged together below
+            else:
+                out.append(_commands(e["do"]))
+        if broadcast_ids:
+            out.append(f"  $ handoff inbox --session {b['session_id']} " + " ".join(f"--ack {i}" for i in broadcast_ids)
+                       + "   (channel broadcasts: acknowledge once read)")
     if b["truncated"]:
         more = ", ".join(f"{n} more {k.replace('_', ' ')}" for k, n in b["truncated"].items())
         out.append(f"\n({more}: handoff inbox --session {b['session_id']} / handoff work list "
                    f"--session {b['session_id']} --state open)")
     return "\n".join(out)
+
+
+def _json_line(value, width: int = 160) -> str:
+    return render.one_line(json.dumps(value, ensure_ascii=False, separators=(",", ":")), width)
+
+
+def _commands(cmds: list[str]) -> str:
+    """The first command in full, the others after it: one line per item."""
+    line = f"  $ {cmds[0]}"
+    return line + (f"   (or: {' | '.join(cmds[1:])})" if len(cmds) > 1 else "")
 
 
 def _updates_lines(r: dict) -> list[str]:
