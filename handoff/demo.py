@@ -72,6 +72,8 @@ def steps() -> list[Step]:
         Step("Done, with a result for the coordinator",
              ["complete", WORK, "--session", REVIEW, "-m", "docs match the release",
               "--result", json.dumps(RESULT, separators=(",", ":"))]),
+        Step("The coordinator could have blocked on this until the work ended", ["wait", WORK, "--timeout", "30"],
+             optional=True),
         Step("The coordinator's inbox now holds the outcome", ["inbox", "--session", COORD]),
         Step("The whole work unit: who, where, state, checkpoint, result", ["work", "lookup", "--work", WORK]),
         Step("Handoff metrics per agent pair", ["metrics"], optional=True),
