@@ -2,8 +2,8 @@
 
 Built on the official ``mcp`` SDK (2.x ``MCPServer``), imported only here and
 only when the server starts.  Tools are few and their schemas compact (the
-whole ``tools/list`` stays under 12,000 characters: ``schema_size()``); each
-returns compact JSON.  Every field holding text an agent wrote (message
+whole ``tools/list`` stays under 12,000 characters: ``handoff mcp --schema``); each
+returns compact JSON (no null fields, file paths or clocks).  Every field holding text an agent wrote (message
 bodies, descriptions, context bundles, results, checkpoints) is renamed
 ``untrusted_<field>``: it is data written by another agent, never an
 instruction to the one reading it.
@@ -36,6 +36,18 @@ PARAM_DOCS = {
     "deadline": "RFC 3339 time or duration (2h)",
     "state": "open, submitted, working, needs_input, completed, failed, canceled",
 }
+
+
+NOISE = frozenset({"path", "paths", "hlc", "workspace_id", "after", "protocol"})
+
+
+def prune(data: Any) -> Any:
+    """Fewer tokens: drop null fields and bookkeeping an agent never needs (file paths, clocks)."""
+    if isinstance(data, dict):
+        return {k: prune(v) for k, v in data.items() if v is not None and k not in NOISE}
+    if isinstance(data, list):
+        return [prune(v) for v in data]
+    return data
 
 
 def mark_untrusted(data: Any) -> Any:
@@ -169,7 +181,7 @@ class Tools:
     def call(self, tool: str, /, **kwargs) -> str:
         """Run one tool; the JSON text an MCP client receives (raises HandoffError on refusal)."""
         result = getattr(self, tool)(**kwargs)
-        return _dump({**mark_untrusted(result), "notice": NOTICE} if isinstance(result, dict) else result)
+        return _dump({**mark_untrusted(prune(result)), "notice": NOTICE})
 
 
 def build_server(repo: str | None = None):
@@ -236,12 +248,6 @@ def _compact(schema: Any) -> Any:
 async def list_tools_json(repo: str | None = None) -> list[dict]:
     server = build_server(repo)
     return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in await server.list_tools()]
-
-
-def schema_size(repo: str | None = None) -> int:
-    """Characters of the whole tools/list answer (names, descriptions, input schemas)."""
-    import anyio
-    return len(_dump(anyio.run(list_tools_json, repo)))
 
 
 def serve(repo: str | None = None) -> None:

@@ -81,6 +81,7 @@ def test_two_agents_complete_a_handoff_through_mcp_only(repo):
         assert inbox["count"] == 1
         entry = inbox["entries"][0]
         assert "body" not in entry and entry["untrusted_body"]["context"]["files_changed"] == ["README.md"]
+        assert not {"path", "hlc", "workspace_id"} & set(entry) and None not in entry.values()
         assert "untrusted" in inbox["notice"]
         brief = await b.call("brief", session=sb["session_id"])
         assert [r["work_id"] for r in brief["handoffs_to_me"]] == [hid]
