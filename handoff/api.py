@@ -107,8 +107,8 @@ class Handoff:
 
     def handoffs(self, to: str | None = None, status: str | None = None, channel: str | None = None) -> list[JSON]:
         """``handoff list``: work opened with ``request``, oldest first."""
-        if status not in (None, "pending", "accepted", "rejected"):
-            raise HandoffError("invalid_argument", f"unknown status {status!r}", hint="pending, accepted or rejected")
+        if status not in (None, *views.HANDOFF_STATUSES):
+            raise HandoffError("invalid_argument", f"unknown status {status!r}", hint=", ".join(views.HANDOFF_STATUSES))
         st = self.state()
         now = clock.now_ms()
         agents_of = {s["peer_id"]: s["agent"] for s in st["sessions"].values()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import reducer, store
+from .remotes import remote_records
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -25,4 +26,4 @@ def load_records(ws: "Workspace") -> list[dict]:
             out.append({"path": rel, "error": {"reason_code": "malformed", "message": f"unreadable: {exc}"}})
             continue
         out.append(reducer.decode(rel, data))
-    return out
+    return out + remote_records(ws, {r["path"] for r in out})

@@ -17,6 +17,18 @@ legal transition.  Decisions where AGH's documents disagree:
   failed/canceled from either participant.
 - a work unit addressed to an agent name (``to: reviewer``) binds its target
   to the first session of that agent that answers.
+- the first admission decision is the handoff's response: ``receipt
+  rejected`` after an acceptance still fails the work (AGH) but the handoff
+  stays ``accepted``; a target trace working/needs_input/completed without a
+  receipt counts as the acceptance.
+
+Because every guard but ``work_closed`` depends only on the opener and the
+message itself (and a terminal trace is legal from every active state), a
+merge can never make terminal work active again, for work addressed to a
+peer: whatever concurrent events are ordered before a terminal event, the
+unit ends terminal.  (Work addressed to an agent name is the exception: two
+of its sessions answering on two branches race for the binding, and the
+loser's events are refused as ``not_target``.)
 """
 from __future__ import annotations
 
@@ -35,6 +47,10 @@ _TRACE_FROM = {
     "failed": {"submitted", "working", "needs_input"},
     "canceled": {"submitted", "working", "needs_input"},
 }
+
+
+# target traces that answer a handoff without an explicit receipt: the target took it on
+_IMPLICIT_ACCEPT = ("working", "needs_input", "completed")
 
 
 def container(ev: dict) -> tuple:
@@ -158,14 +174,19 @@ def apply(work: dict | None, ev: dict, agent_of: AgentOf = lambda p: None,
         if status == "accepted":
             new.update(response="accepted", accepted_at=ev["ts"], accepted_by=ev["from"], responded_at=ev["ts"])
         elif status == "rejected":
-            new.update(state="failed", response="rejected", responded_at=ev["ts"], terminal_reason="rejected",
+            # AGH: rejected moves any active work to failed.  The first admission decision is the
+            # handoff's answer (Hivemind), so a rejection after an acceptance fails the work but
+            # leaves ``response`` as it was.
+            new.update(state="failed", terminal_reason="rejected",
                        reject_reason=body.get("detail") or body.get("reason_code"))
+            if new["response"] is None:
+                new.update(response="rejected", responded_at=ev["ts"])
         elif status == "canceled":
             new.update(state="canceled", terminal_reason="canceled")
     elif kind == "trace":
         state = body["state"]
         new["state"] = state
-        if state == "working" and new["response"] is None:
+        if state in _IMPLICIT_ACCEPT and new["response"] is None:  # the target took the work on
             new.update(response="accepted", accepted_at=ev["ts"], accepted_by=ev["from"], responded_at=ev["ts"])
         if body.get("checkpoint") is not None:
             new.update(checkpoint=body["checkpoint"], checkpoint_at=ev["ts"])

@@ -129,7 +129,7 @@ class Tools:
         return hf.handoff(handoff_id) if handoff_id else hf.status()
 
     def list(self, to: str | None = None, status: str | None = None) -> dict:
-        """Handoffs, oldest first; filter by target agent/peer and status (pending, accepted, rejected)."""
+        """Handoffs, oldest first; filter by target agent/peer and status (pending, accepted, rejected, ...)."""
         return {"handoffs": self.hf().handoffs(to=to, status=status)}
 
     def request(self, to: str, channel: str, description: str, context: dict | None = None,

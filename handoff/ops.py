@@ -191,6 +191,9 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
                    "to": to, "work_id": work, "reply_to": reply_to, "trace_id": trace_id,
                    "causation_id": causation_id, "body": body, "ext": dict(ext) if ext else None,
                    "expires_at": parse_time(expires_at, now_ms, "--expires-at")}
+    if draft["expires_at"] is not None and parse_ts(draft["expires_at"]) <= now_ms:
+        raise HandoffError("expired", f"--expires-at {expires_at} is not in the future",
+                           hint="receivers drop expired messages; give a later time or a duration like 30m")
     existing = state["work"].get(work) if work else None
     if kind in CONVERSATION_KINDS:
         _place(draft, state, session, workspace_id, surface, thread, direct, existing, interaction_id,
@@ -363,6 +366,10 @@ def reject(state: dict, session: dict, ident: str, *, reason: str, code: str = "
     w = find_work(state, ident)
     if not reason or not reason.strip():
         raise HandoffError("invalid_argument", "a rejection needs --reason", hint='e.g. --reason "busy with migrations"')
+    if w["response"] is not None and not is_terminal(w) and session["peer_id"] == w["target_peer_id"]:
+        # `reject` is the admission decision; once taken on, the work ends with `fail` or `cancel`
+        raise HandoffError("already_responded", f"{w['work_id']} was already {w['response']}",
+                           hint=f"end accepted work with `handoff fail {w['work_id']} -m REASON`")
     body = {"for_id": w["opener_id"], "status": "rejected", "reason_code": code, "detail": reason}
     return _finish(state, [_work_envelope(w, session, "receipt", body)], given_id)
 

@@ -146,8 +146,18 @@ def _waiting_on(w: dict) -> str | None:
     return w["opened_by_peer_id"] if w["state"] == "needs_input" else w["target_peer_id"]
 
 
+HANDOFF_STATUSES = ("pending", "accepted", "rejected", "canceled", "failed")
+
+
 def handoff_status(w: dict) -> str:
-    return w.get("response") or "pending"
+    """Hivemind's status: the first response; ``pending`` while unanswered and open.
+
+    Work that ended before any answer (withdrawn, or failed by a sweep) is
+    no longer pending: it shows its terminal state, ``canceled`` or ``failed``.
+    """
+    if w.get("response"):
+        return w["response"]
+    return w["state"] if w["state"] in TERMINAL_STATES else "pending"
 
 
 def handoff_view(w: dict, now_ms: int | None = None) -> dict:

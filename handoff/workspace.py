@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import clock, codec, gitcmd, model, reducer, store
+from . import clock, codec, gitcmd, model, reducer, signing, store
 from .errors import HandoffError
 
 HANDOFFS = ".handoffs"
@@ -110,6 +110,7 @@ class Workspace:
     def _stamp(self, state: dict, drafts: list[dict]) -> list[dict]:
         now = clock.now_ms()
         seen = self._seen_hlc(state, now)
+        key = signing.signing_key(self.config)
         out = []
         for d in drafts:
             ev = {k: v for k, v in d.items() if v is not None and not k.startswith("_")}
@@ -120,7 +121,11 @@ class Workspace:
             ev["ts"] = model.format_ts(now)
             ev["hlc"] = model.format_hlc(*seen)
             ev.setdefault("body", {})
+            if out and ev.get("after"):  # ops names an earlier draft of this write by a placeholder id
+                ev["after"] = sorted({out[-1]["id"] if a == "msg_probe" else a for a in ev["after"]})
             model.check_event(ev)
+            if key:  # last: the signature covers every other field
+                ev["sig"] = signing.sign(signing.canonical(ev), key)
             out.append(ev)
         store.atomic_write_local(self.paths.shared / "hlc", model.format_hlc(*seen).encode())
         return out

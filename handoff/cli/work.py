@@ -100,7 +100,8 @@ def request(cx: Cx,
 def list_handoffs(cx: Cx,
                   to: Annotated[Optional[str], typer.Option("--to", "--target-agent", "--to-agent",
                                                             help="addressed to this agent or peer")] = None,
-                  status: Annotated[Optional[str], typer.Option("--status", help="pending, accepted or rejected")] = None,
+                  status: Annotated[Optional[str], typer.Option("--status", help="pending, accepted, rejected, "
+                                                                                 "canceled or failed")] = None,
                   channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None):
     """Handoffs (work opened with `request`), oldest first.
 

@@ -1,0 +1,196 @@
+"""``handoff verify``: gather what git holds for a range, let ``checks`` judge it.
+
+The range is ``base..head`` where head is a commit (``--rev``, default HEAD)
+or the index (``--staged``, for a pre-commit hook), and base defaults to the
+merge base with the default branch.  Nothing is checked out: the trees come
+from ``ls-tree``, the blobs from one ``cat-file --batch`` shared by base and
+head, so the number of git calls does not grow with the number of files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import checks, clock, codec, gitcmd, reducer, remotes, revision, signing
+from .errors import HandoffError
+from .revision import EMPTY_TREE, HANDOFFS
+
+MAX_SKEW_MS = 3600 * 1000
+DEFAULT_BRANCH_CANDIDATES = ("refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master",
+                             "refs/heads/main", "refs/heads/master")
+
+
+def default_base(cwd: Path, head: str) -> tuple[str, str | None]:
+    """(merge base with the default branch, that branch); the empty tree when there is none."""
+    proc = gitcmd.run(cwd, "rev-parse", "--symbolic-full-name", "--verify", "-q", "HEAD", check=False)
+    current = proc.stdout.decode().strip()
+    for ref in DEFAULT_BRANCH_CANDIDATES:
+        if ref == current:
+            continue
+        proc = gitcmd.run(cwd, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
+        if proc.returncode == 0:
+            return merge_base(cwd, ref, head), ref
+    return EMPTY_TREE, None
+
+
+def merge_base(cwd: Path, a: str, b: str) -> str:
+    proc = gitcmd.run(cwd, "merge-base", a, b, check=False)
+    if proc.returncode != 0:
+        return EMPTY_TREE  # unrelated histories: everything on head is new
+    return proc.stdout.decode().strip()
+
+
+def _head_commit(cwd: Path) -> str | None:
+    proc = gitcmd.run(cwd, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool, everything: bool) -> dict:
+    if staged and rev:
+        raise HandoffError("usage", "--staged and --rev are exclusive", hint="--staged checks the index against HEAD")
+    if staged:
+        head = None
+    elif rev is None and _head_commit(cwd) is None:
+        head = EMPTY_TREE  # no commit yet: nothing committed to check
+    else:
+        head = revision.resolve(cwd, rev or "HEAD")
+    anchor = None if head == EMPTY_TREE else (head or _head_commit(cwd))
+    against = None
+    if everything or anchor is None:
+        base_id = EMPTY_TREE
+    elif base:
+        base_id = merge_base(cwd, revision.resolve(cwd, base), anchor)
+        against = base
+    elif staged:
+        base_id = anchor
+        against = "HEAD"
+    else:
+        base_id, against = default_base(cwd, anchor)
+    return {"base": base_id, "head": head, "against": against, "staged": staged}
+
+
+def index_env() -> dict | None:
+    """Inside a pre-commit hook git names the index being committed (``git commit -a`` uses a temporary
+    one); ``--staged`` must read that index, so this variable is passed on, made absolute."""
+    idx = os.environ.get("GIT_INDEX_FILE")
+    return gitcmd.clean_env({"GIT_INDEX_FILE": os.path.abspath(idx)}) if idx else None
+
+
+def _diff(cwd: Path, rng: dict) -> list[checks.Change]:
+    args = ["diff", "--raw", "-z", "--no-renames", "--no-abbrev", "--no-ext-diff", "--no-textconv"]
+    if rng["staged"]:
+        args += ["--cached", rng["base"]]
+    else:
+        args += [rng["base"], rng["head"]]
+    env = index_env() if rng["staged"] else None
+    return checks.parse_raw_diff(gitcmd.run(cwd, *args, "--", HANDOFFS, env=env).stdout)
+
+
+def _email_lookup(cwd: Path, rng: dict, which: str):
+    """path -> email of the commit that added it (or of the commit being made, with --staged)."""
+    if rng["staged"]:
+        var = "GIT_COMMITTER_IDENT" if which == "committer" else "GIT_AUTHOR_IDENT"
+        ident = gitcmd.out(cwd, "var", var)
+        email = ident[ident.find("<") + 1:ident.find(">")] if "<" in ident else None
+        return lambda path: email
+    fmt = "%x01%ce" if which == "committer" else "%x01%ae"
+    span = rng["head"] if rng["base"] == EMPTY_TREE else f"{rng['base']}..{rng['head']}"
+    data = gitcmd.run(cwd, "log", "-z", "--no-renames", "--diff-filter=A", "--name-only", f"--format={fmt}",
+                      span, "--", f"{HANDOFFS}/events").stdout.decode("utf-8", "surrogateescape")
+    by_path: dict[str, str] = {}
+    for chunk in data.split("\x01")[1:]:
+        email, _, files = chunk.partition("\0")
+        for f in files.split("\0"):
+            f = f.strip("\n")
+            if f:
+                by_path.setdefault(f, email.strip())  # newest first: the last commit that added it
+    return by_path.get
+
+
+def verify(repo: str | None, *, base: str | None = None, rev: str | None = None, staged: bool = False,
+           everything: bool = False, use_remotes: bool = True, now_ms: int | None = None) -> dict:
+    paths = gitcmd.discover(repo)
+    cwd = paths.worktree
+    now_ms = clock.now_ms() if now_ms is None else now_ms
+    rng = resolve_range(cwd, base=base, rev=rev, staged=staged, everything=everything)
+    changes = _diff(cwd, rng)
+    head_entries = revision.index_entries(cwd, env=index_env()) if staged else revision.tree_entries(cwd, rng["head"])
+    base_entries = [] if rng["base"] == EMPTY_TREE else revision.tree_entries(cwd, rng["base"])
+    wanted = {e.blob for e in head_entries + base_entries if e.mode == checks.REGULAR}
+    from .codec import MAX_FILE_BYTES
+    blobs = revision.read_blobs(cwd, wanted, limit=MAX_FILE_BYTES + 1)
+
+    config = _config(head_entries, blobs)
+    head_events = [e for e in head_entries if e.path.startswith(checks.EVENTS)]
+    base_events = [e for e in base_entries if e.path.startswith(checks.EVENTS)]
+    head_recs = _records(head_events, blobs)
+    base_recs = _records(base_events, blobs)
+
+    identity_changed = config.get("identity") != _config(base_entries, blobs).get("identity")
+    append_findings, added = checks.append_only(changes, identity_changed)
+    flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
+    base_paths = {e.path for e in base_entries}
+    new_paths = {p for p in added if p not in base_paths} | {e.path for e in head_events if e.path not in base_paths}
+
+    context = remotes.context_records(paths, config, {e.path for e in head_events} | base_paths) if use_remotes else []
+    elsewhere = {r["event"]["id"]: r.get("ref", "another branch") for r in context if "event" in r}
+    head_ids = {r["event"]["id"] for r in head_recs.values() if "event" in r}
+    elsewhere = {k: v for k, v in elsewhere.items() if k not in head_ids}
+
+    findings = list(append_findings)
+    findings += checks.file_checks(head_events, head_recs, lambda p: p in new_paths, now_ms=now_ms,
+                                  max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged)
+    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()))
+    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()))
+    findings += checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
+
+    ident = checks.identity_config(config)
+    if ident:
+        findings += _identity(cwd, rng, ident, head_entries, blobs, head_recs, new_paths, head_state)
+    verdict = checks.summarize(findings)
+    return {"ok": verdict["ok"], "base": rng["base"], "head": rng["head"] or "index", "against": rng["against"],
+            "files": len(head_events), "new_files": len([p for p in new_paths if p.startswith(checks.EVENTS)]),
+            "identity": bool(ident), "errors": verdict["errors"], "warnings": verdict["warnings"],
+            "findings": verdict["findings"]}
+
+
+def _records(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict[str, dict]:
+    """Decoded records by repo-relative path (regular .yaml files only; the rest is judged by checks)."""
+    keep = [e for e in entries if e.mode == checks.REGULAR and revision.is_event_entry(e)]
+    out = {e.path: rec for e, rec in zip(keep, revision.decode_blobs(keep, blobs))}
+    for e in keep:  # a file rejected for its name still claims an id: duplicates must name it
+        rec = out[e.path]
+        if "error" in rec and e.blob in blobs:
+            try:
+                ev = codec.load(blobs[e.blob])
+            except codec.CodecError:
+                continue
+            if isinstance(ev.get("id"), str):
+                out[e.path] = dict(rec, id=ev["id"])
+    return out
+
+
+def _config(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict:
+    for e in entries:
+        if e.path == f"{HANDOFFS}/config.yaml" and e.blob in blobs:
+            try:
+                return codec.load(blobs[e.blob])
+            except codec.CodecError:
+                return {}
+    return {}
+
+
+def _identity(cwd: Path, rng: dict, ident: dict, head_entries, blobs, head_recs, new_paths, head_state) -> list[dict]:
+    new_events = [(p, head_recs[p]["event"]) for p in sorted(new_paths) if "event" in head_recs.get(p, {})]
+    check_sig = None
+    if ident["signatures"]:
+        signers_path = f"{HANDOFFS}/{ident['allowed_signers']}"
+        signers = next((blobs.get(e.blob) for e in head_entries if e.path == signers_path), None)
+        if signers is None:
+            return [checks.finding("error", signers_path, "no_allowed_signers",
+                                  "identity.signatures is on but this file is missing")]
+
+        def check_sig(ev: dict, principal: str) -> str | None:
+            return signing.verify(signing.canonical(ev), ev["sig"], signers, principal)
+    email_of = _email_lookup(cwd, rng, ident["email_of"]) if ident["agents"] else (lambda p: None)
+    return checks.identity_checks(new_events, ident, checks.agent_resolver(head_state), email_of, check_sig)
