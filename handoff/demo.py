@@ -173,6 +173,7 @@ def _run_steps(repo: Path, kept: bool, machine: bool, say: Callable[[str], None]
         "state": work.get("state"),
         "checkpoint": work.get("checkpoint"),
         "result": work.get("result"),
+        "metrics": outputs.get("metrics"),  # None when this build has no `handoff metrics`
         "commits": len(log),
         "handoff_commits": sum(1 for line in log if line.split(" ", 1)[-1].startswith("handoff:")),
         "git_log": log,

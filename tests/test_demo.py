@@ -27,6 +27,8 @@ def test_demo_json_summary_and_kept_dir(tmp_path):
     assert d["state"] == "completed" and d["checkpoint"]["next"] == "docs/install.md"
     assert d["result"]["verdict"] == "docs match the release"
     assert all(s["exit_code"] == 0 for s in d["steps"] if not s.get("skipped"))
+    if d["metrics"] is not None:
+        assert d["metrics"]["pairs"][0]["from_agent"] == "coordinator"
     # the kept repo is a real one: the CLI and git see the same handoff
     kept = Repo(target)
     w = kept.j("work", "lookup", "--work", d["work_id"])
