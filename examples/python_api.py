@@ -37,7 +37,7 @@ def main(repo: str) -> dict:
     review.progress(wid, "half done", checkpoint={"checked": ["1.0", "1.1"]})
     review.complete(wid, "all good", result={"missing_entries": 0})
     waiter.join()
-    print(outcome["outcome"], outcome["work"]["state"])        # terminal completed
+    print(outcome["wait_result"], outcome["state"])            # completed completed
 
     # refusals are exceptions with a reason code
     try:
@@ -45,9 +45,11 @@ def main(repo: str) -> dict:
     except HandoffError as err:
         print("refused:", err.reason_code)                     # work_closed
 
-    # watch(): a generator of new inbox entries, each once; stops after `timeout` quiet seconds
-    for entry in coord.watch(timeout=0.5):
+    # watch(): a generator of new inbox entries, each once (per consumer, across restarts);
+    # it stops after `timeout` seconds without news
+    for entry in coord.watch(consumer="example", timeout=0.5):
         print("coordinator sees", entry["kind"], (entry.get("body") or {}).get("state"))
+    assert list(coord.watch(consumer="example", timeout=0)) == []   # nothing is delivered twice
     return hf.work(wid)
 
 

@@ -83,7 +83,11 @@ class Handoff:
 
     def work(self, work_id: str, *, history: bool = True) -> JSON:
         """``handoff work lookup``: one work unit (a handoff id is its work id)."""
-        return views.work_payload(ops.find_work(self.state(), work_id), clock.now_ms(), history=history)
+        from . import leases
+        st = self.state()
+        w = ops.find_work(st, work_id)
+        now = clock.now_ms()
+        return {**views.work_payload(w, now, history=history), "lease": leases.view(st, w, now)}
 
     def work_list(self, state: str | None = None, channel: str | None = None,
                   session: str | None = None) -> list[JSON]:
@@ -152,14 +156,14 @@ class Handoff:
                      session_id: str | None = None, workspace: str | None = None) -> "Session":
         """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON."""
         chans = [channels] if isinstance(channels, str) else list(channels)
-        sid = session_id or f"sess_{clock.new_ulid()[-12:]}"
+        sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
         result = self.ws.write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=name,
                                                            session_id=sid, workspace=workspace), commit=self.commit)
         sess = Session(self, sid)
         sess.opened = {**views.session_view(views.find_session(self.ws.state(), sid)),
                        "event_id": result.events[0]["id"], "path": (result.paths or [None])[0],
                        "committed": result.committed, "commit": result.commit,
-                       "commit_skipped": result.commit_skipped}
+                       "commit_skipped": result.commit_skipped, "replayed": result.replayed}
         return sess
 
     def session(self, ident: str | None = None) -> "Session":
@@ -169,21 +173,13 @@ class Handoff:
         return Session(self, s["session_id"])
 
     # ------------------------------------------------------------ blocking
-    def wait(self, work_id: str, timeout: float | None = None, *, poll: float = 0.25) -> JSON:
-        """Block until the work is terminal or needs input, or ``timeout`` seconds pass.
-
-        Returns ``{"work": ..., "outcome": "terminal"|"needs_input"|"timeout"}``.
-        """
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        with _changes(self.ws) as changed:
-            while True:
-                w = self.work(work_id, history=False)
-                if w["terminal"] or w["state"] == "needs_input":
-                    return {"work": w, "outcome": "terminal" if w["terminal"] else "needs_input"}
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return {"work": w, "outcome": "timeout"}
-                changed(poll if left is None else min(poll, left))
+    def wait(self, work_id: str, timeout: float | None = None, *, until_input: bool = False) -> JSON:
+        """``handoff wait``: block (on file events) until the work is terminal, or needs input with
+        ``until_input``, or ``timeout`` seconds pass.  ``wait_result`` says which: completed, failed,
+        canceled, needs_input or timeout."""
+        from .watch import wait_for
+        payload, outcome = wait_for(self.ws, work_id, timeout, until_input)
+        return {**payload, "wait_result": outcome}
 
 
 class Session:
@@ -324,56 +320,40 @@ class Session:
         """The work this session is in (default: open work)."""
         return self.hf.work_list(state=state, session=self.ident)
 
-    def watch(self, *, timeout: float | None = None, include_existing: bool = True,
-              poll: float = 0.5) -> Iterator[JSON]:
-        """Yield inbox entries as they land, each once; stop after ``timeout`` seconds without news.
+    def watch(self, *, consumer: str | None = None, timeout: float | None = None, remind_every: float = 0,
+              remind_max: int = 0) -> Iterator[JSON]:
+        """``handoff watch`` as a generator: each new inbox entry (or reminder, or lost claim) once.
 
-        ``include_existing=False`` skips what is already waiting when the watch starts.
+        ``consumer`` names a cursor kept under the git dir, like ``handoff watch --consumer``: what
+        was delivered to it is not delivered again, even by a later process.  An entry counts as
+        delivered when the loop asks for the next one, so a crash while handling it repeats it
+        (at least once).  Without a consumer, everything waiting now comes first.  ``timeout``:
+        stop after that many seconds without news (None: never).  Blocks on file events.
         """
-        from .local import registered_watcher
-        seen: set[str] = set()
-        if not include_existing:
-            seen = {e["id"] for e in self.inbox()["entries"]}
-        with registered_watcher(self.ws, self.info()["session_id"]), _changes(self.ws) as changed:
-            quiet_since = time.monotonic()
-            while True:
-                fresh = [e for e in self.inbox()["entries"] if e["id"] not in seen]
-                for e in fresh:
-                    seen.add(e["id"])
-                    yield e
-                if fresh:
-                    quiet_since = time.monotonic()
-                left = None if timeout is None else timeout - (time.monotonic() - quiet_since)
-                if left is not None and left <= 0:
-                    return
-                changed(poll if left is None else min(poll, left))
-
-
-class _changes:
-    """``with _changes(ws) as changed: changed(t)`` sleeps up to ``t`` s, waking early when .handoffs/ changes.
-
-    Uses the shared file watcher when it can start, else plain sleeps (the caller re-reads either way).
-    """
-
-    def __init__(self, ws: Workspace):
-        self.ws = ws
-        self.watcher = None
-
-    def __enter__(self):
-        try:
-            from .watchfs import FileWatcher
-            self.watcher = FileWatcher(self.ws.paths.worktree, self.ws.paths.git_dir)
-            self.watcher.start()
-        except Exception:  # no watchdog, no inotify: polling is still correct
-            self.watcher = None
-        return self._wait
-
-    def _wait(self, seconds: float) -> None:
-        if self.watcher is not None:
-            self.watcher.wait(seconds)
-        else:
-            time.sleep(seconds)
-
-    def __exit__(self, *exc) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
+        from . import delivery, local
+        from .watch import install_memo, make_watcher
+        sid = self.info()["session_id"]
+        seen = local.read_cursor(self.ws, sid, consumer) if consumer else set()
+        install_memo(self.ws)
+        with local.registered_watcher(self.ws, [sid]):
+            fw = make_watcher(self.ws, None)
+            try:
+                quiet_since = time.monotonic()
+                while True:
+                    st = self.ws.state(refresh=True)
+                    notes = delivery.due(st, ops.session_for(st, sid, write=False), acked=local.read_acks(self.ws, sid),
+                                         delivered=seen, now_ms=clock.now_ms(),
+                                         remind_every_ms=int(remind_every * 1000), remind_max=remind_max)
+                    for n in notes:
+                        yield n
+                        seen.add(n["key"])
+                        if consumer:
+                            local.record_cursor(self.ws, sid, consumer, [n["key"]])
+                    if notes:
+                        quiet_since = time.monotonic()
+                    left = None if timeout is None else timeout - (time.monotonic() - quiet_since)
+                    if left is not None and left <= 0:
+                        return
+                    fw.wait(left)
+            finally:
+                fw.stop()

@@ -170,8 +170,7 @@ def check_watcher(ws, state: dict, session: str | None) -> dict:
     s = views.find_session(state, session)
     if s is None:
         return _c("watcher", "skip", "unknown session")
-    live = [w for w in running_watchers(ws) if w.get("session_id") == s["session_id"]]
-    live += [w for w in watch_processes(ws.paths.worktree) if w["sessions"] & {"*", s["session_id"], s["peer_id"]}]
+    live = [w for w in running_watchers(ws) if {"*", s["session_id"]} & set(w.get("sessions") or [])]
     if live:
         return _c("watcher", "ok", f"pid {', '.join(str(w['pid']) for w in live)} watches {s['session_id']}")
     return _c("watcher", "warn", f"no watcher is running for {s['session_id']}: new inbox entries are only seen "
@@ -180,7 +179,7 @@ def check_watcher(ws, state: dict, session: str | None) -> dict:
 
 
 def running_watchers(ws) -> list[dict]:
-    """Watchers that registered themselves under the git common dir and whose process is alive."""
+    """Watchers (``handoff watch``, ``Session.watch``) registered under the git common dir, process alive."""
     out = []
     d = ws.paths.shared / "watchers"
     for f in sorted(d.glob("*.json")) if d.is_dir() else []:
@@ -190,48 +189,6 @@ def running_watchers(ws) -> list[dict]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         out.append(info)
-    return out
-
-
-def watch_processes(worktree: Path) -> list[dict]:
-    """``handoff watch`` processes running in this repository (Linux /proc), with the sessions they serve."""
-    out = []
-    proc = Path("/proc")
-    for d in proc.iterdir() if proc.is_dir() else []:
-        if not d.name.isdigit():
-            continue
-        try:
-            args = [a.decode("utf-8", "replace") for a in (d / "cmdline").read_bytes().split(b"\0") if a]
-            i = args.index("watch")
-        except (OSError, ValueError):
-            continue
-        if not any(a == "handoff" or a.endswith("/handoff") for a in args[:i]):
-            continue
-        sessions, repo = set(), None
-        rest = args[i + 1:]
-        for j, a in enumerate(rest):
-            nxt = rest[j + 1] if j + 1 < len(rest) else None
-            if a in ("--session", "-s") and nxt:
-                sessions.add(nxt)
-            elif a.startswith("--session="):
-                sessions.add(a.split("=", 1)[1])
-            elif a == "--all-sessions":
-                sessions.add("*")
-            elif a == "--repo" and nxt:
-                repo = nxt
-        try:
-            cwd = os.readlink(d / "cwd")
-            if not sessions:
-                env = (d / "environ").read_bytes().split(b"\0")
-                sessions = {e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"HANDOFF_SESSION=")}
-        except OSError:
-            continue
-        where = Path(cwd, repo) if repo else Path(cwd)
-        try:
-            where.resolve().relative_to(worktree.resolve())
-        except ValueError:
-            continue
-        out.append({"pid": int(d.name), "sessions": sessions})
     return out
 
 

@@ -46,12 +46,72 @@ def write_json(ws: "Workspace", name: str, data: dict) -> None:
     store.atomic_write_local(ws.paths.shared / name, json.dumps(data, sort_keys=True).encode())
 
 
-class registered_watcher:
-    """``with registered_watcher(ws, session_id):`` marks a running watcher (pid file) for ``handoff doctor``."""
+# ------------------------------------------------------------ watcher cursors
+#
+# AGH's notification cursors, keyed (consumer, session): the set of
+# notification keys (message ids, ``remind:<work>:<n>``, ``lease_lost:<event>``)
+# a consumer has been delivered.  One line per key, appended and fsynced only
+# after the delivery succeeded, so a crash can repeat the last entry but never
+# skip one (at-least-once).  Reading tolerates a torn last line.
 
-    def __init__(self, ws: "Workspace", session_id: str):
-        self.path = ws.paths.shared / "watchers" / f"{session_id}.{os.getpid()}.json"
-        self.info = {"session_id": session_id, "pid": os.getpid()}
+
+def _cursor_path(ws: "Workspace", session_id: str, consumer: str):
+    return ws.paths.shared / "cursors" / session_id / f"{consumer}.log"
+
+
+def read_cursor(ws: "Workspace", session_id: str, consumer: str) -> set[str]:
+    try:
+        data = _cursor_path(ws, session_id, consumer).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    lines = data.split("\n")
+    if lines and lines[-1] != "":
+        lines = lines[:-1]  # torn write of the last key: it was never confirmed, deliver it again
+    return {line.strip() for line in lines if line.strip()}
+
+
+def record_cursor(ws: "Workspace", session_id: str, consumer: str, keys: list[str]) -> None:
+    path = _cursor_path(ws, session_id, consumer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(f"{k}\n" for k in keys))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def compact_cursor(ws: "Workspace", session_id: str, consumer: str, keep: set[str]) -> None:
+    """Rewrite the cursor with only ``keep`` (keys that can still come up); atomic."""
+    store.atomic_write_local(_cursor_path(ws, session_id, consumer),
+                             "".join(f"{k}\n" for k in sorted(keep)).encode())
+
+
+def reset_cursor(ws: "Workspace", session_id: str, consumer: str) -> None:
+    try:
+        _cursor_path(ws, session_id, consumer).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def record_dead_letter(ws: "Workspace", session_id: str, consumer: str, entry: dict) -> str:
+    path = ws.paths.shared / "cursors" / session_id / f"{consumer}.dead.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return str(path)
+
+
+class registered_watcher:
+    """``with registered_watcher(ws, session_ids):`` marks a running watcher for ``handoff doctor``.
+
+    One small file per process under the git common dir (``"*"`` = every session); a file left
+    by a killed process is ignored because its pid is gone.
+    """
+
+    def __init__(self, ws: "Workspace", session_ids: list[str]):
+        self.path = ws.paths.shared / "watchers" / f"{os.getpid()}.json"
+        self.info = {"pid": os.getpid(), "sessions": sorted(session_ids)}
 
     def __enter__(self):
         store.atomic_write_local(self.path, json.dumps(self.info).encode())

@@ -172,8 +172,8 @@ class Tools:
         return self.me(session).cancel(handoff_id, message)
 
     def wait(self, handoff_id: str, timeout: float = 60) -> dict:
-        """Block until the work ends or needs input, at most `timeout` s (max 300); outcome says which."""
-        return self.hf().wait(handoff_id, timeout=min(max(float(timeout), 0.0), MAX_WAIT_S))
+        """Block until the work ends or needs input, at most `timeout` s (max 300); wait_result says which."""
+        return self.hf().wait(handoff_id, timeout=min(max(float(timeout), 0.0), MAX_WAIT_S), until_input=True)
 
     NAMES = ("brief", "session_new", "inbox", "send", "threads", "directs", "work", "status", "list", "request",
              "accept", "reject", "progress", "need_input", "reply", "complete", "fail", "cancel", "wait")

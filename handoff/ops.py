@@ -44,17 +44,32 @@ def session_open(state: dict, *, agent: str, channels: list[str], name: str | No
     if name is not None:
         ids.check_id("agent", name)
     ids.check_id("session", session_id)
-    if session_id in state["sessions"]:
-        raise HandoffError("duplicate", f"session {session_id} already exists", hint="choose another --id")
     peer = f"{name or agent}.{session_id}"
     ids.check_id("peer", peer)
     body = {"agent": agent, "channels": sorted(set(channels)), "name": name, "workspace": workspace}
+    existing = state["sessions"].get(session_id)
+    if existing is not None:  # `--id` makes `session new` idempotent: same identity -> the original
+        same = (existing["peer_id"], existing["agent"], existing["name"], sorted(existing["channels"])) == \
+            (peer, agent, name, body["channels"])
+        if same:
+            opened = {"kind": "session-open", "id": existing["open_event_id"], "from": existing["peer_id"],
+                      "session_id": session_id}
+            return [{"_replay": opened}]
+        raise HandoffError("id_conflict", f"session {session_id} already exists with another agent, name or channels",
+                           hint="choose another --id, or repeat the original command exactly to retry")
     return [{"kind": "session-open", "from": peer, "session_id": session_id,
              "body": {k: v for k, v in body.items() if v is not None}}]
 
 
-def session_close(state: dict, session: dict) -> list[dict]:
-    return [{"kind": "session-close", "from": session["peer_id"], "session_id": session["session_id"], "body": {}}]
+def session_close(state: dict, session: dict, given_id: str | None = None) -> list[dict]:
+    if session["state"] == "closed":  # closing twice changes nothing: the original close is returned
+        return [{"_replay": {"kind": "session-close", "id": session.get("close_event_id"), "from": session["peer_id"],
+                             "session_id": session["session_id"]}}]
+    draft = {"kind": "session-close", "from": session["peer_id"], "session_id": session["session_id"], "body": {}}
+    apply_idempotency(draft, given_id)
+    if draft.get("id"):
+        draft["id"] = "evt_" + draft["id"][4:]
+    return [draft]
 
 
 # ------------------------------------------------------------------ input
@@ -117,22 +132,36 @@ def _ref(value: str | None, what: str) -> str | None:
 # ---------------------------------------------------------------- idempotency
 
 
-def replay_or_none(state: dict, draft: dict, key: str | None) -> dict | None:
-    """A retry with the same id/key returns the original; the same key with other content is refused."""
+def replay_or_none(state: dict, draft: dict, key: str | None, fields: tuple = ()) -> dict | None:
+    """A retry with the same id/key returns the original; the same key with other content is refused.
+
+    ``fields`` (default: every semantic field) are the ones compared."""
     if not key:
         return None
     for m in state["messages"]:
         mkey = (m.get("ext") or {}).get("idempotency_key")
         if m["id"] == key or (mkey == key and m["from"] == draft["from"]):
-            if _same(m, draft):
+            if all(m.get(k) == draft.get(k) for k in (fields or _SEMANTIC)):
                 return m
             raise HandoffError("id_conflict", f"{key!r} was already used for a different message ({m['id']})",
                                hint="use a new --id for new content; re-send identical content to retry")
     return None
 
 
+def _prior(state: dict, key: str, sender: str) -> dict | None:
+    for m in state["messages"]:
+        if m["id"] == key or ((m.get("ext") or {}).get("idempotency_key") == key and m["from"] == sender):
+            return m
+    return None
+
+
 _SEMANTIC = ("kind", "channel", "surface", "thread_id", "direct_id", "from", "to", "work_id", "reply_to", "trace_id",
              "causation_id", "body")
+
+
+# A verb's addressing (to, reply_to, causation) is derived from the work's history, which moves on
+# between an attempt and its retry; what the user asked for is the kind, the unit and the body.
+_VERB_FIELDS = ("kind", "channel", "from", "work_id", "body")
 
 
 def _same(existing: dict, draft: dict) -> bool:
@@ -149,7 +178,7 @@ def apply_idempotency(draft: dict, given_id: str | None) -> str | None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", given_id):
             raise HandoffError("invalid_id", f"--id {given_id!r} is not a valid id or idempotency key",
                                hint="use letters, digits, '.', '_', ':' or '-'")
-        draft.setdefault("ext", {})["idempotency_key"] = given_id
+        draft["ext"] = dict(draft.get("ext") or {}, idempotency_key=given_id)
     return given_id
 
 
@@ -195,6 +224,10 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
         raise HandoffError("expired", f"--expires-at {expires_at} is not in the future",
                            hint="receivers drop expired messages; give a later time or a duration like 30m")
     existing = state["work"].get(work) if work else None
+    if given_id and thread is None and direct is None and surface != "direct":
+        prior = _prior(state, given_id, session["peer_id"])
+        if prior is not None and prior.get("thread_id") and prior["channel"] == channel:
+            thread = prior["thread_id"]  # a retry lands in the thread the original opened, not a fresh one
     if kind in CONVERSATION_KINDS:
         _place(draft, state, session, workspace_id, surface, thread, direct, existing, interaction_id,
                new_thread_hint)
@@ -338,10 +371,16 @@ def _work_envelope(w: dict, session: dict, kind: str, body: dict, *, to: str | N
 
 def _finish(state: dict, drafts: list[dict], given_id: str | None) -> list[dict]:
     if given_id:
-        key = apply_idempotency(drafts[0], given_id)
-        original = replay_or_none(state, drafts[0], key)
-        if original is not None:
-            return [{"_replay": original}]
+        # The first draft carries the id/key itself; later drafts of the same command (accept writes a
+        # receipt and a trace) carry "<key>:2", ... so a retry finds and returns every one of them.
+        replays = []
+        for i, d in enumerate(drafts):
+            key = apply_idempotency(d, given_id) if i == 0 else _sub_key(d, given_id, i + 1)
+            replays.append(replay_or_none(state, d, key, _VERB_FIELDS))
+        if all(r is not None for r in replays):
+            return [{"_replay": r} for r in replays]
+        if any(r is not None for r in replays):  # a crash between two files: write only the missing ones
+            drafts = [d for d, r in zip(drafts, replays) if r is None]
     staged = state
     for d in drafts:
         check_lifecycle(staged, d)
@@ -384,6 +423,12 @@ def trace(state: dict, session: dict, ident: str, new_state: str, *, message: st
                    given_id)
 
 
+def _sub_key(draft: dict, given_id: str, n: int) -> str:
+    key = f"{given_id}:{n}"
+    draft["ext"] = dict(draft.get("ext") or {}, idempotency_key=key)
+    return key
+
+
 def cancel(state: dict, session: dict, ident: str, *, message: str | None = None, given_id: str | None = None) -> list[dict]:
     w = find_work(state, ident)
     if session["peer_id"] == w["opened_by_peer_id"]:
@@ -420,8 +465,9 @@ def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: s
     if direct and not is_peer:
         raise HandoffError("invalid_surface", "a direct room needs a peer id, not an agent name",
                            hint="address a peer (agent.session) or drop --direct")
-    if given_id and not work and not re.fullmatch(r"msg_[0-9a-hjkmnp-tv-z]{26}", given_id):
-        work = "work_" + re.sub(r"[^A-Za-z0-9_-]", "-", given_id)[:64]
+    if given_id and not work:  # a retry must name the same work unit: derive it from the id
+        m = re.fullmatch(r"msg_([0-9a-hjkmnp-tv-z]{26})", given_id)
+        work = f"work_{m[1]}" if m else "work_" + re.sub(r"[^A-Za-z0-9_-]", "-", given_id)[:64]
     from .clock import new_ulid
     work = work or f"work_{new_ulid()}"
     ids.check_id("work", work)

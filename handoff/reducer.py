@@ -134,7 +134,7 @@ def reduce(records: list[dict]) -> dict:
         if kind == "session-close":
             s = sessions.get(ev["session_id"])
             if s is not None and s["state"] != "closed":
-                s.update(state="closed", closed_at=ev["ts"])
+                s.update(state="closed", closed_at=ev["ts"], close_event_id=ev["id"])
             continue
         if kind in ("claim", "heartbeat", "release"):
             leases.append(ev)

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 from conftest import ROOT
-from handoff.brief import leases_by_work
 
 
 def _handoff(repo, frm, to, work, text, **ctx):
@@ -129,15 +128,18 @@ def test_brief_needs_a_session(repo):
     assert r.code == 4 and r.json["error"]["reason_code"] == "session_not_found"
 
 
-def test_leases_fold():
-    ev = lambda kind, frm, ts, until=None: {"kind": kind, "from": frm, "work_id": "work_a", "ts": ts,  # noqa: E731
-                                            "body": {"lease_until": until} if until else {}}
-    events = [ev("claim", "a.s1", "2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z"),
-              ev("claim", "b.s2", "2026-01-01T00:01:00Z", "2026-01-01T00:11:00Z"),   # held by a: ignored
-              ev("heartbeat", "a.s1", "2026-01-01T00:05:00Z", "2026-01-01T00:20:00Z")]
-    now = 1767225900000  # 2026-01-01T00:05:00Z
-    assert leases_by_work(events, now)["work_a"]["holder"] == "a.s1"
-    assert leases_by_work(events, now)["work_a"]["lease_until"] == "2026-01-01T00:20:00Z"
-    assert leases_by_work(events + [ev("release", "a.s1", "2026-01-01T00:06:00Z")], now) == {}
-    late = events + [ev("claim", "b.s2", "2026-01-01T00:30:00Z", "2026-01-01T00:40:00Z")]   # a's lease lapsed
-    assert leases_by_work(late, now)["work_a"]["holder"] == "b.s2"
+def test_brief_shows_leases(repo):
+    repo.session("coordinator", "release", "sess_coord")
+    repo.session("worker", "release", "sess_w1")
+    repo.session("worker", "release", "sess_w2")
+    _handoff(repo, "sess_coord", "worker", "work_lease", "Take this")
+    repo.ok("claim", "work_lease", "--session", "sess_w1", "--lease", "10m")
+    repo.ok("accept", "work_lease", "--session", "sess_w1")
+    d = repo.j("brief", "--session", "sess_w1")
+    assert d["counts"]["leases"] == 1
+    lease = d["open_work"][0]["lease"]
+    assert lease["holder"] == "worker.sess_w1" and lease["expired"] is False
+    assert "lease: worker.sess_w1 until" in repo.ok("brief", "--session", "sess_w1").out
+    # the requester sees who holds its work
+    c = repo.j("brief", "--session", "sess_coord")
+    assert c["open_work"][0]["lease"]["holder"] == "worker.sess_w1"

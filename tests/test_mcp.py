@@ -90,7 +90,7 @@ def test_two_agents_complete_a_handoff_through_mcp_only(repo):
         await b.call("progress", handoff_id=hid, session=sb["session_id"], message="half",
                      checkpoint={"done": ["README.md"]})
         timed_out = await a.call("wait", handoff_id=hid, timeout=0.2)
-        assert timed_out["outcome"] == "timeout" and timed_out["work"]["state"] == "working"
+        assert timed_out["wait_result"] == "timeout" and timed_out["state"] == "working"
 
         async with anyio.create_task_group() as tg:  # the requester blocks in wait while the worker finishes
             box = {}
@@ -100,7 +100,7 @@ def test_two_agents_complete_a_handoff_through_mcp_only(repo):
             tg.start_soon(waiter)
             await anyio.sleep(0.3)
             await b.call("complete", handoff_id=hid, session=sb["session_id"], result={"pr": "#7"})
-        assert box["w"]["outcome"] == "terminal" and box["w"]["work"]["state"] == "completed"
+        assert box["w"]["wait_result"] == "completed" and box["w"]["state"] == "completed"
 
         err = await b.fails("fail", handoff_id=hid, session=sb["session_id"], message="late")
         assert err["reason_code"] == "work_closed"

@@ -145,6 +145,7 @@ def test_python_api_example(repo):
                           text=True, env=_env(repo), timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert "terminal completed" in lines and "refused: work_closed" in lines
+    assert "completed completed" in lines and "refused: work_closed" in lines
+    assert sum(line.startswith("coordinator sees") for line in lines) == 4
     assert lines[-1].endswith("completed {'missing_entries': 0}")
     assert repo.git("status", "--porcelain") == ""

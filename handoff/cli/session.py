@@ -32,7 +32,7 @@ def new(cx: Cx,
 
 def _write_meta(result) -> dict:
     return {"event_id": result.events[0]["id"], "path": (result.paths or [None])[0], "committed": result.committed,
-            "commit": result.commit, "commit_skipped": result.commit_skipped}
+            "commit": result.commit, "commit_skipped": result.commit_skipped, "replayed": result.replayed}
 
 
 @command(session_app, "list")
@@ -129,6 +129,7 @@ def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or 
     Example: handoff session close sess_receiver
     """
     ws = cx.ws
-    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id)), commit=cx.commit)
+    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id, write=False), given_id),
+                      commit=cx.commit)
     cx.emit({"session_id": result.events[0]["session_id"], "state": "closed", **_write_meta(result)},
             lambda d: f"closed {d['session_id']}")

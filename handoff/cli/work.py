@@ -27,6 +27,11 @@ def _work_human(w: dict) -> str:
         lines.append(f"  checkpoint: {render.one_line(render._scalar(w['checkpoint']))}")
     if w.get("result") is not None:
         lines.append(f"  result: {render.one_line(render._scalar(w['result']))}")
+    lease = w.get("lease") or {}
+    if lease.get("holder"):
+        lines.append(f"  claimed by {render.safe(lease['holder'])} until {lease['lease_until']}")
+    for c in lease.get("losers") or []:
+        lines.append(f"  ! lease_held: claim by {render.safe(c['from'])} lost ({render.one_line(c['message'])})")
     for d in w.get("diagnostics") or []:
         lines.append(f"  ! {d['reason_code']}: {render.one_line(d['message'])}")
     return "\n".join(lines)
