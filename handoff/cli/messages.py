@@ -118,8 +118,7 @@ def threads_list(cx: Cx, channel: ChannelOpt):
 
     Example: handoff threads list --channel builders -o json
     """
-    ids.check_id("channel", channel)
-    data = {"channel": channel, "threads": views.threads_in(cx.ws.state(), channel)}
+    data = {"channel": channel, "threads": cx.hf.threads(channel)}
     cx.emit(data, lambda d: render.table(d["threads"], ["thread_id", "message_count", "participant_count",
                                                         "open_work_count", "last_activity_at",
                                                         "last_message_preview"]))
@@ -157,14 +156,9 @@ def threads_messages(cx: Cx, channel: ChannelOpt,
 
     Example: handoff threads messages --channel builders --thread thread_release_check -o jsonl
     """
-    state, box = _thread(cx, channel, thread)
-    msgs = _filter(views.container_messages(state, channel=channel, thread_id=thread), kind, work, limit)
+    _thread(cx, channel, thread)
+    msgs = cx.hf.messages(channel, thread=thread, kind=kind, work=work, limit=limit)
     cx.emit({"channel": channel, "thread_id": thread, "messages": msgs}, _messages_human)
-
-
-def _filter(msgs: list[dict], kind: str | None, work: str | None, limit: int | None) -> list[dict]:
-    msgs = [m for m in msgs if (kind is None or m["kind"] == kind) and (work is None or m.get("work_id") == work)]
-    return msgs[-limit:] if limit else msgs
 
 
 def _messages_human(d: dict) -> str:
@@ -188,13 +182,7 @@ def directs_list(cx: Cx, channel: ChannelOpt, session: SessionOpt = None):
     Example: handoff directs list --channel builders -o json
     """
     ids.check_id("channel", channel)
-    state = cx.ws.state()
-    rooms = [b for b in state["directs"].values() if b["channel"] == channel]
-    if session:
-        s = ops.session_for(state, session, write=False)
-        rooms = [b for b in rooms if s["peer_id"] in (b["peer_a"], b["peer_b"])]
-    rooms.sort(key=lambda b: (b["last_activity_at"], b["direct_id"]), reverse=True)
-    data = {"channel": channel, "directs": [views.direct_summary(b) for b in rooms]}
+    data = {"channel": channel, "directs": cx.hf.directs(channel, session)}
     cx.emit(data, lambda d: render.table(d["directs"], ["direct_id", "peer_a", "peer_b", "message_count",
                                                         "open_work_count", "last_activity_at"]))
 
@@ -231,8 +219,8 @@ def directs_messages(cx: Cx, channel: ChannelOpt, direct: DirectOpt,
 
     Example: handoff directs messages --channel builders --direct direct_0123... -o jsonl
     """
-    state, _ = _room(cx, channel, direct)
-    msgs = _filter(views.container_messages(state, channel=channel, direct_id=direct), kind, work, limit)
+    _room(cx, channel, direct)
+    msgs = cx.hf.messages(channel, direct=direct, kind=kind, work=work, limit=limit)
     cx.emit({"channel": channel, "direct_id": direct, "messages": msgs}, _messages_human)
 
 
