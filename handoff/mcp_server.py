@@ -79,7 +79,8 @@ class Tools:
         if not ident:
             raise HandoffError("no_session", "no session given",
                                hint="pass session=... (from session_new) or start the server with HANDOFF_SESSION")
-        return self.hf().session(ident)
+        from .api import Session
+        return Session(self.hf(), ident)  # resolved (and checked) by the call itself: one read, not two
 
     # ---------------------------------------------------------------- tools
     def session_new(self, agent: str, channel: str, name: str | None = None) -> dict:
