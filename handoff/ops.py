@@ -84,13 +84,32 @@ def parse_body(raw: str | None, *, default: dict | None = None) -> dict:
                            hint="put large content in a file in the repo and reference its path")
     try:
         value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise HandoffError("invalid_body", f"body is nested deeper than {MAX_BODY_DEPTH} levels",
+                           hint="flatten the JSON object") from None
     except (json.JSONDecodeError, ValueError) as exc:
         raise HandoffError("invalid_body", f"body is not valid JSON: {exc}",
                            hint="""pass a JSON object, e.g. --body '{"text":"hello"}', or --body @file.json""") from None
     if not isinstance(value, dict):
         raise HandoffError("invalid_body", f"body must be a JSON object, got {type(value).__name__}",
                            hint="""wrap it: --body '{"text": ...}'""")
+    if _depth(value) > MAX_BODY_DEPTH:
+        raise HandoffError("invalid_body", f"body is nested deeper than {MAX_BODY_DEPTH} levels",
+                           hint="flatten the JSON object")
     return value
+
+
+MAX_BODY_DEPTH = 24  # an event file allows 32 levels; the body sits a level or two down
+
+
+def _depth(value, level: int = 1) -> int:
+    if level > MAX_BODY_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level)
+    return level
 
 
 def _no_constant(name: str):
@@ -465,11 +484,11 @@ def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: s
     if direct and not is_peer:
         raise HandoffError("invalid_surface", "a direct room needs a peer id, not an agent name",
                            hint="address a peer (agent.session) or drop --direct")
-    if given_id and not work:  # a retry must name the same work unit: derive it from the id
+    if given_id and work is None:  # a retry must name the same work unit: derive it from the id
         m = re.fullmatch(r"msg_([0-9a-hjkmnp-tv-z]{26})", given_id)
         work = f"work_{m[1]}" if m else "work_" + re.sub(r"[^A-Za-z0-9_-]", "-", given_id)[:64]
     from .clock import new_ulid
-    work = work or f"work_{new_ulid()}"
+    work = work if work is not None else f"work_{new_ulid()}"  # --work '' is refused, not replaced
     ids.check_id("work", work)
     body = {"text": description, "intent": "handoff", "context": context or {},
             "target_kind": "peer" if is_peer else "agent"}

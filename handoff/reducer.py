@@ -15,7 +15,7 @@ import json
 
 from . import codec, ids, lifecycle
 from .model import (CONVERSATION_KINDS, ENVELOPE_KINDS, TERMINAL_STATES, EventError, check_event, check_name,
-                    parse_ts)
+                    parse_hlc, parse_ts)
 
 REDUCER_VERSION = 1
 PREVIEW_CHARS = 120
@@ -85,10 +85,15 @@ def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], d
         keep = recs[0]
         events.append(keep["event"])
         paths[eid] = keep["path"]
-        for other in recs[1:]:
-            if _canon(other["event"]) != _canon(keep["event"]):
-                diagnostics.append({"path": other["path"], "id": eid, "reason_code": "id_conflict",
-                                    "message": f"id {eid} also used by {keep['path']} with different content; ignored"})
+        clashing = [r for r in recs[1:] if _canon(r["event"]) != _canon(keep["event"])]
+        for other in clashing:
+            diagnostics.append({"path": other["path"], "id": eid, "reason_code": "id_conflict",
+                                "message": f"id {eid} also used by {keep['path']} with different content; ignored"})
+        if clashing:  # name every file of the clash: which one is genuine is for a reviewer to decide
+            others = ", ".join(r["path"] for r in clashing)
+            diagnostics.append({"path": keep["path"], "id": eid, "reason_code": "id_conflict",
+                                "message": f"id {eid} also used with different content by {others}; this file "
+                                           "was applied (the first in canonical order)"})
     return events, paths
 
 
@@ -224,6 +229,33 @@ def _room_matches(ev: dict) -> bool:
         return ids.direct_id(ev["workspace_id"], ev["channel"], ev["from"], ev["to"]) == ev["direct_id"]
     except Exception:
         return False
+
+
+FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
+
+
+def clock_diagnostics(records: list[dict], now_ms: int, tolerance_ms: int = FUTURE_TOLERANCE_MS) -> list[dict]:
+    """Events dated more than ``tolerance_ms`` ahead of ``now_ms`` (by ts, clock or id).
+
+    They still take part in ordering (content decides order, the same on
+    every machine); the diagnostic tells a reader that a clock was wrong or
+    someone tried to sort their event after everyone else's.
+    """
+    out = []
+    for rec in records:
+        ev = rec.get("event")
+        if ev is None:
+            continue
+        hlc = parse_hlc(ev.get("hlc"))
+        try:
+            id_ms = ids.ulid_ms(ev["id"].split("_", 1)[1])
+        except (ValueError, IndexError):
+            id_ms = 0
+        latest = max(hlc[0] if hlc else 0, parse_ts(ev.get("ts")) or 0, id_ms)
+        if latest > now_ms + tolerance_ms:
+            out.append({"path": rec["path"], "id": ev["id"], "reason_code": "future_timestamp",
+                        "message": f"dated {ev.get('ts')}, more than a day ahead of this machine's clock"})
+    return out
 
 
 def expired(ev: dict, now_ms: int) -> bool:

@@ -7,7 +7,10 @@ import sys
 from typing import Any, Callable
 
 FORMATS = ("human", "json", "jsonl", "yaml")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+# C0/C1 controls (ESC, CSI, OSC, BEL, backspace, CR...) and the bidirectional overrides used to make
+# text read differently from what it is ("Trojan Source").
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069]")
+_C1 = re.compile(r"[\x80-\x9f]")
 
 
 def safe(text: Any) -> str:
@@ -21,8 +24,11 @@ def one_line(text: Any, width: int = 100) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+def to_json(data: Any, **kw: Any) -> str:
+    """JSON with non-ASCII kept readable, except C1 controls (a raw U+009B is a CSI to some terminals)."""
+    kw.setdefault("indent", 2)
+    text = json.dumps(data, ensure_ascii=False, sort_keys=False, **kw)
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def emit(data: Any, fmt: str, human: Callable[[Any], str] | None = None, *, stream=None) -> None:
@@ -32,7 +38,7 @@ def emit(data: Any, fmt: str, human: Callable[[Any], str] | None = None, *, stre
     elif fmt == "jsonl":
         items = data if isinstance(data, list) else _list_in(data)
         for item in items:
-            out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(to_json(item, indent=None, separators=(",", ":")) + "\n")
     elif fmt == "yaml":
         import yaml
         out.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1 << 20))

@@ -73,32 +73,13 @@ def _containers(state: dict, new_ids: set[str]) -> list[dict]:
 
 
 def pair_metrics(work_units: list[dict], agent=lambda p: p) -> list[dict]:
-    """Per (initiator agent, target agent): volume, accepted, rejected, completed, rates, mean time to accept."""
-    pairs: dict[tuple[str, str], dict] = {}
-    for w in work_units:
+    """Per (initiator agent, target agent): the same figures as ``handoff metrics``, over these units only."""
+    from .metrics import _figures
+    pairs: dict[tuple[str, str], list[dict]] = {}
+    for w in sorted(work_units, key=lambda w: (w["opened_at"], w["work_id"])):
         key = (agent(w["opened_by_peer_id"]), w.get("target_agent") or agent(w["target_peer_id"]))
-        p = pairs.setdefault(key, {"from": key[0], "to": key[1], "volume": 0, "accepted": 0, "rejected": 0,
-                                   "completed": 0, "failed": 0, "canceled": 0, "_accept_s": []})
-        p["volume"] += 1
-        if w.get("response") == "accepted":
-            p["accepted"] += 1
-            t0, t1 = parse_ts(w["opened_at"]), parse_ts(w.get("accepted_at"))
-            if t0 is not None and t1 is not None:
-                p["_accept_s"].append(max(0, t1 - t0) / 1000)
-        elif w.get("response") == "rejected":
-            p["rejected"] += 1
-        if w["state"] in ("completed", "failed", "canceled") and w.get("response") != "rejected":
-            p[w["state"]] += 1
-    out = []
-    for key in sorted(pairs):
-        p = pairs[key]
-        times = p.pop("_accept_s")
-        ended = p["completed"] + p["failed"] + p["canceled"] + p["rejected"]
-        p["acceptance_rate"] = round(p["accepted"] / p["volume"], 3) if p["volume"] else None
-        p["success_rate"] = round(p["completed"] / ended, 3) if ended else None
-        p["mean_accept_s"] = round(sum(times) / len(times), 1) if times else None
-        out.append(p)
-    return out
+        pairs.setdefault(key, []).append(w)
+    return [{"from": a, "to": b, **_figures(units)} for (a, b), units in sorted(pairs.items())]
 
 
 # ----------------------------------------------------------------- markdown

@@ -65,12 +65,12 @@ def charts(metrics: list[dict]) -> str:
     if not metrics:
         return '<p class="muted">No work units on this branch: nothing to chart.</p>'
     labels = [f"{m['from']} → {m['to']}" for m in metrics]
-    pct = [None if m["acceptance_rate"] is None else round(100 * m["acceptance_rate"], 1) for m in metrics]
-    ok = [None if m["success_rate"] is None else round(100 * m["success_rate"], 1) for m in metrics]
+    pct = [None if m["success_rate"] is None else round(100 * m["success_rate"], 1) for m in metrics]
+    ok = [None if m["completion_rate"] is None else round(100 * m["completion_rate"], 1) for m in metrics]
     specs = [("Volume (work units)", [m["volume"] for m in metrics], "", None, "chart-volume"),
-             ("Accepted (%)", pct, "%", 100, "chart-accepted"),
-             ("Success rate (% of ended)", ok, "%", 100, "chart-success"),
-             ("Mean time to accept (s)", [m["mean_accept_s"] for m in metrics], " s", None, "chart-accept-time")]
+             ("Success rate: accepted of answered (%)", pct, "%", 100, "chart-accepted"),
+             ("Completion rate: completed of accepted and ended (%)", ok, "%", 100, "chart-success"),
+             ("Mean time to accept (s)", [m["mean_acceptance_s"] for m in metrics], " s", None, "chart-accept-time")]
     return '<div class="charts">' + "".join(
         f'<div class="chart">{bar_chart(t, labels, v, unit=u, max_value=mx, color=COLORS[i % len(COLORS)], chart_id=cid)}</div>'
         for i, (t, v, u, mx, cid) in enumerate(specs)) + "</div>"
@@ -86,7 +86,7 @@ def page(rep: dict) -> str:
              _table(["from → to", "volume", "accepted", "rejected", "completed", "failed", "mean time to accept"],
                     [[f"{e(m['from'])} → {e(m['to'])}", str(m["volume"]), str(m["accepted"]), str(m["rejected"]),
                       str(m["completed"]), str(m["failed"]),
-                      "n/a" if m["mean_accept_s"] is None else f"{m['mean_accept_s']:g} s"] for m in rep["metrics"]])]
+                      "n/a" if m["mean_acceptance_s"] is None else f"{m['mean_acceptance_s']:g} s"] for m in rep["metrics"]])]
     for heading, key in (("Opened", "opened"), ("Answered", "answered"), ("Closed", "closed")):
         parts += [f"<h2>{heading} ({len(rep[key])})</h2>",
                   _table(["work", "from → to", "channel", "state", "description"], _work_rows(rep[key]))]

@@ -21,11 +21,18 @@ EVENTS = "events"
 
 def publish(root: Path, rel_path: str, data: bytes, tmp_dir: Path) -> Path:
     """Atomically create ``root/rel_path`` with ``data``; refuse to overwrite."""
-    final = root / rel_path
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / (final.name + f".{os.getpid()}.part")
+    tmp = stage(data, tmp_dir, rel_path.rsplit("/", 1)[-1])
     try:
+        return link(tmp, root, rel_path)
+    finally:
+        discard([tmp])
+
+
+def stage(data: bytes, tmp_dir: Path, name: str) -> Path:
+    """Write ``data`` to a fresh temp file outside the work tree and fsync it (the first half of publishing)."""
+    tmp = tmp_dir / f"{name}.{os.getpid()}.part"
+    try:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
@@ -34,6 +41,17 @@ def publish(root: Path, rel_path: str, data: bytes, tmp_dir: Path) -> Path:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError as exc:
+        discard([tmp])
+        raise _os_error(exc, tmp) from None
+    return tmp
+
+
+def link(tmp: Path, root: Path, rel_path: str) -> Path:
+    """Make a staged temp file visible at ``root/rel_path`` in one step; never overwrite (the second half)."""
+    final = root / rel_path
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(tmp, final)
         except FileExistsError:
@@ -42,22 +60,37 @@ def publish(root: Path, rel_path: str, data: bytes, tmp_dir: Path) -> Path:
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
                 raise
-            # No hard links here (other filesystem, FAT...): a dot-named temp beside the target, then rename.
+            # No hard links here (other filesystem, FAT...): a dot-named copy beside the target, then rename.
             side = final.parent / f".{final.name}.part"
-            os.replace(tmp, side)
+            with open(tmp, "rb") as src, open(side, "wb") as dst:
+                dst.write(src.read())
+                dst.flush()
+                os.fsync(dst.fileno())
             if final.exists():
                 os.unlink(side)
                 raise HandoffError("id_conflict", f"{rel_path} already exists", hint="retry") from None
             os.rename(side, final)
     except OSError as exc:
         raise _os_error(exc, final) from None
-    finally:
+    _fsync_dir(final.parent)
+    return final
+
+
+def discard(tmps: list[Path]) -> None:
+    for tmp in tmps:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-    _fsync_dir(final.parent)
-    return final
+
+
+def sweep_temp(tmp_dir: Path) -> None:
+    """Remove staged files a killed writer left behind.  Call only under the writer lock."""
+    try:
+        names = os.listdir(tmp_dir)
+    except OSError:
+        return
+    discard([tmp_dir / n for n in names if n.endswith(".part")])
 
 
 def _os_error(exc: OSError, path: Path) -> HandoffError:
@@ -127,8 +160,11 @@ def read_event_file(root: Path, rel: str, st: os.stat_result | None) -> bytes:
 @contextmanager
 def file_lock(path: Path):
     """An exclusive flock: serialises writers across processes and worktrees; dies with its holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _os_error(exc, path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -139,10 +175,14 @@ def file_lock(path: Path):
 
 def atomic_write_local(path: Path, data: bytes) -> None:
     """Replace a private (never committed) file atomically: caches, cursors, clocks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        discard([tmp])
+        raise _os_error(exc, path) from None

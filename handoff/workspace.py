@@ -73,7 +73,13 @@ class Workspace:
 
     def state(self, refresh: bool = False) -> dict:
         if self._state is None or refresh:
-            self._state = reducer.reduce(self.records())
+            records = self.records()
+            state = reducer.reduce(records)
+            future = reducer.clock_diagnostics(records, clock.now_ms())
+            if future:
+                state["diagnostics"] = sorted(state["diagnostics"] + future,
+                                              key=lambda d: (d["path"], d.get("id") or "", d["reason_code"]))
+            self._state = state
         return self._state
 
     # ------------------------------------------------------------- writes
@@ -87,25 +93,81 @@ class Workspace:
         """
         commit = self.commit_default() if commit is None else commit
         with store.file_lock(self.paths.shared / "lock"):
+            tmp_dir = self.paths.local / "tmp"
+            store.sweep_temp(tmp_dir)  # under the lock, any staged file belongs to a writer that was killed
+            gitcmd.sweep_private(self.paths)
             state = self.state(refresh=True)
             drafts = build(state)
             if drafts and all(d.get("_replay") for d in drafts):
                 return WriteResult(events=[d["_replay"] for d in drafts], paths=[], replayed=True)
             events = self._stamp(state, [d for d in drafts if not d.get("_replay")])
-            rel_paths = []
-            pending_dir = self.paths.local / "pending"
-            for ev in events:
-                rel = model.event_path(ev)
-                data = codec.dump(ev)
-                if commit:
-                    store.atomic_write_local(pending_dir / ev["id"], f"{HANDOFFS}/{rel}".encode())
-                store.publish(self.root, rel, data, self.paths.local / "tmp")
-                rel_paths.append(f"{HANDOFFS}/{rel}")
-            result = WriteResult(events=events, paths=rel_paths)
+            files = [(f"{HANDOFFS}/{model.event_path(ev)}", codec.dump(ev)) for ev in events]
+            result = WriteResult(events=events, paths=[rel for rel, _ in files])
+            skipped = None
             if commit:
-                self._commit_pending(result, (message or default_message)(events))
+                _ref, _head, skipped = gitcmd.head_state(self.paths)
+                if not skipped:
+                    gitcmd.wait_index_unlocked(self.paths)
+            staged: list[Path] = []
+            try:
+                for rel, data in files:
+                    staged.append(store.stage(data, tmp_dir, rel.rsplit("/", 1)[-1]))
+                pending = self._pending() if commit and not skipped else []
+
+                def publish() -> None:
+                    if commit:  # markers first: a crash after publishing is committed by the next write
+                        for ev, (rel, _) in zip(events, files):
+                            store.atomic_write_local(self.paths.local / "pending" / ev["id"], rel.encode())
+                    for (rel, _), tmp in zip(files, staged):
+                        store.link(tmp, self.paths.worktree, rel)
+
+                if commit and not skipped:
+                    ours = set(result.paths)
+                    result.swept = [rel for rel, _ in pending if rel not in ours]
+                    entries = list(zip(result.paths, gitcmd.hash_files(self.paths, staged)))
+                    left = [rel for rel in result.swept]
+                    entries += list(zip(left, gitcmd.hash_files(self.paths, left)))
+                    try:
+                        result.commit = gitcmd.commit_entries(self.paths, sorted(entries),
+                                                              (message or default_message)(events), publish)
+                        result.committed = True
+                        self._clear_pending([m for _, m in pending] + [ev["id"] for ev in events])
+                    except gitcmd.CommitSkipped as exc:
+                        skipped = str(exc)
+                else:
+                    publish()
+            finally:
+                store.discard(staged)
+            if skipped:
+                result.commit_skipped = f"{skipped}: events written, not committed; the next write commits them"
             self._state = None
             return result
+
+    def _pending(self) -> list[tuple[str, str]]:
+        """(path, marker name) of events a previous write published but did not commit."""
+        pending_dir = self.paths.local / "pending"
+        out = []
+        try:
+            names = sorted(os.listdir(pending_dir))
+        except OSError:
+            return out
+        for name in names:
+            try:
+                rel = (pending_dir / name).read_text().strip()
+            except OSError:
+                continue
+            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and (self.paths.worktree / rel).is_file():
+                out.append((rel, name))
+            else:  # a marker whose file never got published (killed in between): nothing to commit
+                self._clear_pending([name])
+        return out
+
+    def _clear_pending(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                os.unlink(self.paths.local / "pending" / name)
+            except OSError:
+                pass
 
     def _stamp(self, state: dict, drafts: list[dict]) -> list[dict]:
         now = clock.now_ms()
@@ -144,29 +206,6 @@ class Workspace:
             if hlc and hlc[0] <= now + MAX_SKEW_MS and (seen is None or hlc > seen):
                 seen = hlc
         return seen
-
-    def _commit_pending(self, result: WriteResult, message: str) -> None:
-        ref, head, why = gitcmd.head_state(self.paths)
-        if why:
-            result.commit_skipped = f"{why}: events written, not committed; the next write after it commits them"
-            return
-        pending_dir = self.paths.local / "pending"
-        markers = sorted(pending_dir.iterdir()) if pending_dir.exists() else []
-        rels = []
-        for m in markers:
-            rel = m.read_text().strip()
-            if (self.paths.worktree / rel).exists():
-                rels.append(rel)
-        ours = set(result.paths)
-        result.swept = [r for r in rels if r not in ours]
-        if rels:
-            result.commit = gitcmd.commit_paths(self.paths, sorted(set(rels)), message)
-            result.committed = result.commit is not None
-        for m in markers:
-            try:
-                m.unlink()
-            except OSError:
-                pass
 
 
 def default_message(events: list[dict]) -> str:

@@ -1,0 +1,127 @@
+"""The foundation's robustness promises about git: the user's work, clones, merges in progress."""
+from __future__ import annotations
+
+import json
+
+from .support import fsck_clean, git
+
+
+def _user_state(repo) -> list[str]:
+    return [git(repo.path, *args) for args in (("status", "--porcelain", "--untracked-files=all"), ("diff",),
+                                                ("diff", "--cached"), ("diff", "--cached", "--stat"))]
+
+
+def test_send_leaves_the_users_work_exactly_as_it_was(repo):
+    s = repo.session("alice", "general", sid="sess_alice")
+    (repo.path / "README.txt").write_text("project\nan unstaged edit\n")
+    (repo.path / "staged.txt").write_text("staged content\n")
+    git(repo.path, "add", "staged.txt")
+    (repo.path / "staged.txt").write_text("staged content\nplus an unstaged line on a staged file\n")
+    (repo.path / "untracked.txt").write_text("untracked\n")
+    (repo.path / "notes").mkdir()
+    (repo.path / "notes" / "deep.txt").write_text("untracked in a directory\n")
+    before = _user_state(repo)
+    head = git(repo.path, "rev-parse", "HEAD").strip()
+    for i in range(3):
+        sent = repo.j("send", "--session", s["session_id"], "--channel", "general", "--text", f"hello {i}")
+        assert sent["committed"] is True
+        assert _user_state(repo) == before
+        names = git(repo.path, "show", "--name-only", "--format=", "HEAD").split()
+        assert names == sent["paths"]
+        assert all(n.startswith(".handoffs/") for n in names)
+    assert git(repo.path, "rev-list", "--count", f"{head}..HEAD").strip() == "3"
+    fsck_clean(repo.path)
+
+
+def test_clones_exchange_events_with_plain_git_and_never_conflict(clones):
+    a, b = clones("a"), clones("b")
+    a.ok("init", "--workspace", "test")
+    git(a.path, "push", "-q", "origin", "HEAD")
+    git(b.path, "pull", "-q", "--no-rebase")
+    sa = a.session("alice", "general", sid="sess_alice")
+    sb = b.session("bob", "general", sid="sess_bob")
+    for rnd in range(4):
+        for i in range(3):
+            a.ok("send", "--session", sa["session_id"], "--channel", "general", "--text", f"a {rnd}.{i}")
+            b.ok("send", "--session", sb["session_id"], "--channel", "general", "--text", f"b {rnd}.{i}")
+        # both sides diverged; ordinary pull (merge) and push, in either order
+        first, second = (a, b) if rnd % 2 == 0 else (b, a)
+        git(first.path, "pull", "-q", "--no-rebase", "--no-edit")
+        git(first.path, "push", "-q", "origin", "HEAD")
+        out = git(second.path, "pull", "--no-rebase", "--no-edit")
+        assert "CONFLICT" not in out
+        git(second.path, "push", "-q", "origin", "HEAD")
+        git(first.path, "pull", "-q", "--no-rebase", "--no-edit")
+        views = []
+        for r in (a, b):
+            from handoff.workspace import Workspace
+            state = Workspace(r.path).state()
+            views.append(json.dumps({k: state[k] for k in ("messages", "sessions", "threads", "work", "diagnostics")},
+                                    sort_keys=True))
+        assert views[0] == views[1]
+        assert a.ok("threads", "list", "--channel", "general", "-o", "json").out == \
+            b.ok("threads", "list", "--channel", "general", "-o", "json").out
+    # a rebase-style pull works too
+    a.ok("send", "--session", sa["session_id"], "--channel", "general", "--text", "before rebase")
+    b.ok("send", "--session", sb["session_id"], "--channel", "general", "--text", "before rebase too")
+    git(a.path, "push", "-q", "origin", "HEAD")
+    git(b.path, "pull", "-q", "--rebase")
+    assert b.j("status")["messages"] == a.j("status")["messages"] + 1  # b holds a's events and its own
+    for r in (a, b):
+        fsck_clean(r.path)
+        assert git(r.path, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_writes_during_a_merge_are_not_committed_and_the_next_write_commits_them(repo):
+    s = repo.session("alice", "general", sid="sess_alice")["session_id"]
+    base = git(repo.path, "rev-parse", "HEAD").strip()
+    git(repo.path, "checkout", "-q", "-b", "feature")
+    (repo.path / "README.txt").write_text("feature version\n")
+    git(repo.path, "commit", "-qam", "feature edit")
+    git(repo.path, "checkout", "-q", "main")
+    (repo.path / "README.txt").write_text("main version\n")
+    git(repo.path, "commit", "-qam", "main edit")
+    merge = git(repo.path, "merge", "feature", check=False)
+    assert (repo.path / ".git" / "MERGE_HEAD").exists(), merge
+    head = git(repo.path, "rev-parse", "HEAD").strip()
+    during = repo.j("send", "--session", s, "--channel", "general", "--text", "during the merge")
+    assert during["committed"] is False and "merge" in during["commit_skipped"]
+    assert git(repo.path, "rev-parse", "HEAD").strip() == head
+    assert (repo.path / during["paths"][0]).is_file()
+    # the person resolves and concludes the merge (with `git add -u`, not touching our file)
+    (repo.path / "README.txt").write_text("resolved\n")
+    git(repo.path, "add", "README.txt")
+    git(repo.path, "commit", "-q", "--no-edit")
+    after = repo.j("send", "--session", s, "--channel", "general", "--text", "after the merge")
+    assert after["committed"] is True
+    committed = git(repo.path, "show", "--name-only", "--format=", "HEAD").split()
+    assert during["paths"][0] in committed and after["paths"][0] in committed
+    assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo.path, "merge-base", "--is-ancestor", base, "HEAD", check=False) == ""
+
+
+def test_writes_during_a_rebase_and_on_a_detached_head(repo):
+    s = repo.session("alice", "general", sid="sess_alice")["session_id"]
+    git(repo.path, "checkout", "-q", "--detach")
+    det = repo.j("send", "--session", s, "--channel", "general", "--text", "detached")
+    assert det["committed"] is False and "detached" in det["commit_skipped"]
+    git(repo.path, "checkout", "-q", "main")
+    # an interactive-style rebase stopped on a conflict
+    git(repo.path, "checkout", "-q", "-b", "topic")
+    (repo.path / "README.txt").write_text("topic\n")
+    git(repo.path, "commit", "-qam", "topic edit")
+    git(repo.path, "checkout", "-q", "main")
+    (repo.path / "README.txt").write_text("main\n")
+    git(repo.path, "commit", "-qam", "main edit")
+    git(repo.path, "checkout", "-q", "topic")
+    git(repo.path, "rebase", "main", check=False)
+    assert (repo.path / ".git" / "rebase-merge").exists() or (repo.path / ".git" / "rebase-apply").exists()
+    reb = repo.j("send", "--session", s, "--channel", "general", "--text", "rebasing")
+    assert reb["committed"] is False and "rebase" in reb["commit_skipped"]
+    git(repo.path, "rebase", "--abort")
+    nxt = repo.j("send", "--session", s, "--channel", "general", "--text", "back to normal")
+    assert nxt["committed"] is True
+    names = git(repo.path, "show", "--name-only", "--format=", "HEAD").split()
+    assert reb["paths"][0] in names and det["paths"][0] in names and nxt["paths"][0] in names
+    assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
+    fsck_clean(repo.path)
