@@ -259,5 +259,5 @@ def serve(repo: str | None = None) -> None:
 
 
 def missing_sdk_error() -> HandoffError:
-    return HandoffError("missing_dependency", "the MCP SDK is not installed",
+    return HandoffError("missing_dependency", "the MCP SDK (mcp 2.x) is not installed",
                         hint="pip install 'handoff[mcp]'")

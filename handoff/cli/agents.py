@@ -50,8 +50,9 @@ def mcp(cx: Cx, schema: Annotated[bool, typer.Option("--schema", help="print the
     Example (Claude Code): claude mcp add handoff -e HANDOFF_SESSION=sess_1 -- handoff mcp --repo /path/to/repo
     """
     from .. import mcp_server
-    import importlib.util
-    if importlib.util.find_spec("mcp") is None:
+    try:
+        import mcp.server.mcpserver  # noqa: F401  (2.x; only this command loads the SDK)
+    except ImportError:
         raise mcp_server.missing_sdk_error() from None
     if schema:
         import anyio
