@@ -88,3 +88,21 @@ def test_doctor_sees_a_running_watcher(repo):
     finally:
         proc.terminate()
         proc.wait()
+
+
+def test_doctor_sees_handoff_watch_and_its_exit(repo):
+    repo.session("reviewer", "release", "sess_rev")
+    other = repo.session("coordinator", "release", "sess_coord")
+    proc = subprocess.Popen([sys.executable, "-m", "handoff", "watch", "--session", "sess_rev", "-o", "jsonl"],
+                            cwd=repo.path, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        msg = repo.j("send", "--session", other["session_id"], "--channel", "release", "-m", "ping")
+        assert json.loads(proc.stdout.readline())["id"] == msg["id"]  # the watcher is up and delivering
+        c = _checks(repo.j("doctor", "--session", "sess_rev"))
+        assert c["watcher"]["status"] == "ok" and str(proc.pid) in c["watcher"]["message"]
+        assert _checks(repo.j("doctor", "--session", "sess_coord"))["watcher"]["status"] == "warn"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert _checks(repo.j("doctor", "--session", "sess_rev"))["watcher"]["status"] == "warn"
+    assert not list((repo.path / ".git" / "handoff" / "watchers").glob("*.json"))  # it cleaned up on SIGTERM
