@@ -138,7 +138,9 @@ class Handoff:
         """A thread's or direct room's messages in event order."""
         if (thread is None) == (direct is None):
             raise HandoffError("invalid_argument", "give a thread or a direct room", hint="thread=... or direct=...")
-        msgs = views.container_messages(self.state(), channel=channel, thread_id=thread, direct_id=direct)
+        from .index import for_container
+        st = for_container(self.state(), channel=channel, thread_id=thread, direct_id=direct)
+        msgs = views.container_messages(st, channel=channel, thread_id=thread, direct_id=direct)
         msgs = [m for m in msgs if (kind is None or m["kind"] == kind) and (work is None or m.get("work_id") == work)]
         return msgs[-limit:] if limit else msgs
 
@@ -235,6 +237,8 @@ class Session:
         s = ops.session_for(st, self.ident, write=False)
         now = clock.now_ms()
         acked = read_acks(self.ws, s["session_id"])
+        from .index import for_inbox
+        st = for_inbox(st, s)  # only the messages the inbox looks at, straight from the index
         entries = views.inbox(st, s, acked, now, include_all=True)
         if ack:
             known = {e["id"] for e in entries}

@@ -6,7 +6,6 @@ deadlines; it never affects ordering correctness, only what time is written.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 
 from . import ids
@@ -31,6 +30,7 @@ def new_ulid(ms: int | None = None) -> str:
     if _last[0] - 10_000 < ms <= _last[0]:
         ms, rand = _last[0], _last[1] + 1
     else:
+        import secrets  # (only writers need it: kept off the read commands' start-up)
         rand = secrets.randbits(80)
     _last[0], _last[1] = ms, rand
     return ids.new_ulid(ms, rand & ((1 << 80) - 1))

@@ -17,6 +17,8 @@ import re
 
 import yaml
 
+from . import canon
+
 MAX_FILE_BYTES = 256 * 1024
 MAX_DEPTH = 32
 
@@ -96,8 +98,11 @@ def _check_shape(value, depth=0):
             _check_shape(v, depth + 1)
 
 
-def load(data: bytes) -> dict:
-    """Parse one event file strictly; raise CodecError saying what is wrong."""
+def load(data: bytes, *, fast: bool = True) -> dict:
+    """Parse one event file strictly; raise CodecError saying what is wrong.
+
+    ``fast`` lets ``canon`` read our own canonical output (the same value, ~10x sooner).
+    """
     if len(data) > MAX_FILE_BYTES:
         raise CodecError(f"file is {len(data)} bytes, over the {MAX_FILE_BYTES} byte cap")
     if b"\x00" in data:
@@ -106,6 +111,13 @@ def load(data: bytes) -> dict:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CodecError(f"not UTF-8: {exc}") from None
+    value = canon.load(text, MAX_DEPTH) if fast else None  # anything outside the dialect goes the strict way
+    if value is not None:
+        return value  # (canon only returns string keys, nested at most MAX_DEPTH: what _check_shape checks)
+    return _strict_load(text)
+
+
+def _strict_load(text: str) -> dict:
     loader = StrictLoader(text)
     try:
         node = loader.get_single_node()
@@ -167,6 +179,6 @@ def dump(value: dict) -> bytes:
     text = yaml.dump(value, Dumper=CanonicalDumper, sort_keys=True, allow_unicode=True,
                      default_flow_style=False, width=1 << 30, indent=2, explicit_start=False)
     data = text.encode("utf-8")
-    if load(data) != value:
+    if load(data, fast=False) != value:  # the strict loader, not the fast path, is the round-trip guard
         raise CodecError("canonical dump did not round-trip")
     return data

@@ -60,6 +60,7 @@ class RepoPaths:
     worktree: Path
     git_dir: Path
     common_dir: Path
+    object_format: str = "sha1"
 
     @cached_property
     def local(self) -> Path:
@@ -76,15 +77,75 @@ def discover(start: str | Path | None = None) -> RepoPaths:
     cwd = Path(start or os.getcwd())
     if not cwd.exists():
         raise HandoffError("not_a_repo", f"{cwd} does not exist", hint="pass --repo PATH to a git repository")
-    proc = run(cwd, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir", check=False)
+    found = _discover_fast(cwd)
+    if found is not None:
+        return found
+    proc = run(cwd, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir",
+               "--show-object-format", check=False)
     if proc.returncode != 0:
         raise HandoffError("not_a_repo", f"{cwd} is not inside a git work tree",
                            hint="run `git init` first, or pass --repo PATH")
-    top, git_dir, common = proc.stdout.decode().splitlines()[:3]
+    lines = proc.stdout.decode().splitlines()
+    top, git_dir, common = lines[:3]
     common_path = Path(common)
     if not common_path.is_absolute():
         common_path = (cwd / common_path).resolve()
-    return RepoPaths(Path(top), Path(git_dir), common_path)
+    return RepoPaths(Path(top), Path(git_dir), common_path, lines[3] if len(lines) > 3 else "sha1")
+
+
+_DISCOVERY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
+                  "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")
+
+
+def _discover_fast(cwd: Path) -> RepoPaths | None:
+    """What ``git rev-parse --show-toplevel --absolute-git-dir --git-common-dir`` says, read from disk.
+
+    Every command starts here, and a git process costs a few milliseconds of a ~100 ms command.  Only
+    the plain layouts are read: a ``.git`` directory, or a ``.git`` file of a linked worktree
+    (``gitdir:`` + ``commondir``), in a non-bare repo with SHA-1 objects, owned by us, with no git
+    variable that changes discovery.  Anything else returns None and git is asked.
+    """
+    if any(k in os.environ for k in _DISCOVERY_ENV):
+        return None
+    try:
+        here = cwd.resolve()
+        if ".git" in here.parts:
+            return None  # inside a git dir: git itself says what that means
+        uid = os.getuid()
+        for top in (here, *here.parents):
+            dot = top / ".git"
+            try:
+                st = dot.lstat()
+            except FileNotFoundError:
+                continue
+            if dot.is_symlink():
+                return None
+            if dot.is_dir():
+                git_dir = dot
+            else:
+                text = dot.read_text().strip()
+                if not text.startswith("gitdir: "):
+                    return None
+                git_dir = Path(text[8:])
+                if not git_dir.is_absolute():
+                    git_dir = (top / git_dir)
+                git_dir = git_dir.resolve()
+            if not (git_dir / "HEAD").is_file() or st.st_uid != uid or top.stat().st_uid != uid:
+                return None
+            common = git_dir
+            commondir = git_dir / "commondir"
+            if commondir.exists():
+                c = Path(commondir.read_text().strip())
+                common = (c if c.is_absolute() else git_dir / c).resolve()
+            config = (common / "config").read_text()
+            lowered = config.lower()
+            if "bare = true" in lowered or "objectformat" in lowered or "worktree" in lowered \
+                    or "include" in lowered or common.stat().st_uid != uid:
+                return None
+            return RepoPaths(top, git_dir, common, "sha1")
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def head_state(paths: RepoPaths) -> tuple[str | None, str | None, str | None]:
@@ -95,13 +156,42 @@ def head_state(paths: RepoPaths) -> tuple[str | None, str | None, str | None]:
                          ("rebase-apply", "a rebase or am"), ("BISECT_LOG", "a bisect")):
         if (gd / marker).exists():
             return None, None, f"{what} is in progress"
-    proc = run(paths.worktree, "symbolic-ref", "-q", "HEAD", check=False)
-    ref = proc.stdout.decode().strip() if proc.returncode == 0 else None
-    proc = run(paths.worktree, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
-    head = proc.stdout.decode().strip() if proc.returncode == 0 else None
+    ref = _symbolic_head(paths)
+    head = _loose_ref(paths, ref) if ref else None
+    if head is None:
+        proc = run(paths.worktree, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+        head = proc.stdout.decode().strip() if proc.returncode == 0 else None
     if ref is None:
         return None, head, "HEAD is detached"
     return ref, head, None
+
+
+def _loose_ref(paths: RepoPaths, ref: str) -> str | None:
+    """A branch's commit read from its loose ref file (None: packed, another backend, or unborn: ask git).
+
+    Only a shortcut before a compare-and-swap ``update-ref``: a stale value makes that fail and retry.
+    """
+    try:
+        text = (paths.common_dir / ref).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
+        return text
+    return None
+
+
+def _symbolic_head(paths: RepoPaths) -> str | None:
+    """The branch HEAD points to, or None when detached (read from the HEAD file when it is plain)."""
+    try:
+        text = (paths.git_dir / "HEAD").read_text().strip()
+    except OSError:
+        text = ""
+    if text.startswith("ref: refs/heads/") and not text.endswith("/.invalid"):
+        return text[5:]
+    if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
+        return None
+    proc = run(paths.worktree, "symbolic-ref", "-q", "HEAD", check=False)  # reftable and other backends
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
 class CommitSkipped(Exception):
@@ -162,6 +252,47 @@ def hash_files(paths: RepoPaths, files: list[str | Path]) -> list[str]:
     return blobs
 
 
+def sign_commits(paths: RepoPaths) -> bool:
+    """``commit.gpgSign``: ``commit-tree`` ignores it, so we pass ``-S`` ourselves.
+
+    Asking git costs a process on every commit; when no config file git reads mentions ``gpgsign`` (and
+    none includes another file, and no ``GIT_CONFIG*`` variable is set) the answer is no without asking.
+    """
+    if not _config_may_mention(paths, b"gpgsign"):
+        return False
+    return out(paths.worktree, "config", "--type=bool", "--default=false", "commit.gpgSign") == "true"
+
+
+def _config_may_mention(paths: RepoPaths, word: bytes) -> bool:
+    if any(k.startswith("GIT_CONFIG") for k in os.environ):
+        return True
+    home = Path(os.environ.get("HOME") or "~").expanduser()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    for f in (paths.common_dir / "config", paths.git_dir / "config.worktree", home / ".gitconfig",
+              xdg / "git" / "config", Path("/etc/gitconfig"), Path("/usr/local/etc/gitconfig")):
+        try:
+            text = f.read_bytes().lower()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        if word in text or b"include" in text:
+            return True
+    return False
+
+
+def _head_fast(paths: RepoPaths) -> tuple[str | None, str | None]:
+    """``_head`` without a git process when HEAD is our own last commit (its tree is in gittree's cache)."""
+    ref = _symbolic_head(paths)
+    head = _loose_ref(paths, ref) if ref else None
+    if head is not None:
+        from . import gittree
+        tree = gittree.cached_root(paths, head)
+        if tree is not None:
+            return head, tree
+    return _head(paths)
+
+
 def _head(paths: RepoPaths) -> tuple[str | None, str | None]:
     proc = run(paths.worktree, "rev-parse", "HEAD^{commit}", "HEAD^{tree}", check=False)
     lines = proc.stdout.decode().split()
@@ -194,22 +325,28 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
 
     wt = paths.worktree
     info = "".join(f"100644 {b}\t{p}\0" for p, b in entries).encode()
-    sign = out(wt, "config", "--type=bool", "--default=false", "commit.gpgSign") == "true"
+    sign = sign_commits(paths)
+    flat = paths.object_format == "sha1"  # rewrite only the trees on our paths (gittree.py): flat cost
+    built: dict = {}
     tmp_index = paths.local / f"index.{os.getpid()}.{random.getrandbits(32):08x}.tmp"
     tmp_index.parent.mkdir(parents=True, exist_ok=True)
     env = clean_env({"GIT_INDEX_FILE": str(tmp_index)})
 
     def make(head: str | None, head_tree: str | None) -> str | None:
-        run(wt, "read-tree", *([head] if head else ["--empty"]), env=env)
-        run(wt, "update-index", "-z", "--index-info", input=info, env=env)
-        tree = out(wt, "write-tree", env=env)
+        if flat:
+            from . import gittree
+            tree, built["trees"] = gittree.tree_with(paths, head, entries)
+        else:
+            run(wt, "read-tree", *([head] if head else ["--empty"]), env=env)
+            run(wt, "update-index", "-z", "--index-info", input=info, env=env)
+            tree = out(wt, "write-tree", env=env)
         if tree == head_tree:
             return None  # already committed (a crash after the commit, or a person's commit took them)
         args = ["commit-tree", tree, "-m", message] + (["-p", head] if head else []) + (["-S"] if sign else [])
         return out(wt, *args)
 
     try:
-        head, head_tree = _head(paths)
+        head, head_tree = _head_fast(paths) if flat else _head(paths)
         try:
             commit = make(head, head_tree)
         except GitError as exc:  # identity, disk, permissions: refused before anything is visible
@@ -226,6 +363,9 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
                     return head
                 proc = run(wt, "update-ref", "-m", message, "HEAD", commit, head or "0" * 40, check=False)
                 if proc.returncode == 0:
+                    if flat:
+                        from . import gittree
+                        gittree.remember(paths, commit, built["trees"])
                     return commit
                 last = proc.stderr.decode("utf-8", "replace").strip()
                 if "File exists" in last:  # another git process holds the branch's lock: git holds it briefly

@@ -1,20 +1,160 @@
-"""Reading every event file into decoded records.
+"""The index: a disposable, content-keyed cache of parsed events and reduced state.
 
-This is the seam for the content-keyed cache: callers ask for records and
-never care whether they were parsed now or earlier.
+The event files are the only source of truth.  This cache lives in SQLite
+(standard library) under ``$(git rev-parse --git-common-dir)/handoff/cache/``,
+is shared by every worktree of the repo, and can be deleted at any time: it
+is rebuilt when it is missing, corrupt, or written by another version of the
+code (any change to the modules that parse or reduce events changes the key).
+
+Two layers (docs/PERFORMANCE.md has the figures):
+
+* **Parse cache** (``parsed-*.sqlite3``, shared by all worktrees): git blob
+  id -> decoded record.  A file's blob id is computed in Python
+  (``sha1("blob <len>\\0" + bytes)``, what ``git hash-object`` gives) and
+  memoised per worktree by ``(path, size, mtime_ns, inode, ctime_ns)``.
+* **State** (``view-*.sqlite3``, one per worktree): the reduced state stored
+  row by row (messages, work units, threads, direct rooms, leases) so a
+  command loads only what it reads, plus the exact set of files it was folded
+  from.
+
+Finding what changed costs one ``stat`` per directory under
+``.handoffs/events/`` (about 200 for 100,000 events over six months): a
+directory whose mtime is unchanged is not listed again.  Adding or removing
+a file changes its directory's mtime; an mtime too close to the moment it
+was read (git's "racy" rule) is not trusted.  A file edited in place with no
+change to its directory (the tool never does this; ``verify`` flags it) is
+noticed when its directory next changes, or after ``handoff`` drops the
+cache.
+
+New files are parsed (on every core when there are many) and folded onto the
+saved state when they all sort after everything already folded -- the usual
+case for new writes and pulls.  Anything else (a removed file, a branch
+switch, an event that sorts earlier) folds everything again from the parse
+cache without parsing again: folding is cheap, parsing is not.
+
+``Workspace.state()`` reads through ``state()``.  Extra event sources (e.g.
+remote-tracking branches) plug in through ``SOURCES``: records from blob ids,
+cached the same way.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import marshal
+import os
+import sqlite3
+import sys
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import reducer, store
-from .remotes import remote_records
 
 if TYPE_CHECKING:
     from .workspace import Workspace
 
+INDEX_FORMAT = 2
+RACY_NS = 3_000_000_000  # a directory or file modified this close to when we read it is read again next time
+PARALLEL_MIN = 1500  # below this many files to parse, one process is faster than starting workers
+MAX_VIEWS = 16  # state files kept for worktrees not used lately
+_CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py")
+
+# What this process's refreshes did (tests and the bench read it): folds extended, folds redone, files parsed.
+STATS = {"extend": 0, "refold": 0, "parsed": 0}
+
+# Extra event sources: callables ``fn(ws) -> Source | None``.  A source names itself, gives a cheap
+# ``stamp`` that changes whenever its files may have changed (tree ids, say), lists its files as
+# (path relative to .handoffs/, git blob id) and reads the blobs the parse cache lacks.
+SOURCES: list[Callable[["Workspace"], "Source | None"]] = []  # (_remote_source is appended below)
+
+
+class Source:
+    """Event files that are not in the work tree; a work-tree file with the same path hides its entry."""
+
+    def __init__(self, name: str, stamp: str, entries: Callable[[], list[tuple[str, str]]],
+                 read: Callable[[list[str]], dict[str, bytes]]):
+        self.name, self.stamp, self.entries, self.read = name, stamp, entries, read
+
+
+def _remote_source(ws: "Workspace") -> "list[Source] | None":
+    """Events on remote-tracking branches (see ``remotes``): one source per branch, keyed by its tip.
+
+    Costs no git process when there are no remote-tracking refs, one ``for-each-ref`` otherwise; a
+    branch whose tip moved is listed with ``ls-tree`` and its new blobs read in one ``cat-file``.
+    """
+    if "remote_refs" not in ws.config and not _may_have_remote_refs(ws.paths.common_dir):
+        return None  # the usual answer, found without importing remotes (a few ms of start-up)
+    from . import remotes, revision
+    patterns = remotes.patterns_of(ws.config)
+    if not patterns or not remotes._may_have_refs(ws.paths.common_dir, patterns):
+        return None
+    cwd = ws.paths.worktree
+    tips = remotes.ref_tips(cwd, patterns)
+
+    def source(ref: str, sha: str) -> Source:
+        def entries() -> list[tuple[str, str]]:
+            out = {}
+            for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX):
+                if revision.is_event_entry(e) and e.mode == "100644":
+                    out[e.rel] = e.blob
+            return sorted(out.items())
+
+        def read(blobs: list[str]) -> dict[str, bytes]:
+            return revision.read_blobs(cwd, blobs, limit=store.MAX_FILE_BYTES + 1)
+
+        return Source(f"remote:{ref}", sha, entries, read)
+
+    return [source(ref, sha) for ref, sha in tips]
+
+
+def _may_have_remote_refs(common_dir: Path) -> bool:
+    """``remotes._may_have_refs`` for the default patterns (refs/remotes/...), without importing it."""
+    if (common_dir / "reftable").exists():
+        return True
+    remotes_dir = common_dir / "refs" / "remotes"
+    try:
+        if any(remotes_dir.iterdir()):
+            return True
+    except OSError:
+        pass
+    try:
+        return b" refs/remotes/" in (common_dir / "packed-refs").read_bytes()
+    except OSError:
+        return False
+
+
+def _gitcmd():
+    from . import gitcmd
+    return gitcmd
+
+
+SOURCES.append(_remote_source)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def state(ws: "Workspace", now_ms: int | None = None) -> "State":
+    """The reduced state of the workspace's event files (plus any extra sources), from the index.
+
+    With ``now_ms``, ``diagnostics`` also holds ``reducer.clock_diagnostics`` for that moment (events
+    dated more than a day ahead), as ``Workspace.state`` always reported them.
+    """
+    st = _open(ws).state()
+    st._now_ms = now_ms
+    return st
+
 
 def load_records(ws: "Workspace") -> list[dict]:
+    """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``): the work tree's from the
+    parse cache, then those on remote-tracking branches (``remotes``; they carry ``ref``)."""
+    from .remotes import remote_records
+    out = _open(ws).records()
+    return out + remote_records(ws, {r["path"] for r in out})
+
+
+def read_all_records(ws: "Workspace") -> list[dict]:
+    """Every record read and parsed straight from the files, no cache (the reference the index must match)."""
     out = []
     for rel, st, problem in store.list_event_files(ws.root):
         if problem:
@@ -26,4 +166,1445 @@ def load_records(ws: "Workspace") -> list[dict]:
             out.append({"path": rel, "error": {"reason_code": "malformed", "message": f"unreadable: {exc}"}})
             continue
         out.append(reducer.decode(rel, data))
-    return out + remote_records(ws, {r["path"] for r in out})
+    return out
+
+
+def records_from_blobs(ws: "Workspace", entries: list[tuple[str, str]],
+                       read: Callable[[list[str]], dict[str, bytes]]) -> list[dict]:
+    """Records for (path, blob id) pairs, parsing only blobs the parse cache has not seen."""
+    return _open(ws).records_for(entries, read)
+
+
+def note_written(ws: "Workspace", items: list[tuple[str, bytes, dict]]) -> None:
+    """The writer published these files (path under .handoffs/, bytes, event): cache their parse."""
+    try:
+        _open(ws).seed(items)
+    except Exception:  # the cache is a convenience: never let it fail a write
+        pass
+
+
+def drop(ws: "Workspace") -> None:
+    """Delete the whole index (it is rebuilt on next use)."""
+    idx = getattr(ws, "_index", None)
+    if idx is not None:
+        idx.close()
+    _remove_all(ws.paths.shared / "cache")
+
+
+def for_inbox(state, session: dict):
+    """The state ``views.inbox`` needs for ``session``: only the messages it can keep or count as replies.
+
+    ``views.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
+    to it or broadcast in its channels since it joined; it skips everything else.  A plain state dict
+    is returned as it is.
+    """
+    if not isinstance(state, State):
+        return state
+    chans = list(session.get("channels") or [])
+    marks = ",".join("?" * len(chans))
+    msgs = state["messages"].where(
+        f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
+        f"AND m.hlc>=?)",
+        (session["peer_id"], session["peer_id"], session["session_id"], session["agent"], *chans,
+         session.get("opened_hlc", "")))
+    return state.narrowed(messages=msgs)
+
+
+def for_container(state, *, channel: str, thread_id: str | None = None, direct_id: str | None = None):
+    """The state ``views.container_messages`` needs: only that thread's or room's messages."""
+    if not isinstance(state, State):
+        return state
+    if thread_id is not None:
+        msgs = state["messages"].where("m.channel=? AND m.thread=?", (channel, thread_id))
+    else:
+        msgs = state["messages"].where("m.channel=? AND m.direct=?", (channel, direct_id))
+    return state.narrowed(messages=msgs)
+
+
+def _sha1(data: bytes):
+    import hashlib  # (only when files are hashed: kept off the warm read path)
+    return hashlib.sha1(data)
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of ``data`` (what ``git hash-object`` prints), computed without git."""
+    return _sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+# --------------------------------------------------------------------------- the databases
+
+_PARSED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
+CREATE TABLE IF NOT EXISTS parsed(blob TEXT PRIMARY KEY, path TEXT NOT NULL, rec BLOB NOT NULL);
+"""
+_VIEW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
+CREATE TABLE IF NOT EXISTS dirs(path TEXT PRIMARY KEY, mtime INTEGER);
+CREATE TABLE IF NOT EXISTS files(src TEXT, path TEXT, dir TEXT, blob TEXT, problem TEXT,
+    size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER, PRIMARY KEY(src, path));
+CREATE INDEX IF NOT EXISTS files_dir ON files(src, dir);
+CREATE INDEX IF NOT EXISTS files_path ON files(path);
+"""
+# The folded state: dropped and rebuilt in bulk by a full fold (secondary indexes built after the rows).
+_STATE_TABLES = {
+    "events": "CREATE TABLE events(id TEXT PRIMARY KEY, ord INTEGER) WITHOUT ROWID",
+    "dangling": "CREATE TABLE dangling(id TEXT PRIMARY KEY) WITHOUT ROWID",
+    "peers": "CREATE TABLE peers(id TEXT PRIMARY KEY) WITHOUT ROWID",
+    "messages": "CREATE TABLE messages(ord INTEGER PRIMARY KEY, id TEXT, blob TEXT, path TEXT, refused TEXT, "
+                "frm TEXT, to_ TEXT, channel TEXT, surface TEXT, thread TEXT, direct TEXT, work TEXT, ikey TEXT, "
+                "hlc TEXT, data BLOB)",
+    "work": "CREATE TABLE work(wid TEXT PRIMARY KEY, seq INTEGER, box TEXT, open INTEGER, opener TEXT, data BLOB)",
+    "boxes": "CREATE TABLE boxes(kind TEXT, key TEXT, seq INTEGER, data BLOB, PRIMARY KEY(kind, key))",
+    "leases": "CREATE TABLE leases(ord INTEGER PRIMARY KEY, data BLOB)",
+}
+_STATE_INDEXES = (
+    "CREATE INDEX messages_from ON messages(frm)",
+    "CREATE INDEX messages_to ON messages(to_)",
+    "CREATE INDEX messages_box ON messages(channel, thread, direct)",
+    "CREATE INDEX messages_work ON messages(work)",
+    "CREATE INDEX messages_ikey ON messages(ikey) WHERE ikey IS NOT NULL",
+    # (for_inbox's broadcasts: without it the planner walks every to_-less message)
+    "CREATE INDEX messages_bcast ON messages(channel, hlc) WHERE to_ IS NULL AND surface='thread'",
+    "CREATE INDEX work_box ON work(box, open)",
+    "CREATE INDEX work_opener ON work(opener)",
+)
+
+_code_version_cache: list[str] = []
+
+
+def code_version() -> str:
+    """Changes whenever the code that parses or reduces events changes: then every cache is rebuilt."""
+    if not _code_version_cache:
+        import zlib  # (a checksum of the sources is enough here, and cheaper to load than hashlib)
+        crc = zlib.crc32(f"{INDEX_FORMAT}:{marshal.version}:{sys.version_info[:2]}".encode())
+        here = Path(__file__).resolve().parent
+        for name in _CODE_MODULES:
+            try:
+                data = (here / name).read_bytes()
+            except OSError:
+                data = name.encode()
+            crc = zlib.crc32(data, zlib.adler32(data, crc))
+        _code_version_cache.append(f"{crc:08x}{len(_CODE_MODULES):02d}")
+    return _code_version_cache[0]
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except OSError:
+            pass
+
+
+def _remove_all(cache_dir: Path) -> None:
+    try:
+        names = os.listdir(cache_dir)
+    except OSError:
+        return
+    for name in names:
+        if name.endswith((".sqlite3", ".sqlite3-wal", ".sqlite3-shm")):
+            try:
+                os.unlink(cache_dir / name)
+            except OSError:
+                pass
+
+
+def _open(ws: "Workspace") -> "_Index":
+    idx = getattr(ws, "_index", None)
+    if idx is None:
+        idx = _Index(ws)
+        ws._index = idx
+    return idx
+
+
+class _Index:
+    def __init__(self, ws: "Workspace"):
+        self.ws = weakref.proxy(ws)  # (no cycle: the connection closes as soon as the Workspace goes)
+        self.root = ws.root
+        self.dir = ws.paths.shared / "cache"
+        import zlib
+        path = str(ws.paths.worktree).encode()
+        key = f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}"
+        self.view_path = self.dir / f"view-{INDEX_FORMAT}-{key}.sqlite3"
+        self.parsed_path = self.dir / f"parsed-{INDEX_FORMAT}.sqlite3"
+        self.lock_path = self.dir / f"view-{key}.lock"
+        self.db: sqlite3.Connection | None = None
+
+    # ---------------------------------------------------------------- connection
+    def close(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except Exception:
+                pass
+            self.db = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.db is None:
+            try:
+                self.db = self._connect_files()
+            except (sqlite3.OperationalError, OSError):
+                self.close()
+                self.db = self._connect_memory()  # unwritable, full or locked: correct, only not cached
+            except sqlite3.DatabaseError:
+                self.close()
+                _remove_db(self.view_path)  # corrupt, truncated, not a database: it is only a cache
+                _remove_db(self.parsed_path)
+                try:
+                    self.db = self._connect_files()
+                except (sqlite3.DatabaseError, OSError):
+                    self.close()
+                    self.db = self._connect_memory()
+            weakref.finalize(self, self.db.close)  # closed when the Workspace (and this index) goes
+        return self.db
+
+    def _connect_files(self) -> sqlite3.Connection:
+        """One connection to this worktree's state file with the shared parse cache attached as ``p``.
+
+        Either file is started again when it was written by another version of the code, or (for the
+        state) against another parse cache.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        version = code_version()
+        for _attempt in range(3):
+            db = sqlite3.connect(str(self.view_path), timeout=60, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("ATTACH DATABASE ? AS p", (str(self.parsed_path),))
+                token = self._check(db, "p.", _PARSED_SCHEMA, {"code": version}, "token")
+                if token is None:
+                    db.close()
+                    _remove_db(self.parsed_path)
+                    continue
+                fresh = self._check(db, "main.", _VIEW_SCHEMA, {"code": version, "parsed": token}, None)
+                if fresh is None:
+                    db.close()
+                    _remove_db(self.view_path)
+                    continue
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA p.synchronous=NORMAL")
+                if fresh == "created":
+                    _create_state_tables(db)
+                self.db = db
+                _forget_old_views(self.dir, self.view_path)
+                return db
+            except BaseException:
+                db.close()
+                raise
+        raise sqlite3.DatabaseError("cannot set up the index files")
+
+    @staticmethod
+    def _check(db: sqlite3.Connection, schema_name: str, ddl: str, want: dict, token_key: str | None):
+        """Set up one file on first use; None when it belongs to another version (start it again).
+
+        Returns the file's token (``token_key``), "created", or "ok".
+        """
+        def read_meta() -> dict:
+            try:
+                return dict(db.execute(f"SELECT k, v FROM {schema_name}meta").fetchall())
+            except sqlite3.OperationalError:
+                return {}
+
+        meta = read_meta()
+        if not meta:
+            db.execute(f"PRAGMA {schema_name}journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                meta = read_meta()
+                created = not meta
+                if created:  # (nobody set it up meanwhile)
+                    for stmt in ddl.strip().split(";"):
+                        if stmt.strip():
+                            db.execute(stmt.replace("EXISTS ", f"EXISTS {schema_name}", 1))
+                            # (an index's table is named without a schema: it lives in the index's schema)
+                    meta = dict(want)
+                    if token_key:
+                        meta[token_key] = os.urandom(8).hex()
+                    db.executemany(f"INSERT INTO {schema_name}meta VALUES (?, ?)", list(meta.items()))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            if created and not token_key:
+                return "created"
+        if any(meta.get(k) != v for k, v in want.items()):
+            return None
+        return meta.get(token_key) if token_key else "ok"
+
+    def _connect_memory(self) -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.executescript(_VIEW_SCHEMA)
+        db.execute("ATTACH DATABASE ':memory:' AS p")
+        db.executescript(_PARSED_SCHEMA.replace("EXISTS ", "EXISTS p."))
+        _create_state_tables(db)
+        self.lock_path = None
+        return db
+
+    # ---------------------------------------------------------------- reading
+    def state(self) -> "State":
+        for attempt in range(3):
+            try:
+                return self._fresh_state()
+            except sqlite3.OperationalError as exc:
+                # A full disk, a read-only or locked-up cache: answer from memory this time, delete nothing
+                # (deleting would free space the caller's own write then reports it did not have).
+                if attempt == 2:
+                    raise
+                self.close()
+                self.db = self._connect_memory()
+                del exc
+            except sqlite3.DatabaseError:
+                if attempt == 2:
+                    raise
+                self.close()
+                _remove_db(self.view_path)  # not a database, or a damaged one: it is only a cache
+                _remove_db(self.parsed_path)
+        raise AssertionError("unreachable")
+
+    def _fresh_state(self) -> "State":
+        db = self._connect()
+        if db.in_transaction:
+            db.execute("COMMIT")  # a new read: end the previous snapshot
+        db.execute("BEGIN")
+        plan = self._plan(db)
+        if plan is None:
+            return self._make_state(db)
+        db.execute("COMMIT")
+        with _maybe_lock(self.lock_path):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if _meta(db, "gen") != plan.gen:
+                    plan = self._plan(db)  # someone folded meanwhile: look again
+                if plan is not None:
+                    self._apply(db, plan)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        db.execute("BEGIN")
+        return self._make_state(db)
+
+    def _make_state(self, db: sqlite3.Connection) -> "State":
+        state = State(db, marshal.loads(_meta(db, "acc")))  # (read once per command: sessions live in it)
+        state._owner = self  # the connection lives as long as a state that reads through it
+        return state
+
+    def records(self) -> list[dict]:
+        """The work tree's records (extra sources' records come from their own modules)."""
+        self.state()
+        db = self._connect()
+        rows = db.execute("SELECT f.path, f.problem, q.path, q.rec FROM files f LEFT JOIN p.parsed q "
+                          "ON q.blob = f.blob WHERE f.src='' ORDER BY f.path").fetchall()
+        return [_record(_py(path), problem, _py(ppath), rec) for path, problem, ppath, rec in rows if problem or rec]
+
+    def records_for(self, entries: list[tuple[str, str]], read) -> list[dict]:
+        db = self._connect()
+        have = _lookup(db, [b for _, b in entries])
+        missing = sorted({b for _, b in entries if b not in have})
+        if missing:
+            data = read(missing)
+            parsed = _parse_items([(_first_path(entries, b), data[b]) for b in missing if b in data])
+            with _write(db):
+                _store_parsed(db, parsed)
+            have.update({b: (p, r) for p, b, r in parsed})
+        return [_record(path, None, *have[b]) for path, b in entries if b in have]
+
+    def seed(self, items: list[tuple[str, bytes, dict]]) -> None:
+        """Parse and keep the files we just wrote, so the next refresh finds them in the cache."""
+        db = self._connect()
+        rows = [(blob_id(data), rel, marshal.dumps(reducer.decode(rel, data))) for rel, data, _ev in items]
+        with _write(db):
+            db.executemany("INSERT OR IGNORE INTO p.parsed VALUES (?, ?, ?)", rows)
+
+    # ---------------------------------------------------------------- planning
+    def _plan(self, db: sqlite3.Connection) -> "_Plan | None":
+        """What changed since the view was last folded (None: nothing)."""
+        _trace("start")
+        plan = _Plan()
+        plan.gen = _meta(db, "gen")
+        now = time.time_ns()
+        if plan.gen is None:
+            plan.cold = True
+            plan.scan = _scan_tree(self.root, {}, now)
+        else:
+            known_dirs = {_py(p): m for p, m in db.execute("SELECT path, mtime FROM dirs")}
+            plan.scan = _scan_tree(self.root, known_dirs, now, db)
+            plan.stamps = marshal.loads(_meta(db, "stamps") or marshal.dumps({}))
+        plan.sources = []
+        for fn in SOURCES:
+            try:
+                src = fn(self.ws)
+            except Exception:
+                src = None
+            if isinstance(src, Source):
+                plan.sources.append(src)
+            elif src:
+                plan.sources.extend(src)
+        plan.new_stamps = {s.name: s.stamp for s in plan.sources}
+        if not plan.cold and not plan.scan.changed and plan.new_stamps == plan.stamps:
+            return None
+        return plan
+
+    # ---------------------------------------------------------------- applying
+    def _apply(self, db: sqlite3.Connection, plan: "_Plan") -> None:
+        _trace("scan")
+        scan = plan.scan
+        refold = plan.cold or bool(scan.gone) or bool(scan.gone_dirs)
+        file_rows = []
+        new_pairs: list[tuple[str, str]] = []  # (path, blob) of files the state does not hold yet
+        fresh: dict[str, dict] = {}  # blob -> record parsed just now
+        need = [(rel, st) for rel, st, problem in scan.present if not problem]
+        for rel, _st, problem in scan.present:
+            if problem:
+                file_rows.append(("", rel, _dirname(rel), None, problem, 0, 0, 0, 0))
+                refold = True
+        parsed_files = _read_and_parse(db, self.root, need)
+        _trace(f"read+parse {len(need)}")
+        for rel, st, blob, rec, problem in parsed_files:
+            if problem:
+                file_rows.append(("", rel, _dirname(rel), None, problem, 0, 0, 0, 0))
+                refold = True
+                continue
+            if rec is not None:
+                fresh[blob] = rec
+            file_rows.append(("", rel, _dirname(rel), blob, None) + _stat_key(st, scan.now))
+            before = scan.prev.get(rel)
+            if before is None:
+                new_pairs.append((rel, blob))
+            elif before != blob:
+                refold = True  # a file changed under the same name
+        del parsed_files
+        removed: list[tuple[str, str]] = [("", rel) for rel in scan.gone]
+        # extra sources (remote-tracking branches...): whole lists, diffed by blob id.  A work-tree file
+        # hides a source's entry with the same path; an entry already folded (same path and blob) from
+        # elsewhere is the same event, which the reducer would drop anyway.
+        if new_pairs and plan.stamps and db.execute(
+                "SELECT 1 FROM files WHERE src!='' LIMIT 1").fetchone() and any(db.execute(
+                "SELECT 1 FROM files WHERE path=? AND src!='' LIMIT 1", (p,)).fetchone() for p, _b in new_pairs):
+            refold = True  # a new work-tree file hides an entry that may have been folded
+        local_now = {r[1] for r in file_rows if r[0] == ""}
+        gone_now = set(scan.gone)
+
+        def hidden(p: str) -> bool:
+            return p in local_now or (p not in gone_now and db.execute(
+                "SELECT 1 FROM files WHERE path=? AND src='' LIMIT 1", (p,)).fetchone() is not None)
+
+        for name in set(plan.stamps) - {s.name for s in plan.sources}:
+            refold = True
+            db.execute("DELETE FROM files WHERE src=?", (name,))
+        for src in plan.sources:
+            if plan.stamps.get(src.name) == src.stamp:
+                continue
+            now = dict(src.entries())
+            old = dict(db.execute("SELECT path, blob FROM files WHERE src=?", (src.name,)).fetchall())
+            for path, b in old.items():
+                if now.get(path) != b:
+                    removed.append((src.name, path))
+                    refold = True
+            added = [(p, b) for p, b in now.items() if old.get(p) != b]
+            have = _lookup(db, [b for _, b in added])
+            missing = sorted({b for _, b in added if b not in have and b not in fresh})
+            if missing:
+                data = src.read(missing)
+                parsed = _parse_items([(_first_path(added, b), data[b]) for b in missing if b in data])
+                _store_parsed(db, parsed)
+                fresh.update({b: marshal.loads(r) for _p, b, r in parsed})
+            batch = set(new_pairs)
+            for p, b in added:
+                file_rows.append((src.name, p, "@", b, None, 0, 0, 0, 0))
+                if (p, b) in batch or hidden(p) or db.execute(
+                        "SELECT 1 FROM files WHERE path=? AND blob=? LIMIT 1", (p, b)).fetchone():
+                    continue
+                batch.add((p, b))
+                new_pairs.append((p, b))
+
+        # the file table, exactly as scanned
+        if plan.cold:
+            db.execute("DELETE FROM files")
+            db.execute("DELETE FROM dirs")
+        for d in scan.gone_dirs:
+            db.execute("DELETE FROM files WHERE src='' AND dir=?", (_sq(d),))
+            db.execute("DELETE FROM dirs WHERE path=?", (_sq(d),))
+        db.executemany("DELETE FROM files WHERE src=? AND path=?", [(src, _sq(p)) for src, p in removed])
+        db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                       [(r[0], _sq(r[1]), _sq(r[2])) + r[3:] for r in file_rows])
+        db.executemany("INSERT OR REPLACE INTO dirs VALUES (?,?)", [(_sq(d), m) for d, m in scan.dirs.items()])
+        del file_rows
+        _trace("file table")
+
+        # the state: fold the new records on, or fold everything again
+        if not refold:
+            records = _records_of(db, new_pairs, fresh)
+            if _extend(db, records, plan.new_stamps, dict(new_pairs)):
+                STATS["extend"] += 1
+                _trace(f"extend {len(records)}")
+                return
+        STATS["refold"] += 1
+        local = {_py(r[0]) for r in db.execute("SELECT path FROM files WHERE src=''")}
+        rows = [(_py(p), pr, b) for p, pr, b in db.execute("SELECT path, problem, blob FROM files WHERE src=''")] + [
+            (_py(p), pr, b) for p, pr, b in db.execute("SELECT path, problem, blob FROM files WHERE src!=''")
+            if _py(p) not in local]
+        known = _lookup(db, [b for _p, pr, b in rows if not pr and b not in fresh])
+        records = []
+        blobs: dict[str, str] = {}
+        for path, problem, b in rows:
+            if problem:
+                records.append({"path": path, "error": {"reason_code": "malformed", "message": problem}})
+                continue
+            if b in fresh:
+                rec = fresh[b]
+                records.append(rec if rec["path"] == path else _redecode(path, rec))
+            elif b in known:
+                records.append(_record(path, None, *known[b]))
+            else:
+                continue
+            # the same path from two sources with different bytes: such messages keep their own copy
+            blobs[path] = b if blobs.get(path, b) == b else ""
+        del rows, known, fresh
+        _trace("records")
+        _refold(db, records, plan.new_stamps, blobs)
+        _trace("refold")
+
+
+class _Plan:
+    cold = False
+    gen = None
+    scan: "_Scan"
+    sources: list = []
+    stamps: dict = {}
+    new_stamps: dict = {}
+
+
+def _sq(path):
+    """A path as SQLite can store it: names that are not UTF-8 (surrogate-escaped) go in as bytes."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape")
+
+
+def _py(value):
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _meta(db: sqlite3.Connection, key: str):
+    row = db.execute("SELECT v FROM main.meta WHERE k=?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _create_state_tables(db: sqlite3.Connection, drop: bool = False) -> None:
+    for name, ddl in _STATE_TABLES.items():
+        if drop:
+            db.execute(f"DROP TABLE IF EXISTS {name}")
+        db.execute(ddl.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS "))
+    for ddl in _STATE_INDEXES:
+        db.execute(ddl.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "))
+
+
+def _forget_old_views(cache_dir: Path, keep: Path) -> None:
+    """Keep the cache from growing with state files of worktrees that are gone."""
+    try:
+        views = [cache_dir / n for n in os.listdir(cache_dir) if n.startswith("view-") and n.endswith(".sqlite3")]
+    except OSError:
+        return
+    if len(views) <= MAX_VIEWS:
+        return
+    views.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
+    for path in views[MAX_VIEWS:]:
+        if path != keep:
+            _remove_db(path)
+
+
+class _maybe_lock:
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.cm = None
+
+    def __enter__(self):
+        if self.path is not None:
+            self.cm = store.file_lock(self.path)
+            self.cm.__enter__()
+
+    def __exit__(self, *exc):
+        if self.cm is not None:
+            return self.cm.__exit__(*exc)
+        return False
+
+
+class _write:
+    """A short write transaction of its own (it ends the connection's read snapshot first)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, et, ev, tb):
+        self.db.execute("ROLLBACK" if et else "COMMIT")
+        return False
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _record(path: str, problem: str | None, ppath: str | None, rec: bytes | None) -> dict:
+    if problem:
+        return {"path": path, "error": {"reason_code": "malformed", "message": problem}}
+    record = marshal.loads(rec)
+    return record if ppath == path else _redecode(path, record)
+
+
+def _redecode(path: str, record: dict) -> dict:
+    """The same bytes seen under another path: only the path checks can differ."""
+    if "event" not in record:
+        return dict(record, path=path)
+    from .model import EventError, check_name
+    try:
+        check_name(path, record["event"])
+    except EventError as exc:
+        return {"path": path, "error": {"reason_code": exc.reason_code, "message": exc.message}}
+    return {"path": path, "event": record["event"]}
+
+
+def _lookup(db: sqlite3.Connection, blobs: list[str]) -> dict[str, tuple[str, bytes]]:
+    out: dict[str, tuple[str, bytes]] = {}
+    uniq = list(dict.fromkeys(blobs))
+    for i in range(0, len(uniq), 500):
+        chunk = uniq[i:i + 500]
+        for b, p, r in db.execute(f"SELECT blob, path, rec FROM p.parsed WHERE blob IN ({','.join('?' * len(chunk))})",
+                                  chunk):
+            out[b] = (_py(p), r)
+    return out
+
+
+def _records_of(db, pairs: list[tuple[str, str]], fresh: dict[str, dict]) -> list[dict]:
+    known = _lookup(db, [b for _, b in pairs if b not in fresh])
+    out = []
+    for path, b in pairs:
+        if b in fresh:
+            rec = fresh[b]
+            out.append(rec if rec["path"] == path else _redecode(path, rec))
+        elif b in known:
+            out.append(_record(path, None, *known[b]))
+    return out
+
+
+# --------------------------------------------------------------------------- scanning the work tree
+
+_TRACE = os.environ.get("HANDOFF_INDEX_TRACE")
+_trace_last = [time.perf_counter(), time.process_time()]
+
+
+def _trace(what: str) -> None:
+    """HANDOFF_INDEX_TRACE=1: where a refresh spends its time (wall, and this process's CPU), on stderr."""
+    if _TRACE:
+        now = (time.perf_counter(), time.process_time())
+        sys.stderr.write(f"index: {what:24s} {1000 * (now[0] - _trace_last[0]):8.1f} ms wall "
+                         f"{1000 * (now[1] - _trace_last[1]):8.1f} ms cpu\n")
+        _trace_last[:] = now
+
+
+class _Scan:
+    def __init__(self, now: int):
+        self.now = now
+        self.dirs: dict[str, int] = {}  # relisted directories -> mtime to remember (0: racy, relist next time)
+        self.gone_dirs: list[str] = []
+        self.present: list[tuple[str, tuple | None, str | None]] = []  # new or changed files
+        self.prev: dict[str, str] = {}  # the blob each changed file had before (absent: a new file)
+        self.gone: list[str] = []  # files that disappeared
+        self.changed = False
+
+
+def _dirname(rel: str) -> str:
+    return rel.rsplit("/", 1)[0]
+
+
+def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _stat_key(st: tuple | None, now: int) -> tuple[int, int, int, int]:
+    if st is None:
+        return (0, -1, 0, 0)
+    size, mtime, ino, ctime = st
+    if mtime >= now - RACY_NS or ctime >= now - RACY_NS:
+        mtime = -1  # too fresh to vouch for: hash it again next time
+    return (size, mtime, ino, ctime)
+
+
+def _is_dir(st: os.stat_result) -> bool:
+    import stat as _stat
+    return _stat.S_ISDIR(st.st_mode)
+
+
+def _scan_tree(root: Path, known_dirs: dict[str, int], now: int, db=None) -> _Scan:
+    """Compare ``root/events`` with what the index saw, listing only directories whose mtime moved.
+
+    On a cold scan (no ``db``) files are not stat'ed here: the workers that read them do it.
+    """
+    scan = _Scan(now)
+    base = "events"
+    todo: list[str] = []
+    seen: set[str] = set()
+    if base not in known_dirs:
+        todo.append(base)
+    for d, mtime in known_dirs.items():
+        try:
+            st = os.stat(root / d) if d == base else os.lstat(root / d)
+        except OSError:
+            st = None
+        if st is None or not _is_dir(st):
+            scan.gone_dirs.append(d)
+            scan.changed = True
+            continue
+        if mtime == 0 or st.st_mtime_ns != mtime:
+            todo.append(d)
+    while todo:
+        d = todo.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        scan.changed = True
+        try:
+            before = os.stat(root / d).st_mtime_ns
+            it = os.scandir(root / d)
+        except (FileNotFoundError, NotADirectoryError):
+            if d in known_dirs and d not in scan.gone_dirs:
+                scan.gone_dirs.append(d)
+            continue
+        entries: dict[str, tuple[tuple | None, str | None]] = {}
+        with it:
+            for entry in it:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                rel = f"{d}/{name}"
+                if entry.is_symlink():
+                    entries[rel] = (None, "symlink: not read")
+                elif entry.is_dir(follow_symlinks=False):
+                    if rel not in known_dirs:
+                        todo.append(rel)
+                elif entry.is_file(follow_symlinks=False):
+                    if name.endswith(".yaml"):
+                        entries[rel] = (_stat_tuple(entry.stat(follow_symlinks=False)) if db is not None
+                                        else None, None)
+                else:
+                    entries[rel] = (None, "not a regular file: not read")
+        scan.dirs[d] = 0 if before >= now - RACY_NS else before
+        old = {}
+        if db is not None and d in known_dirs:
+            old = {_py(p): (b, pr, (sz, mt, ino, ct)) for p, b, pr, sz, mt, ino, ct in db.execute(
+                "SELECT path, blob, problem, size, mtime, ino, ctime FROM files WHERE src='' AND dir=?", (_sq(d),))}
+        for rel in old:
+            if rel not in entries:
+                scan.gone.append(rel)
+        for rel, (st_, problem) in entries.items():
+            prev = old.get(rel)
+            if problem:
+                if prev is None or prev[1] != problem:
+                    scan.present.append((rel, None, problem))
+                    if prev is not None:
+                        scan.gone.append(rel)
+                continue
+            if prev is not None and prev[1] is None and prev[2][1] != -1 and prev[2] == st_:
+                continue  # unchanged
+            if prev is not None:
+                if prev[1] is not None:
+                    scan.gone.append(rel)  # it was a problem entry: its diagnostic goes
+                else:
+                    scan.prev[rel] = prev[0]
+            scan.present.append((rel, st_, None))
+    if scan.gone_dirs:
+        gone = set(scan.gone_dirs)
+        for d in known_dirs:  # sub-directories of a vanished directory vanish too
+            if d not in gone and any(d.startswith(g + "/") for g in gone):
+                gone.add(d)
+        scan.gone_dirs = sorted(gone)
+        if db is not None:
+            for g in scan.gone_dirs:
+                scan.gone.extend(_py(r[0]) for r in db.execute("SELECT path FROM files WHERE src='' AND dir=?",
+                                                               (_sq(g),)))
+    return scan
+
+
+# --------------------------------------------------------------------------- reading and parsing
+
+
+def _read(path) -> tuple[tuple[int, int, int, int], bytes]:
+    """The file's stat (taken on the open file) and its bytes, at most one byte more than the size cap.
+
+    (A buffered ``read(cap + 1)`` allocates the whole cap every time: sized reads are much faster.)
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        want = min(st.st_size, store.MAX_FILE_BYTES) + 1
+        chunks = []
+        while want > 0:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            want -= len(chunk)
+        return _stat_tuple(st), chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tuple | None]]):
+    """(rel, stat, blob, record or None if the parse cache has it, problem) for each file.
+
+    Newly parsed records go into the parse cache as they arrive.
+    """
+    if not need:
+        return []
+    out = []
+
+    def take(results):
+        parsed = []
+        for rel, st, blob, rec, problem in results:
+            if rec is not None:
+                STATS["parsed"] += 1
+                parsed.append((rel, blob, rec))
+                out.append((rel, st, blob, marshal.loads(rec), problem))
+            else:
+                out.append((rel, st, blob, None, problem))
+        _store_parsed(db, parsed)
+
+    workers = _workers(len(need))
+    if workers > 1:
+        known = {r[0] for r in db.execute("SELECT blob FROM p.parsed")}
+        _parse_parallel(root, need, known, workers, take)
+        return out
+    results = []
+    hashed = []
+    for rel, st in need:
+        try:
+            st, data = _read(root / rel)
+        except OSError as exc:
+            results.append((rel, st, None, None, f"unreadable: {exc}"))
+            continue
+        hashed.append((rel, st, blob_id(data), data))
+    have = _lookup(db, [h[2] for h in hashed])
+    for rel, st, blob, data in hashed:
+        if blob in have:
+            results.append((rel, st, blob, None, None))
+        else:
+            results.append((rel, st, blob, marshal.dumps(reducer.decode(rel, data)), None))
+    take(results)
+    return out
+
+
+_known_blobs: set = set()
+
+
+def _init_worker(known: set) -> None:
+    global _known_blobs
+    _known_blobs = known
+
+
+def _parse_chunk(args):
+    root, items = args
+    out = []
+    for rel, st in items:
+        try:
+            st, data = _read(f"{root}/{rel}")
+        except OSError as exc:
+            out.append((rel, st, None, None, f"unreadable: {exc}"))
+            continue
+        blob = blob_id(data)
+        if blob in _known_blobs:
+            out.append((rel, st, blob, None, None))
+        else:
+            out.append((rel, st, blob, marshal.dumps(reducer.decode(rel, data)), None))
+    return out
+
+
+def _parse_items(items: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """(path, blob, marshalled record) for in-memory (path, bytes) pairs."""
+    return [(rel, blob_id(data), marshal.dumps(reducer.decode(rel, data))) for rel, data in items]
+
+
+def _workers(n: int) -> int:
+    if n < PARALLEL_MIN:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, n // 500))
+
+
+def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
+    """Read, hash and parse on every core, handing results to ``take`` as they come.
+
+    A progress line shows on a terminal when it takes more than a second.
+    """
+    import multiprocessing
+    import threading
+
+    global _known_blobs
+    progress = _Progress(len(need))
+    fork = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    size = max(50, min(500, len(need) // (workers * 16) or 50))
+    chunks = [(str(root), need[i:i + size]) for i in range(0, len(need), size)]
+    _known_blobs = known  # inherited by forked workers; spawned ones get it through the initializer
+    try:
+        with ctx.Pool(workers, initializer=None if fork else _init_worker, initargs=() if fork else (known,)) as pool:
+            for part in pool.imap_unordered(_parse_chunk, chunks):
+                take(part)
+                progress.advance(len(part))
+    finally:
+        _known_blobs = set()
+        progress.done()
+
+
+def _store_parsed(db: sqlite3.Connection, parsed: list[tuple[str, str, bytes]]) -> None:
+    db.executemany("INSERT OR REPLACE INTO p.parsed VALUES (?, ?, ?)", [(b, _sq(p), r) for p, b, r in parsed])
+
+
+def _first_path(entries: list[tuple[str, str]], blob: str) -> str:
+    for p, b in entries:
+        if b == blob:
+            return p
+    return ""
+
+
+class _Progress:
+    """A progress line on stderr, only on a terminal and only once the work has taken a second."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.count = 0
+        self.start = time.monotonic()
+        self.shown = False
+        self.tty = total > 0 and sys.stderr.isatty()
+
+    def advance(self, n: int) -> None:
+        self.count += n
+        if not self.tty:
+            return
+        elapsed = time.monotonic() - self.start
+        if elapsed < 1.0:
+            return
+        self.shown = True
+        pct = 100 * self.count // max(1, self.total)
+        bar = "#" * (pct // 4)
+        sys.stderr.write(f"\rhandoff: indexing events [{bar:<25}] {self.count:,}/{self.total:,} ({elapsed:.0f}s)")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+            sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- folding
+
+
+class _Rows(dict):
+    """A dict that loads missing keys from a table on ``get``; what it holds afterwards was touched."""
+
+    def __init__(self, load: Callable[[str], dict | None]):
+        super().__init__()
+        self._load = load
+        self._absent: set = set()
+        self.loaded: set = set()
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        if key in self._absent:
+            return default
+        value = self._load(key)
+        if value is None:
+            self._absent.add(key)
+            return default
+        dict.__setitem__(self, key, value)
+        self.loaded.add(key)
+        return value
+
+    def __setitem__(self, key, value):
+        self._absent.discard(key)
+        dict.__setitem__(self, key, value)
+
+
+def _any_in(db: sqlite3.Connection, table: str, ids: list[str]) -> bool:
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        if db.execute(f"SELECT 1 FROM {table} WHERE id IN ({','.join('?' * len(chunk))}) LIMIT 1",
+                      chunk).fetchone():
+            return True
+    return False
+
+
+def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dict[str, str]) -> bool:
+    """Fold new records onto the saved state if they all sort after it; False if a full fold is needed."""
+    acc0 = marshal.loads(_meta(db, "acc"))
+    if acc0.get("cyclic"):
+        return False
+    diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
+    events = [r["event"] for r in records if "event" in r]
+    ids = [ev["id"] for ev in events]
+    if len(set(ids)) != len(ids):
+        return False
+    frontier = acc0.get("frontier")
+    if frontier is not None and any((ev["hlc"], ev["id"]) <= tuple(frontier) for ev in events):
+        return False  # an event sorts before what is already folded
+    if _any_in(db, "events", ids):
+        return False  # a duplicate id: the reducer's dedupe decides
+    if _any_in(db, "dangling", ids):
+        return False  # an event already folded named one of these as its parent: the order changes
+    sessions = acc0["sessions"]
+    opened = [x for ev in events if ev["kind"] == "session-open" and ev["session_id"] not in sessions
+              for x in (ev["from"], ev["session_id"])]
+    if _any_in(db, "peers", opened):
+        return False  # events already folded mention a session only now opened
+    paths = {r["event"]["id"]: r["path"] for r in records if "event" in r}
+    ordered, cyclic = reducer.order_events(events)
+    if cyclic:
+        return False
+
+    def load_work(wid):
+        row = db.execute("SELECT data FROM work WHERE wid=?", (wid,)).fetchone()
+        return marshal.loads(row[0]) if row else None
+
+    def load_box(kind):
+        def load(key):
+            row = db.execute("SELECT data FROM boxes WHERE kind=? AND key=?", (kind, key)).fetchone()
+            if row is None:
+                return None
+            box = marshal.loads(row[0])
+            box["participants"] = set(box["participants"])
+            return box
+        return load
+
+    acc = {"sessions": sessions, "agent_by_peer": acc0["agent_by_peer"], "messages": _MessageSink(acc0["messages"], blobs),
+           "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
+           "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
+    reducer.fold(acc, ordered, paths)
+    _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths)
+    return True
+
+
+def _refold(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dict[str, str]) -> None:
+    diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
+    events, paths = reducer._dedupe(records, diagnostics)
+    ordered, cyclic = reducer.order_events(events)
+    for eid in cyclic:
+        diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
+                            "message": "causal links (after) form a cycle; ordered by clock instead"})
+    acc = reducer.new_fold()
+    acc["diagnostics"] = diagnostics
+    acc["messages"] = _MessageSink(0, blobs)
+    acc["threads"] = _Rows(lambda key: None)
+    acc["directs"] = _Rows(lambda key: None)
+    acc["work"] = _Rows(lambda key: None)
+    del records
+    reducer.fold(acc, ordered, paths)
+    _trace("fold")
+    for name in _STATE_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {name}")
+    for ddl in _STATE_TABLES.values():
+        db.execute(ddl)
+    base = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [], "max_hlc": None,
+            "event_count": 0, "messages": 0, "leases": 0, "frontier": None}
+    _save_fold(db, base, acc, events, stamps, blobs=blobs, cyclic=bool(cyclic), full=True, paths_of=paths)
+    _trace("rows")
+    for ddl in _STATE_INDEXES:
+        db.execute(ddl)
+    _trace("indexes")
+
+
+class _MessageSink:
+    """Where the fold appends messages: each becomes its table row at once (the message dict, a copy of
+    its event, is not kept: at 100,000 events that is ~100 MB less)."""
+
+    def __init__(self, first_ord: int, blobs: dict[str, str]):
+        self.first_ord = first_ord
+        self.blobs = blobs
+        self.rows: list[tuple] = []
+        self.ords: dict[str, int] = {}
+
+    def append(self, m: dict) -> None:
+        ext = m.get("ext")
+        ikey = ext.get("idempotency_key") if isinstance(ext, dict) else None
+        ordinal = self.first_ord + len(self.rows)
+        self.ords[m["id"]] = ordinal
+        blob = self.blobs.get(m["path"])  # messages point at the parse cache rather than copying the event
+        self.rows.append((ordinal, m["id"], blob or None, m["path"], m["refused"], m["from"], m.get("to"),
+                          m.get("channel"), m.get("surface"), m.get("thread_id"), m.get("direct_id"),
+                          m.get("work_id"), ikey if isinstance(ikey, str) else None, m["hlc"],
+                          None if blob else marshal.dumps(m)))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+_FUTURE_SLACK_MS = 30 * 86_400_000
+
+
+def _ulid_prefix(ms: int) -> str:
+    from .ids import encode_base32
+    return encode_base32(ms, 10)
+
+
+def _latest_ms(ev: dict) -> int:
+    """What clock_diagnostics compares with now: the latest of the event's clock, ts and id time."""
+    from .model import parse_hlc, parse_ts
+    hlc = parse_hlc(ev.get("hlc"))
+    try:
+        from .ids import ulid_ms
+        id_ms = ulid_ms(ev["id"].split("_", 1)[1])
+    except (ValueError, IndexError, KeyError):
+        id_ms = 0
+    return max(hlc[0] if hlc else 0, parse_ts(ev.get("ts")) or 0, id_ms)
+
+
+def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False, paths_of=None) -> None:
+    """Write what a fold produced: new rows, touched rows, and the small accumulator."""
+    first_ord = acc0.get("messages", 0)
+    sink = acc["messages"]
+    ords = sink.ords
+    db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sink.rows)
+    first_lease = acc0.get("leases", 0)
+    db.executemany("INSERT INTO leases VALUES (?,?)",
+                   [(first_lease + i, marshal.dumps(ev)) for i, ev in enumerate(acc["leases"])])
+    db.executemany("INSERT OR IGNORE INTO events VALUES (?,?)", [(ev["id"], ords.get(ev["id"])) for ev in events])
+    known = {ev["id"] for ev in events}
+    names = set()
+    parents = set()
+    for ev in events:
+        names.add(ev["from"])
+        for key in ("to", "session_id"):
+            if isinstance(ev.get(key), str):
+                names.add(ev[key])
+        for p in ev.get("after") or ():
+            if p not in known:
+                parents.add(p)
+    db.executemany("INSERT OR IGNORE INTO peers VALUES (?)", [(n,) for n in names])
+    if parents:
+        plist = sorted(parents)
+        present = set()
+        for i in range(0, len(plist), 500):
+            chunk = plist[i:i + 500]
+            present.update(r[0] for r in db.execute(
+                f"SELECT id FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        db.executemany("INSERT OR IGNORE INTO dangling VALUES (?)", [(p,) for p in plist if p not in present])
+    # work units and boxes: new ones get the next sequence numbers, in the order the fold created them
+    work = acc["work"]
+    next_seq = 0 if full else db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM work").fetchone()[0]
+    boxes_touched: set[tuple[str, str]] = set()
+    inserts, updates = [], []
+    for wid, w in work.items():
+        kind, key = reducer.work_box(w)
+        boxes_touched.add((kind, key))
+        open_ = int(w["state"] not in reducer.TERMINAL_STATES)
+        if wid in work.loaded:
+            updates.append((f"{kind}:{key}", open_, w.get("opener_id"), marshal.dumps(w), wid))
+        else:
+            inserts.append((wid, next_seq, f"{kind}:{key}", open_, w.get("opener_id"), marshal.dumps(w)))
+            next_seq += 1
+    db.executemany("UPDATE work SET box=?, open=?, opener=?, data=? WHERE wid=?", updates)
+    db.executemany("INSERT INTO work VALUES (?,?,?,?,?,?)", inserts)
+    if full:  # every work unit is in memory: count the open ones per box here
+        counts: dict[str, int] = {}
+        for w in work.values():
+            if w["state"] not in reducer.TERMINAL_STATES:
+                k = "%s:%s" % reducer.work_box(w)
+                counts[k] = counts.get(k, 0) + 1
+
+        def open_count(kind, key):
+            return counts.get(f"{kind}:{key}", 0)
+    else:
+        def open_count(kind, key):
+            return db.execute("SELECT COUNT(*) FROM work WHERE box=? AND open=1", (f"{kind}:{key}",)).fetchone()[0]
+    next_box = 0 if full else db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM boxes").fetchone()[0]
+    brows = []
+    for kind, table in (("thread", acc["threads"]), ("direct", acc["directs"])):
+        for key, box in table.items():
+            brows.append((kind, key, box, key in table.loaded))
+    for kind, key in sorted(boxes_touched):
+        table = acc["threads"] if kind == "thread" else acc["directs"]
+        if key not in table:
+            box = table.get(key)  # a box whose open-work count may have changed
+            if box is not None:
+                brows.append((kind, key, box, True))
+    box_inserts, box_updates = [], []
+    for kind, key, box, existed in brows:
+        box["open_work_count"] = open_count(kind, key)
+        if isinstance(box["participants"], set):
+            reducer.finish_box(box)
+        if existed:
+            box_updates.append((marshal.dumps(box), kind, key))
+        else:
+            box_inserts.append((kind, key, next_box, marshal.dumps(box)))
+            next_box += 1
+    db.executemany("UPDATE boxes SET data=? WHERE kind=? AND key=?", box_updates)
+    db.executemany("INSERT INTO boxes VALUES (?,?,?,?)", box_inserts)
+    frontier = acc0.get("frontier")
+    if events:
+        top = max((ev["hlc"], ev["id"]) for ev in events)
+        if frontier is None or top > tuple(frontier):
+            frontier = top
+    max_hlc = max([h for h in [acc0.get("max_hlc")] + [ev["hlc"] for ev in events] if h], default=None)
+    diagnostics = list(acc0.get("diagnostics", [])) + acc["diagnostics"]
+    diagnostics.sort(key=reducer.diagnostic_key)
+    # Events that may be dated ahead of a reader's clock (reducer.clock_diagnostics, applied at read time):
+    # kept when within a month of being "future" now, so a clock a little behind still sees them.
+    horizon = int(time.time() * 1000) + reducer.FUTURE_TOLERANCE_MS - _FUTURE_SLACK_MS
+    future = [r for r in acc0.get("future", []) if _latest_ms(r["event"]) > horizon]
+    from .model import format_ts
+    horizon_ts = format_ts(horizon)
+    horizon_hlc = f"{horizon:016d}"
+    horizon_id = _ulid_prefix(horizon)
+    future += [{"path": paths_of.get(ev["id"], ""), "event": {"id": ev["id"], "hlc": ev.get("hlc"), "ts": ev.get("ts")}}
+               for ev in events
+               if (str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
+                   or ev["id"].split("_", 1)[-1][:10] > horizon_id) and _latest_ms(ev) > horizon]
+    small = {"sessions": acc["sessions"], "agent_by_peer": acc["agent_by_peer"], "counters": acc["counters"],
+             "diagnostics": diagnostics, "max_hlc": max_hlc, "event_count": acc0.get("event_count", 0) + len(events),
+             "messages": first_ord + len(acc["messages"]), "leases": first_lease + len(acc["leases"]),
+             "frontier": list(frontier) if frontier else None, "cyclic": cyclic or acc0.get("cyclic", False),
+             "future": future,
+             "stamps": stamps}
+    db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
+                   [("acc", marshal.dumps(small)), ("stamps", marshal.dumps(stamps)),
+                    ("gen", (_meta(db, "gen") or 0) + 1)])
+
+
+# --------------------------------------------------------------------------- the state, read lazily
+
+
+class State(dict):
+    """The reduced state, as ``reducer.reduce`` returns it, loaded from the index on first access.
+
+    Sessions, counters and diagnostics are small and loaded at once; messages, work units, threads,
+    direct rooms and leases are read from their tables when asked for (one row by key, or all).
+    It is a dict so that ``json.dumps(state)`` and ``isinstance(state, dict)`` keep working: ``items()``
+    and ``values()`` hand out plain lists and dicts (everything loaded), ``state[key]`` the lazy parts.
+    """
+
+    _KEYS = ("reducer_version", "sessions", "messages", "threads", "directs", "work", "leases", "diagnostics",
+             "counters", "max_hlc", "event_count")
+
+    def __init__(self, db: sqlite3.Connection, acc: dict):
+        # (the underlying dict only holds the keys: C code that asks a dict subclass for its size -- json's
+        # fast path for {} -- must not see it empty; every Python-level access goes through the methods)
+        super().__init__(dict.fromkeys(self._KEYS))
+        self._db = db
+        self._acc = acc
+        self._cache: dict = {}
+        self._now_ms: int | None = None
+
+    def __getitem__(self, key):
+        if key in self._cache:
+            return self._cache[key]
+        acc = self._acc
+        if key == "reducer_version":
+            value = reducer.REDUCER_VERSION
+        elif key == "diagnostics":
+            value = acc["diagnostics"]
+            future = reducer.clock_diagnostics(acc.get("future", []), self._now_ms) if self._now_ms else []
+            if future:
+                value = sorted(value + future, key=reducer.diagnostic_key)
+        elif key in ("sessions", "counters", "max_hlc", "event_count"):
+            value = acc[key]
+        elif key == "messages":
+            value = Messages(self._db, acc["messages"])
+        elif key == "threads":
+            value = Boxes(self._db, "thread")
+        elif key == "directs":
+            value = Boxes(self._db, "direct")
+        elif key == "work":
+            value = WorkUnits(self._db)
+        elif key == "leases":
+            value = [marshal.loads(r[0]) for r in self._db.execute("SELECT data FROM leases ORDER BY ord")]
+        else:
+            raise KeyError(key)
+        if isinstance(value, (Messages, _Table)):
+            value._owner = getattr(self, "_owner", None)  # its connection outlives the state it came from
+        self._cache[key] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
+
+    def __contains__(self, key) -> bool:
+        return key in self._KEYS
+
+    def get(self, key, default=None):
+        return self[key] if key in self._KEYS else default
+
+    def keys(self):
+        return list(self._KEYS)
+
+    def items(self):
+        return self.materialize().items()
+
+    def values(self):
+        return self.materialize().values()
+
+    def __eq__(self, other) -> bool:
+        return self.materialize() == (other.materialize() if isinstance(other, State) else other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<handoff index state: {self._acc.get('event_count', 0)} events>"
+
+    def __reduce__(self):
+        return (dict, (self.materialize(),))
+
+    def materialize(self) -> dict:
+        """A plain dict equal to ``reducer.reduce`` of the same files (tests, debugging)."""
+        out = {}
+        for k in self._KEYS:
+            v = State.__getitem__(self, k)
+            if isinstance(v, Messages):
+                v = list(v)
+            elif isinstance(v, _Table):
+                v = dict(v.items())
+            out[k] = v
+        return out
+
+    def narrowed(self, **parts) -> dict:
+        """A plain state dict whose given parts (e.g. ``messages=[...]``) replace the full ones.
+
+        For views that only look at some messages: pass exactly the messages they would keep.
+        """
+        out = {k: self[k] for k in self._KEYS if k not in parts}
+        out.update(parts)
+        return out
+
+
+_MSG_SQL = ("SELECT m.path, m.refused, q.rec, m.data FROM messages m LEFT JOIN p.parsed q ON q.blob = m.blob "
+            "WHERE {where} ORDER BY m.ord")
+
+
+def _messages(db, where: str, args) -> list[dict]:
+    loads = marshal.loads
+    return [dict(loads(rec)["event"], path=path, refused=refused) if data is None else loads(data)
+            for path, refused, rec, data in db.execute(_MSG_SQL.format(where=where), args)]
+
+
+class Messages(Sequence):
+    """Messages in event order; indexing and slicing read only the rows asked for."""
+
+    def __init__(self, db: sqlite3.Connection, count: int):
+        self._db, self._count = db, count
+        self._all: list | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i):
+        if self._all is not None:
+            return self._all[i]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self._count)
+            if step != 1:
+                return list(self)[i]
+            return _messages(self._db, "m.ord>=? AND m.ord<?", (start, stop))
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError(i)
+        return _messages(self._db, "m.ord=?", (i,))[0]
+
+    def __iter__(self):
+        if self._all is None:
+            self._all = _messages(self._db, "1", ())
+        return iter(self._all)
+
+    def where(self, sql: str, args: tuple) -> list[dict]:
+        """Messages matching a condition on the indexed columns (``m.frm``, ``m.channel``...), in order."""
+        return _messages(self._db, sql, args)
+
+    # The questions ops.py asks while checking a write, answered by the indexes instead of a full scan.
+    def has_id(self, mid: str) -> bool:
+        row = self._db.execute("SELECT ord FROM events WHERE id=?", (mid,)).fetchone()
+        return row is not None and row[0] is not None
+
+    def uses_work(self, wid: str) -> bool:
+        return self._db.execute("SELECT 1 FROM messages WHERE work=? LIMIT 1", (wid,)).fetchone() is not None
+
+    def with_key(self, key: str) -> list[dict]:
+        """Messages whose id or idempotency key is ``key`` (a superset of what a replay check keeps)."""
+        return self.where("m.ord IN (SELECT ord FROM events WHERE id=?) OR m.ikey=?", (key, key))
+
+
+class _Table(Mapping):
+    _sql_one = _sql_all = _sql_count = ""
+
+    def __init__(self, db, *args):
+        self._db, self._args = db, args
+        self._one: dict = {}
+        self._all: dict | None = None
+
+    def __getitem__(self, key):
+        if self._all is not None:
+            return self._all[key]
+        if key not in self._one:
+            row = self._db.execute(self._sql_one, (*self._args, key)).fetchone()
+            if row is None:
+                raise KeyError(key)
+            self._one[key] = marshal.loads(row[0])
+        return self._one[key]
+
+    def _load_all(self) -> dict:
+        if self._all is None:
+            self._all = {k: marshal.loads(d) for k, d in self._db.execute(self._sql_all, self._args)}
+        return self._all
+
+    def __iter__(self):
+        return iter(self._load_all())
+
+    def __len__(self) -> int:
+        if self._all is not None:
+            return len(self._all)
+        return self._db.execute(self._sql_count, self._args).fetchone()[0]
+
+    def __contains__(self, key) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def values(self):
+        return self._load_all().values()
+
+    def items(self):
+        return self._load_all().items()
+
+    def keys(self):
+        return self._load_all().keys()
+
+
+class Boxes(_Table):
+    _sql_one = "SELECT data FROM boxes WHERE kind=? AND key=?"
+    _sql_all = "SELECT key, data FROM boxes WHERE kind=? ORDER BY seq"
+    _sql_count = "SELECT COUNT(*) FROM boxes WHERE kind=?"
+
+
+class WorkUnits(_Table):
+    _sql_one = "SELECT data FROM work WHERE wid=?"
+    _sql_all = "SELECT wid, data FROM work ORDER BY seq"
+    _sql_count = "SELECT COUNT(*) FROM work"
+
+    def by_opener(self, opener_id: str) -> list[dict]:
+        return [marshal.loads(r[0]) for r in self._db.execute(
+            "SELECT data FROM work WHERE opener=? ORDER BY seq", (opener_id,))]

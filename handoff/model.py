@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import time as _time
 
 from . import ids
 from .errors import HandoffError
@@ -103,8 +104,8 @@ def event_path(event: dict) -> str:
     """Path of an event relative to ``.handoffs/``."""
     eid = event["id"]
     ms = ids.ulid_ms(eid.split("_", 1)[1])
-    day = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
-    return f"events/{day:%Y-%m}/{day:%d}/{eid}.{event['kind']}.{event['from']}.yaml"
+    day = _time.gmtime(ms // 1000)  # (gmtime: ~20x cheaper than datetime + strftime, read on every file)
+    return f"events/{day.tm_year:04d}-{day.tm_mon:02d}/{day.tm_mday:02d}/{eid}.{event['kind']}.{event['from']}.yaml"
 
 
 def parse_filename(name: str) -> dict | None:

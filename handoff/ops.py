@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import ChainMap
 
 from . import ids, lifecycle, views
 from .errors import HandoffError
@@ -157,7 +158,8 @@ def replay_or_none(state: dict, draft: dict, key: str | None, fields: tuple = ()
     ``fields`` (default: every semantic field) are the ones compared."""
     if not key:
         return None
-    for m in state["messages"]:
+    msgs = state["messages"]
+    for m in (msgs.with_key(key) if hasattr(msgs, "with_key") else msgs):
         mkey = (m.get("ext") or {}).get("idempotency_key")
         if m["id"] == key or (mkey == key and m["from"] == draft["from"]):
             if all(m.get(k) == draft.get(k) for k in (fields or _SEMANTIC)):
@@ -339,25 +341,37 @@ def check_lifecycle(state: dict, draft: dict) -> None:
             raise HandoffError("work_not_found", message, hint=hints[code])
         raise HandoffError(code, message, hint=hints.get(code, ""))
     if work is None and draft["kind"] in ("say", "capability"):
-        if any(m.get("work_id") == draft["work_id"] for m in state["messages"]):
+        if _work_id_used(state, draft["work_id"]):
             raise HandoffError("work_exists", f"{draft['work_id']} is already used", hint="pick a new work id")
 
 
 def _parents(state: dict, draft: dict, work: dict | None) -> list[str]:
-    known = {m["id"] for m in state["messages"][-2000:]}
     parents = set()
     if work is not None:
         applied = [h["message_id"] for h in work["history"] if not h["refused"]]
         if applied:
             parents.add(applied[-1])
     for key in ("reply_to", "causation_id"):
-        if draft.get(key) and (draft[key] in known or draft[key] in _all_ids(state)):
+        if draft.get(key) and _has_message(state, draft[key]):
             parents.add(draft[key])
     return sorted(parents) or None
 
 
-def _all_ids(state: dict) -> set:
-    return {m["id"] for m in state["messages"]}
+# The state may be the index's lazy view (index.State): its message list answers these from an index
+# instead of a scan.  A plain list (reducer.reduce's output) is scanned.
+
+def _has_message(state: dict, mid: str) -> bool:
+    msgs = state["messages"]
+    if hasattr(msgs, "has_id"):
+        return msgs.has_id(mid)
+    return any(m["id"] == mid for m in msgs)
+
+
+def _work_id_used(state: dict, wid: str) -> bool:
+    msgs = state["messages"]
+    if hasattr(msgs, "uses_work"):
+        return msgs.uses_work(wid)
+    return any(m.get("work_id") == wid for m in msgs)
 
 
 # ------------------------------------------------------------- work verbs
@@ -366,7 +380,8 @@ def _all_ids(state: dict) -> set:
 def find_work(state: dict, ident: str) -> dict:
     w = state["work"].get(ident)
     if w is None:
-        for cand in state["work"].values():
+        units = state["work"]
+        for cand in (units.by_opener(ident) if hasattr(units, "by_opener") else units.values()):
             if cand["opener_id"] == ident:
                 return cand
         raise HandoffError("work_not_found", f"work or handoff {ident!r} not found",
@@ -408,7 +423,7 @@ def _finish(state: dict, drafts: list[dict], given_id: str | None) -> list[dict]
             probe = dict(d, id="msg_probe", ts="9999-12-31T23:59:59.999Z", hlc="9" * 16 + "-00000")
             agent_by_peer = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
             new, _ = lifecycle.apply(staged["work"].get(d["work_id"]), probe, agent_by_peer.get)
-            staged = dict(staged, work=dict(staged["work"], **{d["work_id"]: new}))
+            staged = dict(staged, work=ChainMap({d["work_id"]: new}, staged["work"]))
     return drafts
 
 

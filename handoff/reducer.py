@@ -81,7 +81,9 @@ def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], d
             by_id.setdefault(rec["event"]["id"], []).append(rec)
     events, paths = [], {}
     for eid in sorted(by_id):
-        recs = sorted(by_id[eid], key=lambda r: (_canon(r["event"]), r["path"]))
+        recs = by_id[eid]
+        if len(recs) > 1:
+            recs = sorted(recs, key=lambda r: (_canon(r["event"]), r["path"]))
         keep = recs[0]
         events.append(keep["event"])
         paths[eid] = keep["path"]
@@ -105,9 +107,63 @@ def reduce(records: list[dict]) -> dict:
     for eid in cyclic:
         diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
                             "message": "causal links (after) form a cycle; ordered by clock instead"})
+    acc = new_fold()
+    acc["diagnostics"] = diagnostics
+    fold(acc, ordered, paths)
+    threads, directs, work = acc["threads"], acc["directs"], acc["work"]
+    for w in work.values():
+        if w["state"] not in TERMINAL_STATES:
+            kind, key = work_box(w)
+            box = (threads if kind == "thread" else directs).get(key)
+            if box is not None:
+                box["open_work_count"] += 1
+    for box in list(threads.values()) + list(directs.values()):
+        finish_box(box)
+    diagnostics.sort(key=diagnostic_key)
+    return {
+        "reducer_version": REDUCER_VERSION,
+        "sessions": acc["sessions"],
+        "messages": acc["messages"],
+        "threads": threads,
+        "directs": directs,
+        "work": work,
+        "leases": acc["leases"],
+        "diagnostics": diagnostics,
+        "counters": acc["counters"],
+        "max_hlc": max((ev["hlc"] for ev in events), default=None),
+        "event_count": len(events),
+    }
 
-    sessions: dict[str, dict] = {}
-    agent_by_peer: dict[str, str] = {}
+
+# The fold is split out so the index (index.py) can resume it: it loads the saved accumulator (lazily),
+# folds only new events that sort after everything already folded, and finishes the boxes it touched.
+
+
+def new_fold() -> dict:
+    return {"sessions": {}, "agent_by_peer": {}, "messages": [], "threads": {}, "directs": {}, "work": {},
+            "leases": [], "diagnostics": [], "counters": {"transitions": 0}}
+
+
+def work_box(w: dict) -> tuple[str, str]:
+    """("thread", "<channel>/<thread_id>") or ("direct", direct_id): where a work unit's open count is shown."""
+    if w["surface"] == "thread":
+        return "thread", f"{w['channel']}/{w['thread_id']}"
+    return "direct", w["direct_id"]
+
+
+def finish_box(box: dict) -> None:
+    box["participant_count"] = len(box["participants"])
+    box["participants"] = sorted(box["participants"])
+
+
+def diagnostic_key(d: dict) -> tuple:
+    return (d["path"], d.get("id") or "", d["reason_code"])
+
+
+def fold(acc: dict, ordered: list[dict], paths: dict[str, str]) -> None:
+    """Apply ``ordered`` events (already deduplicated and in event order) to the accumulator ``acc``."""
+    sessions: dict[str, dict] = acc["sessions"]
+    agent_by_peer: dict[str, str] = acc["agent_by_peer"]
     for ev in ordered:  # first pass: identities, independent of message order
         if ev["kind"] == "session-open" and ev["session_id"] not in sessions:
             body = ev["body"]
@@ -122,13 +178,14 @@ def reduce(records: list[dict]) -> dict:
     def agent_of(peer: str) -> str | None:
         return agent_by_peer.get(peer)
 
-    messages: list[dict] = []
-    threads: dict[str, dict] = {}
-    directs: dict[str, dict] = {}
-    work: dict[str, dict] = {}
+    messages: list[dict] = acc["messages"]
+    threads = acc["threads"]
+    directs = acc["directs"]
+    work = acc["work"]
+    leases: list[dict] = acc["leases"]
+    diagnostics: list[dict] = acc["diagnostics"]
+    counters = acc["counters"]
     orphans: list[dict] = []
-    leases: list[dict] = []
-    counters = {"transitions": 0}
     session_by_peer = {s["peer_id"]: s for s in sessions.values()}
 
     for ev in ordered:
@@ -170,33 +227,6 @@ def reduce(records: list[dict]) -> dict:
         messages.append(msg)
         if kind in CONVERSATION_KINDS:
             _account_container(msg, threads, directs)
-
-    for w in work.values():
-        open_ = w["state"] not in TERMINAL_STATES
-        if w["surface"] == "thread":
-            box = threads.get(f"{w['channel']}/{w['thread_id']}")
-        else:
-            box = directs.get(w["direct_id"])
-        if box is not None and open_:
-            box["open_work_count"] += 1
-    for box in list(threads.values()) + list(directs.values()):
-        box["participant_count"] = len(box["participants"])
-        box["participants"] = sorted(box["participants"])
-
-    diagnostics.sort(key=lambda d: (d["path"], d.get("id") or "", d["reason_code"]))
-    return {
-        "reducer_version": REDUCER_VERSION,
-        "sessions": sessions,
-        "messages": messages,
-        "threads": threads,
-        "directs": directs,
-        "work": work,
-        "leases": leases,
-        "diagnostics": diagnostics,
-        "counters": counters,
-        "max_hlc": max((ev["hlc"] for ev in events), default=None),
-        "event_count": len(events),
-    }
 
 
 def _account_container(msg: dict, threads: dict, directs: dict) -> None:

@@ -186,3 +186,20 @@ def atomic_write_local(path: Path, data: bytes) -> None:
     except OSError as exc:
         discard([tmp])
         raise _os_error(exc, path) from None
+
+
+def write_hint(path: Path, data: bytes) -> None:
+    """Overwrite a small private hint file in place: no temp file, no rename, no fsync.
+
+    For values that are only a hint, like the writer's clock (fixed length): a torn or lost value is
+    read as absent, and the caller falls back to what the event files say.  Renaming over a file (or
+    truncating it) makes ext4 flush its data; writing in place does not.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, 0)
+        if os.fstat(fd).st_size != len(data):
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)

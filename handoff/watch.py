@@ -216,11 +216,13 @@ class Watch:
         now = clock.now_ms()
         sessions = self.sessions(state)
         next_at = None
+        from .index import for_inbox
         for s in sessions:
             sid = s["session_id"]
             seen = self._cursor(sid)
             acked = local.read_acks(self.ws, sid)
-            notes = delivery.due(state, s, acked=acked, delivered=seen, now_ms=now,
+            mine = for_inbox(state, s)  # (only the messages this session's inbox can hold, from the index)
+            notes = delivery.due(mine, s, acked=acked, delivered=seen, now_ms=now,
                                  remind_every_ms=self.opts.remind_every_ms, remind_max=self.opts.remind_max)
             for n in notes:
                 wait = self._deliver(s, n)
@@ -229,7 +231,7 @@ class Watch:
                 if self.opts.limit is not None and self.count >= self.opts.limit:
                     raise Stop()
             if len(seen) > COMPACT_LINES:
-                keep = seen & (delivery.live_keys(state, s, now) | {k for k in seen if ":" in k})
+                keep = seen & (delivery.live_keys(mine, s, now) | {k for k in seen if ":" in k})
                 local.compact_cursor(self.ws, sid, self.opts.consumer, keep)
                 self.delivered[sid] = keep
         timers = [] if next_at is None else [next_at - time.monotonic()]

@@ -72,14 +72,10 @@ class Workspace:
         return load_records(self)
 
     def state(self, refresh: bool = False) -> dict:
+        """``reducer.reduce`` of every record (plus ``clock_diagnostics`` for now), read lazily from the index."""
         if self._state is None or refresh:
-            records = self.records()
-            state = reducer.reduce(records)
-            future = reducer.clock_diagnostics(records, clock.now_ms())
-            if future:
-                state["diagnostics"] = sorted(state["diagnostics"] + future,
-                                              key=lambda d: (d["path"], d.get("id") or "", d["reason_code"]))
-            self._state = state
+            from . import index
+            self._state = index.state(self, clock.now_ms())
         return self._state
 
     # ------------------------------------------------------------- writes
@@ -138,10 +134,17 @@ class Workspace:
                     publish()
             finally:
                 store.discard(staged)
+            self._note_written([(rel[len(HANDOFFS) + 1:], data, ev) for (rel, data), ev in zip(files, events)
+                                if (self.paths.worktree / rel).exists()])
             if skipped:
                 result.commit_skipped = f"{skipped}: events written, not committed; the next write commits them"
             self._state = None
             return result
+
+    def _note_written(self, written: list[tuple[str, bytes, dict]]) -> None:
+        """Tell the index what we published (it parses it once now, not on the next read)."""
+        from . import index
+        index.note_written(self, written)
 
     def _pending(self) -> list[tuple[str, str]]:
         """(path, marker name) of events a previous write published but did not commit."""
@@ -189,7 +192,7 @@ class Workspace:
             if key:  # last: the signature covers every other field
                 ev["sig"] = signing.sign(signing.canonical(ev), key)
             out.append(ev)
-        store.atomic_write_local(self.paths.shared / "hlc", model.format_hlc(*seen).encode())
+        store.write_hint(self.paths.shared / "hlc", model.format_hlc(*seen).encode())  # a hint (see _seen_hlc)
         return out
 
     def _seen_hlc(self, state: dict, now: int) -> tuple[int, int] | None:

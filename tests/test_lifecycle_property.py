@@ -105,7 +105,9 @@ def _check_terminal_is_absorbing(state: dict) -> None:
             assert w["state"] == closed
 
 
-def _canon(state: dict) -> str:
+def _canon(state) -> str:
+    if hasattr(state, "materialize"):  # the index's lazy state
+        state = state.materialize()
     return json.dumps(state, sort_keys=True)
 
 

@@ -28,14 +28,66 @@ app.add_typer(threads_app, name="threads")
 app.add_typer(directs_app, name="directs")
 app.add_typer(work_app, name="work")
 
-from . import core, messages, session, work  # noqa: E402,F401  (registration)
-from . import extra  # noqa: E402,F401
+# Which module registers each command, so one run imports only what it uses (start-up time is most of a
+# read command's cost; see docs/PERFORMANCE.md).  A name not listed here -- a new command in a module
+# registered through extra.py, a group's own --help, a typo -- loads every module, exactly as before.
+# tests/test_startup.py checks this table against the real registrations.
+COMMAND_HOMES = {
+    "init": "core", "status": "core", "channels": "core", "peers": "core",
+    "send": "messages", "inbox": "messages",
+    "threads list": "messages", "threads show": "messages", "threads messages": "messages",
+    "directs list": "messages", "directs show": "messages", "directs messages": "messages",
+    "directs resolve": "messages",
+    "session new": "session", "session list": "session", "session status": "session",
+    "session history": "session", "session events": "session", "session close": "session",
+    "work lookup": "work", "work status": "work", "work list": "work",
+    "request": "work", "list": "work", "accept": "work", "reject": "work", "progress": "work",
+    "need-input": "work", "reply": "work", "complete": "work", "fail": "work", "cancel": "work",
+    "metrics": "insight", "log": "insight", "verify": "review", "report": "review", "sync": "review",
+    "watch": "durable", "wait": "durable", "claim": "durable", "heartbeat": "durable", "release": "durable",
+    "sweep": "durable",
+}
+GROUPS = ("session", "threads", "directs", "work")
+_loaded_all = False
+
+
+def load_all() -> None:
+    """Register every command (what --help and unknown names need)."""
+    global _loaded_all
+    if not _loaded_all:
+        from . import core, messages, session, work  # noqa: F401  (registration)
+        from . import extra  # noqa: F401
+        _loaded_all = True
+    from .common import register_pending
+    register_pending()
+
+
+def load_for(args: list[str]) -> None:
+    """Import only the module that declares the command named by ``args``, and register only that command
+    (or everything, when the name is not in COMMAND_HOMES)."""
+    name = args[0] if args else ""
+    if name in GROUPS:
+        name = f"{name} {args[1]}" if len(args) > 1 else ""
+    home = COMMAND_HOMES.get(name)
+    if home is None:
+        load_all()
+        return
+    import importlib
+    from .common import register_pending
+    importlib.import_module(f".{home}", __name__)
+    group_name, _, sub = name.rpartition(" ")
+    group = {"session": session_app, "threads": threads_app, "directs": directs_app, "work": work_app}.get(
+        group_name, app)
+    register_pending(lambda g, n: g is group and n == (sub or name))
 
 
 def main(argv: list[str] | None = None) -> int:
     from .common import usage_exit
+    from .fastparams import install
 
     args = list(sys.argv[1:] if argv is None else argv)
+    install()
+    load_for(args)
     try:
         rv = app(args=args, prog_name="handoff", standalone_mode=False)
     except KeyboardInterrupt:

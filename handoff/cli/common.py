@@ -82,39 +82,68 @@ def fail(cx_output: str, err: HandoffError) -> None:
     raise typer.Exit(err.exit_code)
 
 
+# Commands are declared at import and handed to Typer only when a run needs them: Typer inspects every
+# registered command's signature each time it builds the command line, so ``handoff inbox`` registers
+# ``inbox`` alone (cli.main picks; --help and unknown names register everything).
+PENDING: list[tuple] = []
+_SEQ: dict[int, int] = {}
+
+
 def command(group: typer.Typer, name: str | None = None, *, writes: bool = False, **kw):
-    """Register ``fn(cx, ...)`` as a command with the shared options added."""
+    """Declare ``fn(cx, ...)`` as a command of ``group``, with the shared options added."""
 
     def deco(fn: Callable):
-        sig = inspect.signature(fn)
-        hints = dict(typing_hints(fn))
-        hints.pop("cx", None)
-        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "cx"]
-        extra = {"output": (OutputOpt, "human"), "json_": (JsonOpt, False), "repo": (RepoOpt, None)}
-        if writes:
-            extra["commit"] = (CommitOpt, None)
-        params = own + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
-                        for n, (a, d) in extra.items()]
-
-        @functools.wraps(fn)
-        def wrapper(**kwargs):
-            output = "json" if kwargs.pop("json_") else kwargs.pop("output")
-            kwargs.pop("output", None)
-            commit = kwargs.pop("commit", None)
-            repo = kwargs.pop("repo")
-            try:
-                cx = Cx(output, repo, commit)
-                return fn(cx, **kwargs)
-            except HandoffError as err:
-                fail(output if output in render.FORMATS else "human", err)
-
-        hints.update({n: a for n, (a, _d) in extra.items()})
-        wrapper.__annotations__ = hints
-        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        group.command(name, **kw)(wrapper)
+        PENDING.append((group, name, fn, writes, kw, len(_SEQ) + len(PENDING)))
         return fn
 
     return deco
+
+
+def register_pending(select: Callable[[typer.Typer, str | None], bool] | None = None) -> None:
+    """Hand the declared commands that ``select`` picks (all by default) to Typer, in declaration order."""
+    keep: list[tuple] = []
+    touched: dict[int, typer.Typer] = {}
+    for item in PENDING:
+        group, name, fn, writes, kw, seq = item
+        if select is not None and not select(group, name):
+            keep.append(item)
+            continue
+        _register(group, name, fn, writes, kw, seq)
+        touched[id(group)] = group
+    for group in touched.values():
+        group.registered_commands.sort(key=lambda info: _SEQ.get(id(info.callback), 0))
+    PENDING[:] = keep
+
+
+def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, kw: dict, seq: int) -> None:
+    """Build the wrapper Typer sees (the command's own options, then -o/--json/--repo[/--commit])."""
+    sig = inspect.signature(fn)
+    hints = dict(typing_hints(fn))
+    hints.pop("cx", None)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "cx"]
+    extra = {"output": (OutputOpt, "human"), "json_": (JsonOpt, False), "repo": (RepoOpt, None)}
+    if writes:
+        extra["commit"] = (CommitOpt, None)
+    params = own + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
+                    for n, (a, d) in extra.items()]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs):
+        output = "json" if kwargs.pop("json_") else kwargs.pop("output")
+        kwargs.pop("output", None)
+        commit = kwargs.pop("commit", None)
+        repo = kwargs.pop("repo")
+        try:
+            cx = Cx(output, repo, commit)
+            return fn(cx, **kwargs)
+        except HandoffError as err:
+            fail(output if output in render.FORMATS else "human", err)
+
+    hints.update({n: a for n, (a, _d) in extra.items()})
+    wrapper.__annotations__ = hints
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    _SEQ[id(wrapper)] = seq
+    group.command(name, **kw)(wrapper)
 
 
 def typing_hints(fn: Callable) -> dict:

@@ -1,0 +1,290 @@
+"""The index must always give exactly what reducing every file from scratch gives.
+
+Each check compares the index's state (cold, extended, or re-folded) with
+``reducer.reduce`` over records read straight from the files, field by field
+and in the same order, through real repos, real git operations (commits,
+checkouts, pulls between clones, worktrees) and the real CLI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, git, make_repo
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from handoff import index, reducer  # noqa: E402
+from handoff.workspace import Workspace  # noqa: E402
+
+HEAVY = bool(os.environ.get("HANDOFF_HEAVY"))
+
+
+def reference(path: Path) -> dict:
+    """What main's loader folds: every work-tree file, then remote-tracking branches' other files."""
+    from handoff.remotes import remote_records
+    from handoff import clock
+    ws = Workspace(path)
+    local = index.read_all_records(ws)
+    records = local + remote_records(ws, {r["path"] for r in local})
+    state = reducer.reduce(records)
+    future = reducer.clock_diagnostics(records, clock.now_ms())
+    if future:
+        state["diagnostics"] = sorted(state["diagnostics"] + future, key=reducer.diagnostic_key)
+    return state
+
+
+def from_index(path: Path) -> dict:
+    return Workspace(path).state(refresh=True).materialize()
+
+
+def assert_matches(path: Path) -> dict:
+    got, want = from_index(path), reference(path)
+    for key in want:
+        assert json.dumps(got[key], default=str) == json.dumps(want[key], default=str), key
+    return want
+
+
+def generate(path: Path, n: int, check_every: int | None = None, seed: int = 3) -> dict:
+    import gen
+    if not (path / ".handoffs" / "config.yaml").exists():
+        gen.make_repo(path)
+    g = gen.Generator(path, n, seed=seed)
+    checks = []
+
+    def check(done, total):
+        checks.append(done)
+        assert_matches(path)
+
+    info = g.run(check if check_every else None, every=check_every or 1000)
+    info["checks"] = checks
+    return info
+
+
+def cache_files(path: Path) -> list[str]:
+    d = Workspace(path).paths.shared / "cache"
+    return sorted(os.listdir(d)) if d.exists() else []
+
+
+def test_index_matches_a_full_reduce_as_events_arrive(tmp_path):
+    repo = tmp_path / "r"
+    before = dict(index.STATS)
+    info = generate(repo, 1500 if HEAVY else 300, check_every=40)
+    assert len(info["checks"]) >= 3
+    assert index.STATS["extend"] - before["extend"] >= 3  # new events were folded onto the saved state
+    assert index.STATS["refold"] - before["refold"] == 1  # only the first (cold) build folded everything
+    want = assert_matches(repo)
+    assert want["event_count"] >= 300
+    # dropping the cache changes nothing
+    index.drop(Workspace(repo))
+    assert cache_files(repo) == [] or not any(n.endswith(".sqlite3") for n in cache_files(repo))
+    assert_matches(repo)
+
+
+def test_removed_files_and_branch_switches_refold(tmp_path):
+    repo = tmp_path / "r"
+    generate(repo, 120)
+    import gen
+    gen.commit_all(repo, "first batch")
+    first = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "-b", "more")
+    generate_more(repo)
+    gen.commit_all(repo, "second batch")
+    more = assert_matches(repo)
+    refolds = index.STATS["refold"]
+    git(repo, "checkout", "-q", "main")  # files vanish
+    back = assert_matches(repo)
+    assert index.STATS["refold"] == refolds + 1
+    assert back["event_count"] < more["event_count"]
+    git(repo, "checkout", "-q", "more")
+    assert assert_matches(repo)["event_count"] == more["event_count"]
+    git(repo, "checkout", "-q", first)
+    assert_matches(repo)
+
+
+def generate_more(repo: Path) -> None:
+    """A few more events through the real CLI (the generator's in-memory state started from scratch)."""
+    from conftest import Repo
+    r = Repo(repo)
+    a = r.session("latecomer", "general", "sess_late_a")
+    b = r.session("helper", "general", "sess_late_b")
+    r.ok("send", "--session", a["session_id"], "--channel", "general", "--to", b["peer_id"], "-m", "hello",
+         "--no-commit")
+    r.ok("request", "--session", a["session_id"], "--to", b["peer_id"], "--channel", "general", "-d", "do it",
+         "--work", "work_late", "--no-commit")
+    r.ok("accept", "work_late", "--session", b["session_id"], "--no-commit")
+
+
+def test_events_that_sort_before_the_saved_state_refold(clones):
+    a, b = clones("a"), clones("b")
+    a.ok("init", "--workspace", "test")
+    sa = a.session("alpha", "general", "sess_alpha")
+    a.git("push", "-q", "origin", "HEAD:main")
+    b.git("pull", "-q", "origin", "main")
+    sb = b.session("beta", "general", "sess_beta")
+    # b writes first (older clocks), a writes later; a then pulls b's older events
+    for i in range(3):
+        b.ok("send", "--session", sb["session_id"], "--channel", "general", "-m", f"from b {i}")
+    for i in range(3):
+        a.ok("send", "--session", sa["session_id"], "--channel", "general", "-m", f"from a {i}")
+    assert_matches(a.path)
+    b.git("push", "-q", "origin", "HEAD:main")
+    a.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+    want = assert_matches(a.path)
+    texts = [m["body"]["text"] for m in want["messages"]]
+    assert texts.index("from b 0") < texts.index("from a 0")  # content order, not arrival order
+    inbox = a.j("inbox", "--session", "sess_alpha", "--all")
+    assert {e["body"]["text"] for e in inbox["entries"]} == {"from b 0", "from b 1", "from b 2"}
+
+
+def test_malformed_and_odd_entries_match(repo, tmp_path):
+    s = repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "one")
+    day = repo.event_files()[0].parent
+    (day / "msg_01zzzzzzzzzzzzzzzzzzzzzzzz.say.a.sess_a.yaml").write_text("not: [valid\n")
+    (day / "notes.txt").write_text("ignored\n")
+    (day / ".hidden.yaml").write_text("ignored\n")
+    os.symlink("/etc/hostname", day / "msg_01yyyyyyyyyyyyyyyyyyyyyyyy.say.a.sess_a.yaml")
+    want = assert_matches(repo.path)
+    assert len(want["diagnostics"]) == 2
+    # a copy of a valid event under another name: flagged, never folded twice
+    good = repo.event_files()[0]
+    shutil.copy(good, day / ("msg_01xxxxxxxxxxxxxxxxxxxxxxxx" + good.name[len("msg_01xxxxxxxxxxxxxxxxxxxxxxxx"):]))
+    assert_matches(repo.path)
+    for p in list(day.iterdir()):
+        if p.name.startswith(("msg_01z", "msg_01y", "msg_01x")):
+            p.unlink()
+    want = assert_matches(repo.path)
+    assert want["diagnostics"] == []
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "two")
+    assert assert_matches(repo.path)["event_count"] == 3
+
+
+def test_corrupt_or_foreign_cache_is_rebuilt(repo):
+    s = repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "one")
+    want = assert_matches(repo.path)
+    cache = Workspace(repo.path).paths.shared / "cache"
+    for name in os.listdir(cache):
+        if name.endswith(".sqlite3"):
+            (cache / name).write_bytes(b"this is not a database" * 100)
+    assert from_index(repo.path)["event_count"] == want["event_count"]
+    assert repo.j("inbox", "--session", "sess_a")["count"] == 0
+    # another version of the code: a different key, a fresh cache
+    old = index.code_version()
+    index._code_version_cache[:] = ["someotherversion"]
+    try:
+        assert from_index(repo.path)["event_count"] == want["event_count"]
+    finally:
+        index._code_version_cache[:] = [old]
+    assert_matches(repo.path)
+
+
+def test_unwritable_cache_still_answers(repo):
+    s = repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "one")
+    cache = Workspace(repo.path).paths.shared / "cache"
+    shutil.rmtree(cache)
+    cache.write_text("a file where the directory should be")
+    try:
+        assert from_index(repo.path)["event_count"] == 2
+        assert repo.j("status")["messages"] == 1
+    finally:
+        cache.unlink()
+
+
+def test_worktrees_share_the_parse_cache(repo, tmp_path, monkeypatch):
+    s = repo.session("a", "general", "sess_a")
+    for i in range(5):
+        repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", f"m{i}")
+    assert_matches(repo.path)
+    wt = tmp_path / "wt"
+    repo.git("worktree", "add", "-q", str(wt), "-b", "side")
+    parsed = []
+    real = reducer.decode
+    monkeypatch.setattr(reducer, "decode", lambda rel, data: parsed.append(rel) or real(rel, data))
+    assert_matches(wt)
+    assert [p for p in parsed if p.startswith("events/")] == [] or len(parsed) <= 6  # (reference parses its own)
+    parsed.clear()
+    Workspace(wt).state()
+    assert parsed == []  # same blobs: nothing parsed again
+    from conftest import Repo
+    Repo(wt).ok("send", "--session", "sess_a", "--channel", "general", "-m", "from the worktree")
+    assert assert_matches(wt)["event_count"] == 7
+    assert assert_matches(repo.path)["event_count"] == 6
+    assert sum(1 for n in cache_files(repo.path) if n.startswith("view-") and n.endswith(".sqlite3")) == 2
+
+
+def test_inbox_from_the_index_equals_the_full_view(tmp_path):
+    from handoff import views
+    repo = tmp_path / "r"
+    generate(repo, 250)
+    ws = Workspace(repo)
+    ref = reference(repo)
+    state = ws.state()
+    for sid, s in ref["sessions"].items():
+        full = views.inbox(ref, s, set(), 1_800_000_000_000, include_all=True)
+        narrowed = views.inbox(index.for_inbox(state, state["sessions"][sid]), s, set(), 1_800_000_000_000,
+                               include_all=True)
+        assert json.dumps(narrowed) == json.dumps(full)
+    for key, box in ref["threads"].items():
+        ch, tid = box["channel"], box["thread_id"]
+        assert views.container_messages(index.for_container(state, channel=ch, thread_id=tid), channel=ch,
+                                        thread_id=tid) == views.container_messages(ref, channel=ch, thread_id=tid)
+
+
+def test_concurrent_readers_and_writers_agree(repo):
+    s = repo.session("a", "general", "sess_a")
+    procs = []
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for i in range(4):
+        procs.append(subprocess.Popen([sys.executable, "-m", "handoff", "send", "--session", "sess_a", "--channel",
+                                       "general", "-m", f"p{i}", "-o", "json"], cwd=repo.path, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs.append(subprocess.Popen([sys.executable, "-m", "handoff", "status", "-o", "json"], cwd=repo.path,
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert assert_matches(repo.path)["event_count"] == 5
+    assert repo.j("status")["messages"] == 4
+
+
+@pytest.mark.slow
+def test_heavier_mixed_history(tmp_path):
+    repo = tmp_path / "r"
+    generate(repo, 5000 if HEAVY else 800, check_every=400, seed=11)
+    assert_matches(repo)
+
+
+def test_remote_tracking_branches_fold_like_the_work_tree(clones):
+    a = clones("a")
+    a.git("checkout", "-q", "-b", "feature-a")
+    b = clones("b")
+    b.git("checkout", "-q", "-b", "feature-b")
+    sa = a.session("alice", "dev", "sess_alice")
+    sb = b.session("bob", "dev", "sess_bob")
+    a.ok("sync")
+    b.ok("sync")
+    a.ok("sync")
+    assert_matches(a.path)
+    assert {p["agent"] for p in a.j("peers", "dev")["peers"]} == {"alice", "bob"}
+    wid = a.j("request", "--session", sa["session_id"], "--to", "bob", "--channel", "dev", "-d", "port it")["handoff_id"]
+    a.ok("sync")
+    b.ok("sync")
+    assert_matches(b.path)
+    b.ok("accept", wid, "--session", sb["session_id"])
+    b.ok("sync")
+    a.ok("sync")
+    assert assert_matches(a.path)["work"][wid]["state"] == "working"
+    # merging the other branch: its files arrive in the work tree and hide the remote copies
+    a.git("merge", "-q", "--no-edit", "origin/feature-b")
+    assert_matches(a.path)
+    a.ok("send", "--session", sa["session_id"], "--channel", "dev", "-m", "merged")
+    assert_matches(a.path)

@@ -1,0 +1,74 @@
+"""Start-up: a read command imports only what it uses (``python -X importtime`` is the witness)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+NEVER_ON_READS = ("git", "watchdog", "pydantic", "multiprocessing", "concurrent", "handoff.watchfs",
+                  "handoff.cli.work", "handoff.cli.session", "handoff.cli.core")
+
+
+def imported(repo, *args: str) -> set[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "handoff", *args], cwd=repo.path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mods = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            mods.add(line.rsplit("|", 1)[1].strip())
+    return mods
+
+
+def heavy(mods: set[str], roots=NEVER_ON_READS) -> list[str]:
+    return sorted(m for m in mods if any(m == r or m.startswith(r + ".") for r in roots))
+
+
+def test_read_commands_import_only_what_they_use(repo):
+    s = repo.session("reader", "general", "sess_reader")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "hello")
+    for args in (("inbox", "--session", "sess_reader", "-o", "json"), ("status", "-o", "json"),
+                 ("threads", "list", "--channel", "general", "-o", "json")):
+        mods = imported(repo, *args)
+        roots = NEVER_ON_READS if args[0] != "status" else tuple(r for r in NEVER_ON_READS if r != "handoff.cli.core")
+        assert heavy(mods, roots) == [], args
+        assert "handoff.index" in mods  # answered from the index
+
+
+def test_send_imports_no_gitpython_nor_watchdog(repo):
+    repo.session("writer", "general", "sess_writer")
+    mods = imported(repo, "send", "--session", "sess_writer", "--channel", "general", "-m", "hi", "-o", "json")
+    assert heavy(mods, ("git", "watchdog", "pydantic", "handoff.watchfs")) == []
+
+
+def test_command_homes_match_the_registrations():
+    from handoff import cli
+    cli.load_all()
+    found = {}
+
+    def walk(app, prefix=""):
+        for info in app.registered_commands:
+            found[f"{prefix}{info.name}"] = info.callback.__module__
+        for group in app.registered_groups:
+            walk(group.typer_instance, f"{prefix}{group.name} ")
+
+    walk(cli.app)
+    for name, home in cli.COMMAND_HOMES.items():
+        assert found.get(name) == f"handoff.cli.{home}", name
+    for name, module in found.items():
+        if module.rsplit(".", 1)[-1] in ("core", "messages", "session", "work"):
+            assert name in cli.COMMAND_HOMES, f"add {name!r} to COMMAND_HOMES"
+
+
+def test_plain_values_parse_as_typer_would(repo):
+    s = repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "--thread", "thread_abc", "-m", "x")
+    ok = repo.j("threads", "messages", "--channel", "general", "--thread", "thread_abc", "--limit", "1")
+    assert len(ok["messages"]) == 1
+    bad = repo.h("threads", "messages", "--channel", "general", "--thread", "thread_abc", "--limit", "x", "-o", "json")
+    assert bad.code == 2 and "valid integer" in bad.json["error"]["message"]
+    two = repo.j("session", "new", "--agent", "b", "--channel", "general", "--channel", "other")
+    assert two["channels"] == ["general", "other"]
