@@ -100,3 +100,25 @@ def record_dead_letter(ws: "Workspace", session_id: str, consumer: str, entry: d
         fh.flush()
         os.fsync(fh.fileno())
     return str(path)
+
+
+class registered_watcher:
+    """``with registered_watcher(ws, session_ids):`` marks a running watcher for ``handoff doctor``.
+
+    One small file per process under the git common dir (``"*"`` = every session); a file left
+    by a killed process is ignored because its pid is gone.
+    """
+
+    def __init__(self, ws: "Workspace", session_ids: list[str]):
+        self.path = ws.paths.shared / "watchers" / f"{os.getpid()}.json"
+        self.info = {"pid": os.getpid(), "sessions": sorted(session_ids)}
+
+    def __enter__(self):
+        store.atomic_write_local(self.path, json.dumps(self.info).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.path.unlink()
+        except OSError:
+            pass

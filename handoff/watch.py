@@ -291,13 +291,18 @@ class Watch:
     # the loop -------------------------------------------------------------
     def run(self) -> int:
         state = self.ws.state(refresh=True)
-        self.sessions(state, strict=True)  # unknown sessions fail before anything starts
+        watched = self.sessions(state, strict=True)  # unknown sessions fail before anything starts
         if self.opts.once:
             try:
                 self.scan()
             except Stop:
                 pass
             return self.count
+        served = ["*"] if self.opts.all_sessions else [s["session_id"] for s in watched]
+        with local.registered_watcher(self.ws, served):  # `handoff doctor` looks for running watchers
+            return self._loop()
+
+    def _loop(self) -> int:
         fw = make_watcher(self.ws, self.opts.poll, self.opts.rescan_interval)
         self.mode = fw.mode
         if fw.fallback_reason:

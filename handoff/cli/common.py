@@ -48,6 +48,17 @@ class Cx:
         return self._ws
 
     @property
+    def hf(self):
+        """The Python API over this invocation's workspace (one consistent read per command)."""
+        from ..api import Handoff
+        return Handoff(workspace=self.ws, commit=self.commit, snapshot=True)
+
+    def me(self, session: str | None):
+        """The acting session, resolved (and checked) when the API call reads or writes."""
+        from ..api import Session
+        return Session(self.hf, session)
+
+    @property
     def machine(self) -> bool:
         return self.output != "human"
 

@@ -30,18 +30,9 @@ def status(cx: Cx, handoff_id: Annotated[Optional[str], typer.Argument(help="a h
 
     Example: handoff status -o json        handoff status work_01jv8...
     """
-    from .. import clock
-    from ..ops import find_work
-    ws = cx.ws
-    state = ws.state()
     if handoff_id:
-        w = find_work(state, handoff_id)
-        data = views.handoff_view(w, clock.now_ms())
-        return cx.emit(data, _handoff_human)
-    data = {"workspace_id": ws.workspace_id, "repo": str(ws.paths.worktree), **views.status(state)}
-    from ..gitstate import uncommitted_events
-    data["uncommitted_events"] = uncommitted_events(ws)
-    cx.emit(data)
+        return cx.emit(cx.hf.handoff(handoff_id), _handoff_human)
+    cx.emit(cx.hf.status())
 
 
 def _handoff_human(h: dict) -> str:

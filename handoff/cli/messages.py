@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import clock, ids, ops, render, views
+from .. import ids, ops, render, views
 from ..errors import HandoffError
 from . import app, directs_app, threads_app
 from .common import Cx, IdOpt, SessionOpt, command
@@ -26,8 +26,8 @@ def read_arg(value: str | None) -> str | None:
 
 
 def write_meta(result) -> dict:
-    return {"committed": result.committed, "commit": result.commit, "commit_skipped": result.commit_skipped,
-            "replayed": result.replayed, "paths": result.paths}
+    from ..api import write_meta as meta
+    return meta(result)
 
 
 def message_human(d: dict) -> str:
@@ -70,23 +70,14 @@ def send(cx: Cx,
     Example: handoff send --session "$S" --channel builders --surface thread --thread thread_release_check
     --kind say --to patch-worker.session-19 --work work_migration_check --body '{"text":"Run the smoke test"}'
     """
-    ws = cx.ws
     raw = read_arg(body)
     payload = ops.parse_body(raw, default={"text": text} if text else None)
     if text and raw is not None:
         payload.setdefault("text", text)
     ext_obj = ops.parse_body(read_arg(ext)) if ext else None
-    now = clock.now_ms()
-
-    def build(state):
-        s = ops.session_for(state, session)
-        return ops.send(state, s, workspace_id=ws.workspace_id, now_ms=now, channel=channel, kind=kind,
-                        body=payload, surface=surface, thread=thread, direct=direct, to=to, work=work,
-                        reply_to=reply_to, trace_id=trace_id, causation_id=causation_id, expires_at=expires_at,
-                        given_id=given_id, interaction_id=interaction_id, ext=ext_obj)
-
-    result = ws.write(build, commit=cx.commit)
-    data = {**views.message(result.events[0]), **write_meta(result)}
+    data = cx.me(session).send(channel, payload, kind=kind, surface=surface, thread=thread, direct=direct, to=to,
+                               work=work, reply_to=reply_to, trace_id=trace_id, causation_id=causation_id,
+                               expires_at=expires_at, interaction_id=interaction_id, ext=ext_obj, id=given_id)
     cx.emit(data, message_human)
 
 
@@ -99,28 +90,7 @@ def inbox(cx: Cx, session: SessionOpt = None,
 
     Example: handoff inbox --session sess_receiver -o json
     """
-    from ..local import add_acks, read_acks
-    ws = cx.ws
-    state = ws.state()
-    s = ops.session_for(state, session, write=False)
-    now = clock.now_ms()
-    acked = read_acks(ws, s["session_id"])
-    from ..index import for_inbox
-    state = for_inbox(state, s)  # only the messages the inbox looks at, straight from the index
-    entries = views.inbox(state, s, acked, now, include_all=True)
-    if ack:
-        known = {e["id"] for e in entries}
-        wanted = sorted(known) if ack == ["all"] else ack
-        unknown = [a for a in wanted if a not in known]
-        if unknown:
-            raise HandoffError("not_found", f"not in this session's inbox: {', '.join(unknown)}",
-                               hint="see the ids with `handoff inbox --all`")
-        add_acks(ws, s["session_id"], wanted)
-        acked |= set(wanted)
-        entries = views.inbox(state, s, acked, now, include_all=True)
-    if not all_:
-        entries = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
-    data = {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries), "entries": entries}
+    data = cx.me(session).inbox(all=all_, ack=ack)
     cx.emit(data, _inbox_human)
 
 
@@ -148,8 +118,7 @@ def threads_list(cx: Cx, channel: ChannelOpt):
 
     Example: handoff threads list --channel builders -o json
     """
-    ids.check_id("channel", channel)
-    data = {"channel": channel, "threads": views.threads_in(cx.ws.state(), channel)}
+    data = {"channel": channel, "threads": cx.hf.threads(channel)}
     cx.emit(data, lambda d: render.table(d["threads"], ["thread_id", "message_count", "participant_count",
                                                         "open_work_count", "last_activity_at",
                                                         "last_message_preview"]))
@@ -187,16 +156,9 @@ def threads_messages(cx: Cx, channel: ChannelOpt,
 
     Example: handoff threads messages --channel builders --thread thread_release_check -o jsonl
     """
-    state, box = _thread(cx, channel, thread)
-    from ..index import for_container
-    state = for_container(state, channel=channel, thread_id=thread)
-    msgs = _filter(views.container_messages(state, channel=channel, thread_id=thread), kind, work, limit)
+    _thread(cx, channel, thread)
+    msgs = cx.hf.messages(channel, thread=thread, kind=kind, work=work, limit=limit)
     cx.emit({"channel": channel, "thread_id": thread, "messages": msgs}, _messages_human)
-
-
-def _filter(msgs: list[dict], kind: str | None, work: str | None, limit: int | None) -> list[dict]:
-    msgs = [m for m in msgs if (kind is None or m["kind"] == kind) and (work is None or m.get("work_id") == work)]
-    return msgs[-limit:] if limit else msgs
 
 
 def _messages_human(d: dict) -> str:
@@ -220,13 +182,7 @@ def directs_list(cx: Cx, channel: ChannelOpt, session: SessionOpt = None):
     Example: handoff directs list --channel builders -o json
     """
     ids.check_id("channel", channel)
-    state = cx.ws.state()
-    rooms = [b for b in state["directs"].values() if b["channel"] == channel]
-    if session:
-        s = ops.session_for(state, session, write=False)
-        rooms = [b for b in rooms if s["peer_id"] in (b["peer_a"], b["peer_b"])]
-    rooms.sort(key=lambda b: (b["last_activity_at"], b["direct_id"]), reverse=True)
-    data = {"channel": channel, "directs": [views.direct_summary(b) for b in rooms]}
+    data = {"channel": channel, "directs": cx.hf.directs(channel, session)}
     cx.emit(data, lambda d: render.table(d["directs"], ["direct_id", "peer_a", "peer_b", "message_count",
                                                         "open_work_count", "last_activity_at"]))
 
@@ -263,10 +219,8 @@ def directs_messages(cx: Cx, channel: ChannelOpt, direct: DirectOpt,
 
     Example: handoff directs messages --channel builders --direct direct_0123... -o jsonl
     """
-    state, _ = _room(cx, channel, direct)
-    from ..index import for_container
-    state = for_container(state, channel=channel, direct_id=direct)
-    msgs = _filter(views.container_messages(state, channel=channel, direct_id=direct), kind, work, limit)
+    _room(cx, channel, direct)
+    msgs = cx.hf.messages(channel, direct=direct, kind=kind, work=work, limit=limit)
     cx.emit({"channel": channel, "direct_id": direct, "messages": msgs}, _messages_human)
 
 

@@ -25,11 +25,7 @@ def new(cx: Cx,
     if workspace is not None and workspace != ws.workspace_id:
         cx.note(f"note: --workspace {workspace} differs from .handoffs/config.yaml ({ws.workspace_id}); "
                 "the repository's workspace is used")
-    sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id '' is refused
-    result = ws.write(lambda st: ops.session_open(st, agent=agent, channels=channel, name=name, session_id=sid,
-                                                  workspace=workspace), commit=cx.commit)
-    s = views.find_session(ws.state(), sid)
-    data = {**views.session_view(s), **_write_meta(result)}
+    data = cx.hf.open_session(agent, channel, name=name, session_id=session_id, workspace=workspace).opened
     cx.emit(data, lambda d: f"{d['session_id']}\npeer: {d['peer_id']}\n"
                             f"export HANDOFF_SESSION={d['session_id']}")
 

@@ -5,11 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import clock, ops, render, views
-from ..errors import HandoffError
+from .. import ops, render
 from . import app, work_app
 from .common import Cx, IdOpt, SessionOpt, command
-from .messages import read_arg, write_meta
+from .messages import read_arg
 
 WorkOpt = Annotated[str, typer.Option("--work", "-w", help="work id")]
 IdArg = Annotated[str, typer.Argument(help="handoff / work id")]
@@ -39,11 +38,7 @@ def _work_human(w: dict) -> str:
 
 
 def _lookup(cx: Cx, work: str):
-    from .. import leases
-    state = cx.ws.state()
-    w = ops.find_work(state, work)
-    now = clock.now_ms()
-    cx.emit({**views.work_payload(w, now), "lease": leases.view(state, w, now)}, _work_human)
+    cx.emit(cx.hf.work(work), _work_human)
 
 
 @command(work_app, "lookup")
@@ -74,16 +69,7 @@ def list_work(cx: Cx,
 
     Example: handoff work list --state open -o json
     """
-    st = cx.ws.state()
-    now = clock.now_ms()
-    peer = ops.session_for(st, session, write=False)["peer_id"] if session else None
-    rows = []
-    for w in sorted(st["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
-        if state == "open" and ops.is_terminal(w) or state not in (None, "open") and w["state"] != state:
-            continue
-        if channel and w["channel"] != channel or peer and peer not in (w["opened_by_peer_id"], w["target_peer_id"]):
-            continue
-        rows.append(views.work_payload(w, now, history=False))
+    rows = cx.hf.work_list(state=state, channel=channel, session=session)
     cx.emit({"work": rows}, lambda d: render.table(d["work"], ["work_id", "state", "opened_by_peer_id",
                                                               "target_peer_id", "channel", "last_activity_at"]))
 
@@ -109,19 +95,9 @@ def request(cx: Cx,
     Example: handoff request --to agent-b --channel backend -d "Auth refactored, needs API integration"
     --context '{"files_changed":["src/auth.ts"],"decisions":["JWT -> session tokens"]}'
     """
-    ws = cx.ws
     ctx = ops.parse_body(read_arg(context)) if context else {}
-    now = clock.now_ms()
-
-    def build(state):
-        s = ops.session_for(state, session)
-        return ops.request(state, s, workspace_id=ws.workspace_id, now_ms=now, to=to, channel=channel,
-                           description=description, context=ctx, work=work, deadline=deadline, thread=thread,
-                           direct=direct, given_id=given_id, trace_id=trace_id)
-
-    result = ws.write(build, commit=cx.commit)
-    w = ws.state()["work"][result.events[0]["work_id"]]
-    data = {**views.handoff_view(w, now), **write_meta(result)}
+    data = cx.me(session).request(to, channel, description, context=ctx, work=work, deadline=deadline,
+                                  thread=thread, direct=direct, trace_id=trace_id, id=given_id)
     cx.emit(data, lambda d: f"{d['handoff_id']}\n  {d['from']} -> {d['to']} in #{d['channel']} ({d['status']})")
 
 
@@ -136,37 +112,13 @@ def list_handoffs(cx: Cx,
 
     Example: handoff list --to agent-b --status pending -o json
     """
-    if status not in (None, *views.HANDOFF_STATUSES):
-        raise HandoffError("invalid_argument", f"unknown status {status!r}",
-                           hint=", ".join(views.HANDOFF_STATUSES))
-    state = cx.ws.state()
-    now = clock.now_ms()
-    agents_of = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
-    rows = []
-    for w in sorted(state["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
-        if w.get("intent") != "handoff":
-            continue
-        h = views.handoff_view(w, now)
-        if status and h["status"] != status or channel and h["channel"] != channel:
-            continue
-        if to and to not in (h["to"], w["target_peer_id"], agents_of.get(w["target_peer_id"])):
-            continue
-        rows.append(h)
+    rows = cx.hf.handoffs(to=to, status=status, channel=channel)
     cx.emit({"handoffs": rows}, lambda d: render.table(d["handoffs"], ["handoff_id", "status", "state", "from", "to",
                                                                       "requested_at", "description"]))
 
 
-def _move(cx: Cx, builder, session: str | None) -> None:
-    ws = cx.ws
-
-    def build(state):
-        return builder(state, ops.session_for(state, session))
-
-    result = ws.write(build, commit=cx.commit)
-    ev = result.events[-1]
-    w = ws.state()["work"].get(ev.get("work_id")) if ev.get("work_id") else None
-    data = {"work": views.work_payload(w, clock.now_ms(), history=False) if w else None,
-            "events": [views.message(e) for e in result.events], **write_meta(result)}
+def _move(cx: Cx, verb: str, session: str | None, *args, **kwargs) -> None:
+    data = getattr(cx.me(session), verb)(*args, **kwargs)
     cx.emit(data, lambda d: (_work_human(d["work"]) if d["work"] else "")
             + ("\n  (already written: idempotent retry)" if d["replayed"] else ""))
 
@@ -177,7 +129,7 @@ def accept(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOp
 
     Example: handoff accept work_01jv8... --session "$S"
     """
-    _move(cx, lambda st, s: ops.accept(st, s, handoff_id, message=message, given_id=given_id), session)
+    _move(cx, "accept", session, handoff_id, message, id=given_id)
 
 
 @command(app, "reject", writes=True)
@@ -189,7 +141,7 @@ def reject(cx: Cx, handoff_id: IdArg,
 
     Example: handoff reject work_01jv8... --reason "Currently working on migrations"
     """
-    _move(cx, lambda st, s: ops.reject(st, s, handoff_id, reason=reason, code=code, given_id=given_id), session)
+    _move(cx, "reject", session, handoff_id, reason, code=code, id=given_id)
 
 
 def _json_opt(raw: str | None) -> dict | None:
@@ -208,8 +160,7 @@ def progress(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, checkpoint: Chec
     Example: handoff progress work_01jv8... -m "3 of 5 files" --checkpoint '{"done":["a.py","b.py","c.py"]}'
     """
     cp = _json_opt(checkpoint)
-    _move(cx, lambda st, s: ops.trace(st, s, handoff_id, "working", message=message, checkpoint=cp,
-                                      given_id=given_id), session)
+    _move(cx, "progress", session, handoff_id, message, checkpoint=cp, id=given_id)
 
 
 @command(app, "need-input", writes=True)
@@ -218,7 +169,7 @@ def need_input(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: Sessi
 
     Example: handoff need-input work_01jv8... -m "Which database should the migration target?"
     """
-    _move(cx, lambda st, s: ops.trace(st, s, handoff_id, "needs_input", message=message, given_id=given_id), session)
+    _move(cx, "need_input", session, handoff_id, message, id=given_id)
 
 
 @command(app, "reply", writes=True)
@@ -228,7 +179,7 @@ def reply(cx: Cx, handoff_id: IdArg, message: Annotated[str, typer.Option("--mes
 
     Example: handoff reply work_01jv8... -m "Use the staging database"
     """
-    _move(cx, lambda st, s: ops.reply(st, s, handoff_id, text=message, given_id=given_id), session)
+    _move(cx, "reply", session, handoff_id, message, id=given_id)
 
 
 @command(app, "complete", writes=True)
@@ -239,8 +190,7 @@ def complete(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, result: ResultOp
     Example: handoff complete work_01jv8... -m done --result '{"pr":"#42"}'
     """
     res = _json_opt(result)
-    _move(cx, lambda st, s: ops.trace(st, s, handoff_id, "completed", message=message, result=res,
-                                      given_id=given_id), session)
+    _move(cx, "complete", session, handoff_id, message, result=res, id=given_id)
 
 
 @command(app, "fail", writes=True)
@@ -251,8 +201,7 @@ def fail(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, result: ResultOpt = 
     Example: handoff fail work_01jv8... -m "tests cannot run without credentials"
     """
     res = _json_opt(result)
-    _move(cx, lambda st, s: ops.trace(st, s, handoff_id, "failed", message=message, result=res,
-                                      given_id=given_id), session)
+    _move(cx, "fail", session, handoff_id, message, result=res, id=given_id)
 
 
 @command(app, "cancel", writes=True)
@@ -261,4 +210,4 @@ def cancel(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOp
 
     Example: handoff cancel work_01jv8... -m "no longer needed"
     """
-    _move(cx, lambda st, s: ops.cancel(st, s, handoff_id, message=message, given_id=given_id), session)
+    _move(cx, "cancel", session, handoff_id, message, id=given_id)
