@@ -185,8 +185,7 @@ def note_written(ws: "Workspace", items: list[tuple[str, bytes, dict]]) -> None:
 
 def drop(ws: "Workspace") -> None:
     """Delete the whole index (it is rebuilt on next use)."""
-    idx = getattr(ws, "_index", None)
-    if idx is not None:
+    for idx in list(ws.__dict__.get("_indexes", {}).values()):
         idx.close()
     _remove_all(ws.paths.shared / "cache")
 
@@ -310,10 +309,15 @@ def _remove_all(cache_dir: Path) -> None:
 
 
 def _open(ws: "Workspace") -> "_Index":
-    idx = getattr(ws, "_index", None)
+    """This thread's index of ``ws`` (a SQLite connection must not be shared by threads at once)."""
+    import threading
+    indexes = ws.__dict__.setdefault("_indexes", {})
+    key = threading.get_ident()
+    idx = indexes.get(key)
     if idx is None:
-        idx = _Index(ws)
-        ws._index = idx
+        if len(indexes) > 32:  # threads come and go (watchers, servers): forget the oldest
+            indexes.pop(next(iter(indexes)))
+        idx = indexes[key] = _Index(ws)
     return idx
 
 
