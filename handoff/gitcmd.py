@@ -326,7 +326,8 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
     wt = paths.worktree
     info = "".join(f"100644 {b}\t{p}\0" for p, b in entries).encode()
     sign = sign_commits(paths)
-    flat = paths.object_format == "sha1"  # rewrite only the trees on our paths (gittree.py): flat cost
+    # Rewrite only the trees on our paths (gittree.py): flat cost.  HANDOFF_FLAT_COMMITS=0 uses the private index.
+    flat = paths.object_format == "sha1" and os.environ.get("HANDOFF_FLAT_COMMITS", "1") != "0"
     built: dict = {}
     tmp_index = paths.local / f"index.{os.getpid()}.{random.getrandbits(32):08x}.tmp"
     tmp_index.parent.mkdir(parents=True, exist_ok=True)
