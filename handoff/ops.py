@@ -494,7 +494,7 @@ def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: s
         raise HandoffError("invalid_argument", "a handoff needs a description (-d TEXT)", hint='-d "what to do next"')
     ids.check_id("peer", to)
     is_peer = any(s["peer_id"] == to for s in state["sessions"].values()) or "." in to
-    if to == session["peer_id"] or (not is_peer and to == session["agent"] and False):
+    if to == session["peer_id"]:
         raise HandoffError("invalid_argument", "a handoff to yourself is not a handoff", hint="--to another agent or peer")
     if direct and not is_peer:
         raise HandoffError("invalid_surface", "a direct room needs a peer id, not an agent name",
