@@ -36,30 +36,24 @@ class Entry:
         return self.path[len(HANDOFFS) + 1:] if self.path.startswith(HANDOFFS + "/") else self.path
 
 
+def _z_lines(stdout: bytes):
+    """``<meta fields>\t<path>`` records of git's ``-z`` listings, as (fields, path)."""
+    for item in stdout.split(b"\0"):
+        if item:
+            meta, _, path = item.partition(b"\t")
+            yield meta.decode().split(), path.decode("utf-8", "surrogateescape")
+
+
 def tree_entries(cwd: Path, rev: str, prefix: str = f"{HANDOFFS}/") -> list[Entry]:
     """Every entry under ``prefix`` at ``rev`` (a commit, tree or ref), recursively."""
     proc = gitcmd.run(cwd, "ls-tree", "-r", "-z", "--full-tree", rev, "--", prefix.rstrip("/"))
-    out = []
-    for item in proc.stdout.split(b"\0"):
-        if not item:
-            continue
-        meta, _, path = item.partition(b"\t")
-        mode, _type, blob = meta.decode().split()
-        out.append(Entry(mode, blob, path.decode("utf-8", "surrogateescape")))
-    return out
+    return [Entry(mode, blob, path) for (mode, _type, blob), path in _z_lines(proc.stdout)]
 
 
 def index_entries(cwd: Path, prefix: str = f"{HANDOFFS}/", env: dict | None = None) -> list[Entry]:
     """Every stage-0 entry of the index under ``prefix`` (what the next commit will hold)."""
     proc = gitcmd.run(cwd, "ls-files", "-s", "-z", "--", prefix.rstrip("/"), env=env)
-    out = []
-    for item in proc.stdout.split(b"\0"):
-        if not item:
-            continue
-        meta, _, path = item.partition(b"\t")
-        mode, blob, stage = meta.decode().split()
-        if stage == "0":
-            out.append(Entry(mode, blob, path.decode("utf-8", "surrogateescape")))
+    out = [Entry(mode, blob, path) for (mode, blob, stage), path in _z_lines(proc.stdout) if stage == "0"]
     return out
 
 
