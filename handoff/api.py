@@ -238,6 +238,10 @@ class Session:
         now = clock.now_ms()
         acked = read_acks(self.ws, s["session_id"])
         from .index import for_inbox
+        if not (all or ack):  # what waits, only: acknowledged messages are never read
+            entries = views.inbox(for_inbox(st, s, skip=acked), s, acked, now)
+            return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
+                    "entries": entries}
         st = for_inbox(st, s)  # only the messages the inbox looks at, straight from the index
         entries = views.inbox(st, s, acked, now, include_all=True)
         if ack:

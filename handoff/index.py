@@ -190,22 +190,27 @@ def drop(ws: "Workspace") -> None:
     _remove_all(ws.paths.shared / "cache")
 
 
-def for_inbox(state, session: dict):
+def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozenset()):
     """The state ``views.inbox`` needs for ``session``: only the messages it can keep or count as replies.
 
     ``views.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
-    to it or broadcast in its channels since it joined; it skips everything else.  A plain state dict
-    is returned as it is.
+    to it or broadcast in its channels since it joined; it skips everything else.  ``skip``: ids of
+    messages the caller will not show whatever they are (acknowledged ones, for an inbox without
+    ``--all``); they are left out before their records are read, unless the session's peer sent them
+    (those count as replies).  A plain state dict is returned as it is.
     """
     if not isinstance(state, State):
         return state
     chans = list(session.get("channels") or [])
     marks = ",".join("?" * len(chans))
-    msgs = state["messages"].where(
-        f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
-        f"AND m.hlc>=?)",
-        (session["peer_id"], session["peer_id"], session["session_id"], session["agent"], *chans,
-         session.get("opened_hlc", "")))
+    peer = session["peer_id"]
+    where = (f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
+             f"AND m.hlc>=?)")
+    args = (peer, peer, session["session_id"], session["agent"], *chans, session.get("opened_hlc", ""))
+    if skip:
+        msgs = state["messages"].where_kept(where, args, lambda mid, frm: frm == peer or mid not in skip)
+    else:
+        msgs = state["messages"].where(where, args)
     return state.narrowed(messages=msgs)
 
 
@@ -1536,6 +1541,17 @@ class Messages(Sequence):
     def where(self, sql: str, args: tuple) -> list[dict]:
         """Messages matching a condition on the indexed columns (``m.frm``, ``m.channel``...), in order."""
         return _messages(self._db, sql, args)
+
+    def where_kept(self, sql: str, args: tuple, keep: Callable[[str, str], bool]) -> list[dict]:
+        """``where``, then only the messages for which ``keep(id, sender)`` holds: the others' records
+        are never read."""
+        ords = [o for o, mid, frm in self._db.execute(
+            f"SELECT m.ord, m.id, m.frm FROM messages m WHERE {sql} ORDER BY m.ord", args) if keep(mid, frm)]
+        out: list[dict] = []
+        for i in range(0, len(ords), 500):
+            chunk = ords[i:i + 500]
+            out += _messages(self._db, f"m.ord IN ({','.join('?' * len(chunk))})", chunk)
+        return out
 
     # The questions ops.py asks while checking a write, answered by the indexes instead of a full scan.
     def has_id(self, mid: str) -> bool:

@@ -84,11 +84,13 @@ def inbox(state: dict, session: dict, acked: set[str], now_ms: int, include_all:
             pass  # a broadcast in a channel this session joined, since it joined
         else:
             continue
-        work = state["work"].get(m["work_id"]) if m.get("work_id") else None
-        answered = _answered(m, session, replies, work)
         is_acked = m["id"] in acked
         is_expired = expired(m, now_ms)
-        if not include_all and (answered or is_acked or is_expired):
+        if not include_all and (is_acked or is_expired):
+            continue  # (decided before the work unit is looked up: that is a read of the index)
+        work = state["work"].get(m["work_id"]) if m.get("work_id") else None
+        answered = _answered(m, session, replies, work)
+        if not include_all and answered:
             continue
         entry = message(m)
         entry.update(answered=answered, acked=is_acked, expired=is_expired)

@@ -232,6 +232,13 @@ def test_inbox_from_the_index_equals_the_full_view(tmp_path):
         narrowed = views.inbox(index.for_inbox(state, state["sessions"][sid]), s, set(), 1_800_000_000_000,
                                include_all=True)
         assert json.dumps(narrowed) == json.dumps(full)
+        # what `handoff inbox` shows: acknowledged messages are left out before they are read
+        ids = [e["id"] for e in full]
+        for acked in (set(ids[::2]), set(ids), set(ids[1::3]) | {m["id"] for m in ref["messages"][:40]}):
+            want = views.inbox(ref, s, acked, 1_800_000_000_000)
+            got = views.inbox(index.for_inbox(state, state["sessions"][sid], skip=acked), s, acked,
+                              1_800_000_000_000)
+            assert json.dumps(got) == json.dumps(want)
     for key, box in ref["threads"].items():
         ch, tid = box["channel"], box["thread_id"]
         assert views.container_messages(index.for_container(state, channel=ch, thread_id=tid), channel=ch,
