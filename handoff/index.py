@@ -82,7 +82,7 @@ def _remote_source(ws: "Workspace") -> "list[Source] | None":
     Costs no git process when there are no remote-tracking refs, one ``for-each-ref`` otherwise; a
     branch whose tip moved is listed with ``ls-tree`` and its new blobs read in one ``cat-file``.
     """
-    if "remote_refs" not in ws.config and not _may_have_remote_refs(ws.paths.common_dir):
+    if _only_remote_tracking(ws.config) and not _may_have_remote_refs(ws.paths.common_dir):
         return None  # the usual answer, found without importing remotes (a few ms of start-up)
     from . import remotes, revision
     patterns = remotes.patterns_of(ws.config)
@@ -105,6 +105,15 @@ def _remote_source(ws: "Workspace") -> "list[Source] | None":
         return Source(f"remote:{ref}", sha, entries, read)
 
     return [source(ref, sha) for ref, sha in tips]
+
+
+def _only_remote_tracking(config: dict) -> bool:
+    """The config's ``remote_refs`` (absent: the default) name only refs under refs/remotes/."""
+    raw = config.get("remote_refs", ["refs/remotes/"])
+    if isinstance(raw, str):
+        raw = [raw]
+    return isinstance(raw, list) and all(not isinstance(p, str) or not p.startswith("refs/")
+                                         or p.startswith("refs/remotes/") for p in raw)
 
 
 def _may_have_remote_refs(common_dir: Path) -> bool:
@@ -260,6 +269,7 @@ _STATE_TABLES = {
     "work": "CREATE TABLE work(wid TEXT PRIMARY KEY, seq INTEGER, box TEXT, open INTEGER, opener TEXT, data BLOB)",
     "boxes": "CREATE TABLE boxes(kind TEXT, key TEXT, seq INTEGER, data BLOB, PRIMARY KEY(kind, key))",
     "leases": "CREATE TABLE leases(ord INTEGER PRIMARY KEY, data BLOB)",
+    "sessions": "CREATE TABLE sessions(seq INTEGER PRIMARY KEY, sid TEXT UNIQUE, peer TEXT, data BLOB)",
 }
 _STATE_INDEXES = (
     "CREATE INDEX messages_from ON messages(frm)",
@@ -271,6 +281,7 @@ _STATE_INDEXES = (
     "CREATE INDEX messages_bcast ON messages(channel, hlc) WHERE to_ IS NULL AND surface='thread'",
     "CREATE INDEX work_box ON work(box, open)",
     "CREATE INDEX work_opener ON work(opener)",
+    "CREATE INDEX sessions_peer ON sessions(peer)",
 )
 
 _code_version_cache: list[str] = []
@@ -495,7 +506,7 @@ class _Index:
         return self._make_state(db)
 
     def _make_state(self, db: sqlite3.Connection) -> "State":
-        state = State(db, marshal.loads(_meta(db, "acc")))  # (read once per command: sessions live in it)
+        state = State(db, marshal.loads(_meta(db, "acc")))  # (read once per command)
         state._owner = self  # the connection lives as long as a state that reads through it
         return state
 
@@ -1173,7 +1184,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
         return False  # a duplicate id: the reducer's dedupe decides
     if _any_in(db, "dangling", ids):
         return False  # an event already folded named one of these as its parent: the order changes
-    sessions = acc0["sessions"]
+    sessions, saved_sessions = _load_sessions(db)
     opened = [x for ev in events if ev["kind"] == "session-open" and ev["session_id"] not in sessions
               for x in (ev["from"], ev["session_id"])]
     if _any_in(db, "peers", opened):
@@ -1197,11 +1208,12 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
             return box
         return load
 
-    acc = {"sessions": sessions, "agent_by_peer": acc0["agent_by_peer"], "messages": _MessageSink(acc0["messages"], blobs),
+    agents = marshal.loads(_meta(db, "agents"))
+    acc = {"sessions": sessions, "agent_by_peer": agents, "messages": _MessageSink(acc0["messages"], blobs),
            "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
     reducer.fold(acc, ordered, paths)
-    _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths)
+    _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths, saved_sessions=saved_sessions)
     return True
 
 
@@ -1259,6 +1271,38 @@ class _MessageSink:
         return len(self.rows)
 
 
+def _load_sessions(db: sqlite3.Connection) -> tuple[dict[str, dict], dict[str, bytes]]:
+    """Every session, in fold order, for a fold to resume from; and each one's row as it was read."""
+    saved = dict(db.execute("SELECT sid, data FROM sessions ORDER BY seq"))
+    loads = marshal.loads
+    return {sid: loads(data) for sid, data in saved.items()}, saved
+
+
+def _save_sessions(db: sqlite3.Connection, acc: dict, saved: dict[str, bytes] | None) -> None:
+    """Sessions and the agent of each peer, kept out of the small accumulator: a command reads the one
+    session it acts for, not all of them.  After a full fold (``saved`` None) every row is written;
+    after an extension only new sessions and those whose row changed."""
+    dumps = marshal.dumps
+    sessions = acc["sessions"]
+    if saved is None:
+        db.executemany("INSERT INTO sessions VALUES (?,?,?,?)",
+                       [(i, sid, sess["peer_id"], dumps(sess)) for i, (sid, sess) in enumerate(sessions.items())])
+        db.execute("INSERT OR REPLACE INTO main.meta VALUES ('agents', ?)", (dumps(acc["agent_by_peer"]),))
+        return
+    inserts, updates = [], []
+    for sid, sess in sessions.items():
+        data = dumps(sess)
+        old = saved.get(sid)
+        if old is None:
+            inserts.append((len(saved) + len(inserts), sid, sess["peer_id"], data))
+        elif old != data:
+            updates.append((data, sid))
+    db.executemany("UPDATE sessions SET data=? WHERE sid=?", updates)
+    db.executemany("INSERT INTO sessions VALUES (?,?,?,?)", inserts)
+    if inserts:  # (a peer's agent is only ever added, by a session opening)
+        db.execute("INSERT OR REPLACE INTO main.meta VALUES ('agents', ?)", (dumps(acc["agent_by_peer"]),))
+
+
 _FUTURE_SLACK_MS = 30 * 86_400_000
 
 
@@ -1279,7 +1323,8 @@ def _latest_ms(ev: dict) -> int:
     return max(hlc[0] if hlc else 0, parse_ts(ev.get("ts")) or 0, id_ms)
 
 
-def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False, paths_of=None) -> None:
+def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False, paths_of=None,
+               saved_sessions=None) -> None:
     """Write what a fold produced: new rows, touched rows, and the small accumulator."""
     first_ord = acc0.get("messages", 0)
     sink = acc["messages"]
@@ -1380,7 +1425,8 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
                for ev in events
                if (str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
                    or ev["id"].split("_", 1)[-1][:10] > horizon_id) and _latest_ms(ev) > horizon]
-    small = {"sessions": acc["sessions"], "agent_by_peer": acc["agent_by_peer"], "counters": acc["counters"],
+    _save_sessions(db, acc, saved_sessions)
+    small = {"counters": acc["counters"],
              "diagnostics": diagnostics, "max_hlc": max_hlc, "event_count": acc0.get("event_count", 0) + len(events),
              "messages": first_ord + len(acc["messages"]), "leases": first_lease + len(acc["leases"]),
              "frontier": list(frontier) if frontier else None, "cyclic": cyclic or acc0.get("cyclic", False),
@@ -1397,7 +1443,7 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
 class State(dict):
     """The reduced state, as ``reducer.reduce`` returns it, loaded from the index on first access.
 
-    Sessions, counters and diagnostics are small and loaded at once; messages, work units, threads,
+    Counters and diagnostics are small and loaded at once; sessions, messages, work units, threads,
     direct rooms and leases are read from their tables when asked for (one row by key, or all).
     It is a dict so that ``json.dumps(state)`` and ``isinstance(state, dict)`` keep working: ``items()``
     and ``values()`` hand out plain lists and dicts (everything loaded), ``state[key]`` the lazy parts.
@@ -1426,8 +1472,10 @@ class State(dict):
             future = reducer.clock_diagnostics(acc.get("future", []), self._now_ms) if self._now_ms else []
             if future:
                 value = sorted(value + future, key=reducer.diagnostic_key)
-        elif key in ("sessions", "counters", "max_hlc", "event_count"):
+        elif key in ("counters", "max_hlc", "event_count"):
             value = acc[key]
+        elif key == "sessions":
+            value = Sessions(self._db)
         elif key == "messages":
             value = Messages(self._db, acc["messages"])
         elif key == "threads":
@@ -1612,6 +1660,19 @@ class _Table(Mapping):
 
     def keys(self):
         return self._load_all().keys()
+
+
+class Sessions(_Table):
+    _sql_one = "SELECT data FROM sessions WHERE sid=?"
+    _sql_all = "SELECT sid, data FROM sessions ORDER BY seq"
+    _sql_count = "SELECT COUNT(*) FROM sessions"
+
+    def by_peer(self, peer_id: str) -> dict | None:
+        """The first session (in fold order) of this peer id: ``views.find_session`` without a full scan."""
+        if self._all is not None:
+            return next((s for s in self._all.values() if s["peer_id"] == peer_id), None)
+        row = self._db.execute("SELECT sid FROM sessions WHERE peer=? ORDER BY seq LIMIT 1", (peer_id,)).fetchone()
+        return None if row is None else self[row[0]]
 
 
 class Boxes(_Table):

@@ -21,10 +21,13 @@ def message(msg: dict) -> dict:
 
 
 def find_session(state: dict, ident: str) -> dict | None:
-    s = state["sessions"].get(ident)
+    sessions = state["sessions"]
+    s = sessions.get(ident)
     if s is not None:
         return s
-    for s in state["sessions"].values():
+    if hasattr(sessions, "by_peer"):  # (the index looks the peer id up in a column)
+        return sessions.by_peer(ident)
+    for s in sessions.values():
         if s["peer_id"] == ident:
             return s
     return None

@@ -227,7 +227,10 @@ def test_inbox_from_the_index_equals_the_full_view(tmp_path):
     ws = Workspace(repo)
     ref = reference(repo)
     state = ws.state()
+    assert views.find_session(state, "nobody.sess_none") is None
     for sid, s in ref["sessions"].items():
+        # a session named by its peer id is looked up in the index's column, not by loading them all
+        assert views.find_session(Workspace(repo).state(), s["peer_id"]) == views.find_session(ref, s["peer_id"])
         full = views.inbox(ref, s, set(), 1_800_000_000_000, include_all=True)
         narrowed = views.inbox(index.for_inbox(state, state["sessions"][sid]), s, set(), 1_800_000_000_000,
                                include_all=True)
