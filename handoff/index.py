@@ -213,14 +213,25 @@ def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozense
     chans = list(session.get("channels") or [])
     marks = ",".join("?" * len(chans))
     peer = session["peer_id"]
-    where = (f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
-             f"AND m.hlc>=?)")
-    args = (peer, peer, session["session_id"], session["agent"], *chans, session.get("opened_hlc", ""))
-    if skip:
-        msgs = state["messages"].where_kept(where, args, lambda mid, frm: frm == peer or mid not in skip)
-    else:
-        msgs = state["messages"].where(where, args)
-    return state.narrowed(messages=msgs)
+    messages = state["messages"]
+    if not skip:
+        return state.narrowed(messages=messages.where(
+            f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
+            f"AND m.hlc>=?)",
+            (peer, peer, session["session_id"], session["agent"], *chans, session.get("opened_hlc", ""))))
+    # the same three conditions, each answered from an index alone (ids included): records are read
+    # only for the messages kept
+    keep = {o for (o,) in messages.select("SELECT ord FROM messages WHERE frm=?", (peer,))}
+    for o, mid in messages.select("SELECT ord, id FROM messages WHERE to_ IN (?,?,?)",
+                                  (peer, session["session_id"], session["agent"])):
+        if mid not in skip:
+            keep.add(o)
+    for o, mid in messages.select(
+            f"SELECT ord, id FROM messages WHERE to_ IS NULL AND surface='thread' AND channel IN ({marks}) "
+            f"AND hlc>=?", (*chans, session.get("opened_hlc", ""))):
+        if mid not in skip:
+            keep.add(o)
+    return state.narrowed(messages=messages.at(sorted(keep)))
 
 
 def for_container(state, *, channel: str, thread_id: str | None = None, direct_id: str | None = None):
@@ -273,12 +284,13 @@ _STATE_TABLES = {
 }
 _STATE_INDEXES = (
     "CREATE INDEX messages_from ON messages(frm)",
-    "CREATE INDEX messages_to ON messages(to_)",
+    "CREATE INDEX messages_to ON messages(to_, id)",  # (id: for_inbox leaves acked messages out from the index)
     "CREATE INDEX messages_box ON messages(channel, thread, direct)",
     "CREATE INDEX messages_work ON messages(work)",
     "CREATE INDEX messages_ikey ON messages(ikey) WHERE ikey IS NOT NULL",
     # (for_inbox's broadcasts: without it the planner walks every to_-less message)
-    "CREATE INDEX messages_bcast ON messages(channel, hlc) WHERE to_ IS NULL AND surface='thread'",
+    # (to_ and surface too, though constant here: only then does SQLite answer from the index alone)
+    "CREATE INDEX messages_bcast ON messages(channel, hlc, id, to_, surface) WHERE to_ IS NULL AND surface='thread'",
     "CREATE INDEX work_box ON work(box, open)",
     "CREATE INDEX work_opener ON work(opener)",
     "CREATE INDEX sessions_peer ON sessions(peer)",
@@ -1590,11 +1602,12 @@ class Messages(Sequence):
         """Messages matching a condition on the indexed columns (``m.frm``, ``m.channel``...), in order."""
         return _messages(self._db, sql, args)
 
-    def where_kept(self, sql: str, args: tuple, keep: Callable[[str, str], bool]) -> list[dict]:
-        """``where``, then only the messages for which ``keep(id, sender)`` holds: the others' records
-        are never read."""
-        ords = [o for o, mid, frm in self._db.execute(
-            f"SELECT m.ord, m.id, m.frm FROM messages m WHERE {sql} ORDER BY m.ord", args) if keep(mid, frm)]
+    def select(self, sql: str, args: tuple) -> list[tuple]:
+        """Rows of a query on the messages table's columns (``ord``, ``id``, ``frm``...): no record is read."""
+        return self._db.execute(sql, args).fetchall()
+
+    def at(self, ords: list[int]) -> list[dict]:
+        """The messages at these positions (ascending), in order."""
         out: list[dict] = []
         for i in range(0, len(ords), 500):
             chunk = ords[i:i + 500]
