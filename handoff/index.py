@@ -1170,6 +1170,17 @@ class _Rows(dict):
         self._absent.discard(key)
         dict.__setitem__(self, key, value)
 
+    def prime(self, found: dict, asked) -> None:
+        """Rows read ahead in bulk: ``found`` as if loaded one by one, the rest of ``asked`` absent."""
+        for key in asked:
+            if dict.__contains__(self, key) or key in self._absent:
+                continue
+            if key in found:
+                dict.__setitem__(self, key, found[key])
+                self.loaded.add(key)
+            else:
+                self._absent.add(key)
+
 
 def _any_in(db: sqlite3.Connection, table: str, ids: list[str]) -> bool:
     for i in range(0, len(ids), 500):
@@ -1185,6 +1196,12 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     acc0 = marshal.loads(_meta(db, "acc"))
     if acc0.get("cyclic"):
         return False
+    if not records:  # only the file table changed (files touched, or re-hashed while racy)
+        acc0["stamps"] = stamps
+        db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
+                       [("acc", marshal.dumps(acc0)), ("stamps", marshal.dumps(stamps)),
+                        ("gen", (_meta(db, "gen") or 0) + 1)])
+        return True
     diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
     events = [r["event"] for r in records if "event" in r]
     ids = [ev["id"] for ev in events]
@@ -1197,7 +1214,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
         return False  # a duplicate id: the reducer's dedupe decides
     if _any_in(db, "dangling", ids):
         return False  # an event already folded named one of these as its parent: the order changes
-    sessions, saved_sessions = _load_sessions(db)
+    sessions, saved_sessions = _load_sessions(db, events)
     opened = [x for ev in events if ev["kind"] == "session-open" and ev["session_id"] not in sessions
               for x in (ev["from"], ev["session_id"])]
     if _any_in(db, "peers", opened):
@@ -1225,6 +1242,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     acc = {"sessions": sessions, "agent_by_peer": agents, "messages": _MessageSink(acc0["messages"], blobs),
            "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
+    _prefetch(db, acc, events)
     reducer.fold(acc, ordered, paths)
     _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths, saved_sessions=saved_sessions)
     return True
@@ -1284,11 +1302,62 @@ class _MessageSink:
         return len(self.rows)
 
 
-def _load_sessions(db: sqlite3.Connection) -> tuple[dict[str, dict], dict[str, bytes]]:
-    """Every session, in fold order, for a fold to resume from; and each one's row as it was read."""
-    saved = dict(db.execute("SELECT sid, data FROM sessions ORDER BY seq"))
+def _load_sessions(db: sqlite3.Connection, events: list[dict]) -> tuple[dict[str, dict], dict[str, bytes]]:
+    """The sessions a fold of ``events`` can look at, in fold order; and each one's row as it was read.
+
+    ``reducer.fold`` finds an event's session by its ``session_id``, else by its sender's peer id (the
+    last session of that peer wins), and opens a session only when its id is not taken: the sessions
+    named by the events or belonging to their senders are all it can see, so only those are read.
+    """
+    sids = sorted({ev["session_id"] for ev in events if isinstance(ev.get("session_id"), str)})
+    peers = sorted({ev["from"] for ev in events if isinstance(ev.get("from"), str)})
+    rows: dict[int, tuple[str, bytes]] = {}
+    for col, keys in (("sid", sids), ("peer", peers)):
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for seq, sid, data in db.execute(
+                    f"SELECT seq, sid, data FROM sessions WHERE {col} IN ({','.join('?' * len(chunk))})", chunk):
+                rows[seq] = (sid, data)
+    saved = dict(rows[k] for k in sorted(rows))
     loads = marshal.loads
     return {sid: loads(data) for sid, data in saved.items()}, saved
+
+
+def _prefetch(db: sqlite3.Connection, acc: dict, events: list[dict]) -> None:
+    """Read the work units and rooms the events name in a few queries, not one per event."""
+    wids = sorted({ev["work_id"] for ev in events if isinstance(ev.get("work_id"), str)})
+    threads, directs = set(), set()
+    for ev in events:
+        if ev.get("surface") == "thread":
+            threads.add(f"{ev.get('channel')}/{ev.get('thread_id')}")
+        elif isinstance(ev.get("direct_id"), str):
+            directs.add(ev["direct_id"])
+    loads = marshal.loads
+    for rows, sql, keys, pre, fix in (
+            (acc["work"], "SELECT wid, data FROM work WHERE wid IN ({})", wids, (), None),
+            (acc["threads"], "SELECT key, data FROM boxes WHERE kind=? AND key IN ({})", sorted(threads), ("thread",),
+             "participants"),
+            (acc["directs"], "SELECT key, data FROM boxes WHERE kind=? AND key IN ({})", sorted(directs), ("direct",),
+             "participants")):
+        found = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for key, data in db.execute(sql.format(",".join("?" * len(chunk))), (*pre, *chunk)):
+                value = loads(data)
+                if fix:
+                    value[fix] = set(value[fix])
+                found[key] = value
+        rows.prime(found, keys)
+
+
+def _open_counts(db: sqlite3.Connection, boxes: list[str]) -> dict[str, int]:
+    """Open work units per box (``"thread:<channel>/<thread>"`` / ``"direct:<id>"``), in one query per 500."""
+    out: dict[str, int] = {}
+    for i in range(0, len(boxes), 500):
+        chunk = boxes[i:i + 500]
+        out.update(db.execute(f"SELECT box, COUNT(*) FROM work WHERE open=1 AND box IN ({','.join('?' * len(chunk))}) "
+                              f"GROUP BY box", chunk))
+    return out
 
 
 def _save_sessions(db: sqlite3.Connection, acc: dict, saved: dict[str, bytes] | None) -> None:
@@ -1303,11 +1372,15 @@ def _save_sessions(db: sqlite3.Connection, acc: dict, saved: dict[str, bytes] | 
         db.execute("INSERT OR REPLACE INTO main.meta VALUES ('agents', ?)", (dumps(acc["agent_by_peer"]),))
         return
     inserts, updates = [], []
+    next_seq = None
     for sid, sess in sessions.items():
         data = dumps(sess)
         old = saved.get(sid)
         if old is None:
-            inserts.append((len(saved) + len(inserts), sid, sess["peer_id"], data))
+            if next_seq is None:
+                next_seq = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM sessions").fetchone()[0]
+            inserts.append((next_seq, sid, sess["peer_id"], data))
+            next_seq += 1
         elif old != data:
             updates.append((data, sid))
     db.executemany("UPDATE sessions SET data=? WHERE sid=?", updates)
@@ -1393,8 +1466,10 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
         def open_count(kind, key):
             return counts.get(f"{kind}:{key}", 0)
     else:
+        counts = None  # (counted once the box rows are known, below: one query, not one per box)
+
         def open_count(kind, key):
-            return db.execute("SELECT COUNT(*) FROM work WHERE box=? AND open=1", (f"{kind}:{key}",)).fetchone()[0]
+            return counts.get(f"{kind}:{key}", 0)
     next_box = 0 if full else db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM boxes").fetchone()[0]
     brows = []
     for kind, table in (("thread", acc["threads"]), ("direct", acc["directs"])):
@@ -1406,6 +1481,8 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
             box = table.get(key)  # a box whose open-work count may have changed
             if box is not None:
                 brows.append((kind, key, box, True))
+    if not full:
+        counts = _open_counts(db, sorted({f"{kind}:{key}" for kind, key, _box, _existed in brows}))
     box_inserts, box_updates = [], []
     for kind, key, box, existed in brows:
         box["open_work_count"] = open_count(kind, key)
