@@ -1224,9 +1224,14 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     if cyclic:
         return False
 
+    saved_work: dict[str, tuple] = {}  # wid -> (box, open, opener, data) as read
+
     def load_work(wid):
-        row = db.execute("SELECT data FROM work WHERE wid=?", (wid,)).fetchone()
-        return marshal.loads(row[0]) if row else None
+        row = db.execute("SELECT box, open, opener, data FROM work WHERE wid=?", (wid,)).fetchone()
+        if row is None:
+            return None
+        saved_work[wid] = row
+        return marshal.loads(row[3])
 
     def load_box(kind):
         def load(key):
@@ -1242,9 +1247,10 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     acc = {"sessions": sessions, "agent_by_peer": agents, "messages": _MessageSink(acc0["messages"], blobs),
            "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
-    _prefetch(db, acc, events)
+    _prefetch(db, acc, events, saved_work)
     reducer.fold(acc, ordered, paths)
-    _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths, saved_sessions=saved_sessions)
+    _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths, saved_sessions=saved_sessions,
+               saved_work=saved_work)
     return True
 
 
@@ -1323,8 +1329,9 @@ def _load_sessions(db: sqlite3.Connection, events: list[dict]) -> tuple[dict[str
     return {sid: loads(data) for sid, data in saved.items()}, saved
 
 
-def _prefetch(db: sqlite3.Connection, acc: dict, events: list[dict]) -> None:
-    """Read the work units and rooms the events name in a few queries, not one per event."""
+def _prefetch(db: sqlite3.Connection, acc: dict, events: list[dict], saved_work: dict[str, tuple]) -> None:
+    """Read the work units and rooms the events name in a few queries, not one per event (``saved_work``:
+    each work unit's row as read)."""
     wids = sorted({ev["work_id"] for ev in events if isinstance(ev.get("work_id"), str)})
     threads, directs = set(), set()
     for ev in events:
@@ -1333,8 +1340,15 @@ def _prefetch(db: sqlite3.Connection, acc: dict, events: list[dict]) -> None:
         elif isinstance(ev.get("direct_id"), str):
             directs.add(ev["direct_id"])
     loads = marshal.loads
+    found = {}
+    for i in range(0, len(wids), 500):
+        chunk = wids[i:i + 500]
+        for wid, *row in db.execute(f"SELECT wid, box, open, opener, data FROM work WHERE wid IN "
+                                    f"({','.join('?' * len(chunk))})", chunk):
+            saved_work[wid] = tuple(row)
+            found[wid] = loads(row[3])
+    acc["work"].prime(found, wids)
     for rows, sql, keys, pre, fix in (
-            (acc["work"], "SELECT wid, data FROM work WHERE wid IN ({})", wids, (), None),
             (acc["threads"], "SELECT key, data FROM boxes WHERE kind=? AND key IN ({})", sorted(threads), ("thread",),
              "participants"),
             (acc["directs"], "SELECT key, data FROM boxes WHERE kind=? AND key IN ({})", sorted(directs), ("direct",),
@@ -1410,7 +1424,7 @@ def _latest_ms(ev: dict) -> int:
 
 
 def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False, paths_of=None,
-               saved_sessions=None) -> None:
+               saved_sessions=None, saved_work=None) -> None:
     """Write what a fold produced: new rows, touched rows, and the small accumulator."""
     first_ord = acc0.get("messages", 0)
     sink = acc["messages"]
@@ -1444,17 +1458,23 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
     work = acc["work"]
     next_seq = 0 if full else db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM work").fetchone()[0]
     boxes_touched: set[tuple[str, str]] = set()
-    inserts, updates = [], []
+    inserts, updates, data_updates = [], [], []
     for wid, w in work.items():
         kind, key = reducer.work_box(w)
         boxes_touched.add((kind, key))
         open_ = int(w["state"] not in reducer.TERMINAL_STATES)
         if wid in work.loaded:
-            updates.append((f"{kind}:{key}", open_, w.get("opener_id"), marshal.dumps(w), wid))
+            data = marshal.dumps(w)
+            old = saved_work.get(wid) if saved_work else None
+            if old is None or tuple(old[:3]) != (f"{kind}:{key}", open_, w.get("opener_id")):
+                updates.append((f"{kind}:{key}", open_, w.get("opener_id"), data, wid))
+            elif old[3] != data:  # (the indexed columns are unchanged: leave their indexes alone)
+                data_updates.append((data, wid))
         else:
             inserts.append((wid, next_seq, f"{kind}:{key}", open_, w.get("opener_id"), marshal.dumps(w)))
             next_seq += 1
     db.executemany("UPDATE work SET box=?, open=?, opener=?, data=? WHERE wid=?", updates)
+    db.executemany("UPDATE work SET data=? WHERE wid=?", data_updates)
     db.executemany("INSERT INTO work VALUES (?,?,?,?,?,?)", inserts)
     if full:  # every work unit is in memory: count the open ones per box here
         counts: dict[str, int] = {}
