@@ -231,7 +231,9 @@ def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozense
             f"AND hlc>=?", (*chans, session.get("opened_hlc", ""))):
         if mid not in skip:
             keep.add(o)
-    return state.narrowed(messages=messages.at(sorted(keep)))
+    kept = messages.at(sorted(keep))
+    state["work"].preload({m["work_id"] for m in kept if isinstance(m.get("work_id"), str)})
+    return state.narrowed(messages=kept)
 
 
 def for_container(state, *, channel: str, thread_id: str | None = None, direct_id: str | None = None):
@@ -1796,6 +1798,17 @@ class WorkUnits(_Table):
     _sql_one = "SELECT data FROM work WHERE wid=?"
     _sql_all = "SELECT wid, data FROM work ORDER BY seq"
     _sql_count = "SELECT COUNT(*) FROM work"
+
+    def preload(self, wids) -> None:
+        """Read these work units now, in one query per 500, for the lookups that follow."""
+        if self._all is not None:
+            return
+        todo = sorted(w for w in wids if w not in self._one)
+        for i in range(0, len(todo), 500):
+            chunk = todo[i:i + 500]
+            for wid, data in self._db.execute(
+                    f"SELECT wid, data FROM work WHERE wid IN ({','.join('?' * len(chunk))})", chunk):
+                self._one[wid] = marshal.loads(data)
 
     def by_opener(self, opener_id: str) -> list[dict]:
         return [marshal.loads(r[0]) for r in self._db.execute(
