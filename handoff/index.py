@@ -1278,6 +1278,7 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
         db.execute(f"DROP TABLE IF EXISTS {name}")
     for ddl in _STATE_TABLES.values():
         db.execute(ddl)
+    _trace("drop")
     stream = _EventStream(db, order, where, special, conflicted)
     acc = reducer.new_fold()
     acc["diagnostics"] = diagnostics
