@@ -1283,11 +1283,27 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     acc = reducer.new_fold()
     acc["diagnostics"] = diagnostics
     acc["messages"] = sink = _StreamSink(db, stream.blobs)
+    acc["threads"] = _Rows(lambda key: None)
+    acc["directs"] = _Rows(lambda key: None)
+    acc["work"] = _Rows(lambda key: None)
     identities = list(_EventStream(db, [eid for eid in order if eid in opens], where, special, conflicted))
     reducer.fold(acc, stream, stream.paths, identities=identities)
     del identities
     _trace("fold")
-    _save_full(db, acc, keys, stream, stamps, cyclic=bool(cyclic))
+    # What ``_save_fold`` would take from a list of the events was gathered on the way: write the per-event
+    # tables here and hand it the totals (as if extending an empty state by nothing); it writes the rest.
+    sink.flush()
+    ords = sink.ords
+    db.executemany("INSERT INTO events VALUES (?,?)", ((eid, ords.get(eid)) for eid in keys))
+    db.executemany("INSERT INTO peers VALUES (?)", [(n,) for n in stream.names])
+    dangling = {p for _hlc, after in keys.values() if after for p in after if p not in keys}
+    db.executemany("INSERT INTO dangling VALUES (?)", [(p,) for p in sorted(dangling)])
+    top = max(((hlc, eid) for eid, (hlc, _a) in keys.items()), default=None)
+    base = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [],
+            "max_hlc": max((hlc for hlc, _a in keys.values() if hlc), default=None), "event_count": len(keys),
+            "messages": 0, "leases": 0, "frontier": list(top) if top else None,
+            "future": sorted(stream.future, key=lambda f: f["event"]["id"])}
+    _save_fold(db, base, acc, [], stamps, blobs={}, cyclic=bool(cyclic), full=True, paths_of={})
     _trace("rows")
     for ddl in _STATE_INDEXES:
         db.execute(ddl)
@@ -1358,6 +1374,10 @@ class _StreamSink:
         self.sink = _MessageSink(0, blobs)
         self.ords = self.sink.ords
 
+    @property
+    def rows(self) -> list[tuple]:
+        return self.sink.rows
+
     def append(self, m: dict) -> None:
         sink = self.sink
         sink.append(m)
@@ -1372,47 +1392,6 @@ class _StreamSink:
 
     def __len__(self) -> int:
         return self.sink.first_ord + len(self.sink.rows)
-
-
-def _save_full(db, acc: dict, keys: dict, stream: "_EventStream", stamps: dict, *, cyclic: bool) -> None:
-    """Write everything a full fold produced into the (fresh) state tables, and the small accumulator."""
-    sink = acc["messages"]
-    sink.flush()
-    ords = sink.ords
-    db.executemany("INSERT INTO leases VALUES (?,?)", [(i, marshal.dumps(ev)) for i, ev in enumerate(acc["leases"])])
-    db.executemany("INSERT INTO events VALUES (?,?)", ((eid, ords.get(eid)) for eid in keys))
-    db.executemany("INSERT INTO peers VALUES (?)", [(n,) for n in stream.names])
-    dangling = {p for _hlc, after in keys.values() if after for p in after if p not in keys}
-    db.executemany("INSERT INTO dangling VALUES (?)", [(p,) for p in sorted(dangling)])
-    # work units and boxes, numbered in the order the fold created them
-    work = acc["work"]
-    counts: dict[str, int] = {}
-    work_rows = []
-    for seq, (wid, w) in enumerate(work.items()):
-        box = "%s:%s" % reducer.work_box(w)
-        open_ = int(w["state"] not in reducer.TERMINAL_STATES)
-        if open_:
-            counts[box] = counts.get(box, 0) + 1
-        work_rows.append((wid, seq, box, open_, w.get("opener_id"), marshal.dumps(w)))
-    db.executemany("INSERT INTO work VALUES (?,?,?,?,?,?)", work_rows)
-    del work_rows
-    box_rows = []
-    for kind, table in (("thread", acc["threads"]), ("direct", acc["directs"])):
-        for key, box in table.items():
-            box["open_work_count"] = counts.get(f"{kind}:{key}", 0)
-            reducer.finish_box(box)
-            box_rows.append((kind, key, len(box_rows), marshal.dumps(box)))
-    db.executemany("INSERT INTO boxes VALUES (?,?,?,?)", box_rows)
-    top = max(((hlc, eid) for eid, (hlc, _a) in keys.items()), default=None)
-    max_hlc = max((hlc for hlc, _a in keys.values() if hlc), default=None)
-    diagnostics = sorted(acc["diagnostics"], key=reducer.diagnostic_key)
-    small = {"sessions": acc["sessions"], "agent_by_peer": acc["agent_by_peer"], "counters": acc["counters"],
-             "diagnostics": diagnostics, "max_hlc": max_hlc, "event_count": len(keys),
-             "messages": len(sink), "leases": len(acc["leases"]), "frontier": list(top) if top else None,
-             "cyclic": cyclic, "future": sorted(stream.future, key=lambda f: f["event"]["id"]), "stamps": stamps}
-    db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
-                   [("acc", marshal.dumps(small)), ("stamps", marshal.dumps(stamps)),
-                    ("gen", (_meta(db, "gen") or 0) + 1)])
 
 
 class _MessageSink:
