@@ -1215,18 +1215,19 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     """
     diagnostics: list[dict] = []
     keys: dict[str, tuple] = {}  # id -> (hlc, after): what ordering needs
-    where: dict[str, int] = {}  # id -> the files row it is read back from
+    where: dict[str, int] = {}  # id -> the parse-cache row it is read back from (its path is the file's)
+    special: dict[str, tuple[dict, str, str]] = {}  # id -> (event, path, blob): the few held in memory
     opens: set = set()  # ids of session-open events
-    groups: dict[str, list[int]] = {}  # an id found in more than one file -> every such row
+    groups: dict[str, list[tuple]] = {}  # an id found in more than one file -> each ("q"|"f"|"s", where)
     src_blob: dict[str, str] = {}  # two sources, one path, different bytes: such messages keep their own copy
     conflicted: set = set()
     rows = db.execute(
-        "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey FROM files f "
+        "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
         "LEFT JOIN p.parsed q ON q.blob = f.blob WHERE f.src='' UNION ALL "
-        "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey FROM files f "
+        "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
         "LEFT JOIN p.parsed q ON q.blob = f.blob WHERE f.src!='' AND f.path NOT IN (SELECT path FROM files WHERE src='')")
     loads = marshal.loads
-    for rowid, src, path, problem, b, ppath, okey in rows:
+    for rowid, src, path, problem, b, ppath, okey, prow in rows:
         if problem:
             diagnostics.append({"path": _py(path), "id": None, "reason_code": "malformed", "message": problem})
             continue
@@ -1235,6 +1236,7 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
         if src:
             if src_blob.setdefault(path, b) != b:
                 conflicted.add(_py(path))
+        held = None
         if okey is None or ppath != path:  # not an event, or the same bytes seen under another path
             rec = _record(_py(path), None, _py(ppath),
                           db.execute("SELECT rec FROM p.parsed WHERE blob=?", (b,)).fetchone()[0])
@@ -1243,22 +1245,31 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
                 continue
             ev = rec["event"]
             eid, hlc, after, is_open = ev["id"], ev["hlc"], tuple(ev.get("after") or ()), ev["kind"] == "session-open"
+            held = (ev, rec["path"], b)
         else:
             eid, hlc, after, is_open = loads(okey)
         if eid in keys:
-            groups.setdefault(eid, [where[eid]]).append(rowid)
+            first = ("s", special[eid]) if eid in special else ("q", where[eid])
+            groups.setdefault(eid, [first]).append(("f", rowid))
             continue
         keys[eid] = (hlc, after or None)
-        where[eid] = rowid
+        if held is None:
+            where[eid] = prow
+        else:
+            special[eid] = held
         if is_open:
             opens.add(eid)
     del src_blob
     # ids used by several files: the reducer's own dedupe picks the one applied (and names the clash)
-    special: dict[str, tuple[dict, str, str]] = {}  # id -> (event, path, blob) of the record kept
-    for eid, rowids in groups.items():
+    for eid, members in groups.items():
         recs, blob_of = [], {}
-        for rowid, path, b, ppath, rec in _rows_by_id(db, rowids):
-            recs.append(_record(path, None, ppath, rec))
+        for how, ref in members:
+            if how == "s":
+                ev, path, b = ref
+                recs.append({"path": path, "event": ev})
+            else:
+                (path, b, ppath, rec), = (_rows_by_id(db, [ref]) if how == "f" else _parsed_rows(db, [ref])).values()
+                recs.append(_record(path, None, ppath, rec))
             blob_of[path] = b
         kept, kept_paths = reducer._dedupe(recs, diagnostics)
         ev = kept[0]
@@ -1271,7 +1282,7 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     _trace("order")
     if cyclic:
         for eid in cyclic:
-            path = special[eid][1] if eid in special else _rows_by_id(db, [where[eid]])[0][1]
+            path = special[eid][1] if eid in special else _parsed_rows(db, [where[eid]])[where[eid]][0]
             diagnostics.append({"path": path, "id": eid, "reason_code": "malformed",
                                 "message": "causal links (after) form a cycle; ordered by clock instead"})
     for name in _STATE_TABLES:
@@ -1310,11 +1321,21 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     _trace("indexes")
 
 
-def _rows_by_id(db: sqlite3.Connection, rowids: list[int]) -> list[tuple]:
-    """(rowid, path, blob, parse-cache path, record bytes) of these files rows."""
-    return [(r, _py(p), b, _py(pp), rec) for r, p, b, pp, rec in db.execute(
+def _rows_by_id(db: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple]:
+    """rowid -> (path, blob, parse-cache path, record bytes) of these files rows."""
+    return {r: (_py(p), b, _py(pp), rec) for r, p, b, pp, rec in db.execute(
         "SELECT f.rowid, f.path, f.blob, q.path, q.rec FROM files f JOIN p.parsed q ON q.blob = f.blob "
-        f"WHERE f.rowid IN ({','.join('?' * len(rowids))})", rowids)]
+        f"WHERE f.rowid IN ({','.join('?' * len(rowids))})", rowids)}
+
+
+def _parsed_rows(db: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple]:
+    """rowid -> (path, blob, path, record bytes) of these parse-cache rows (read where the path is the file's)."""
+    out = {}
+    for r, p, b, rec in db.execute(f"SELECT rowid, path, blob, rec FROM p.parsed WHERE rowid IN "
+                                   f"({','.join('?' * len(rowids))})", rowids):
+        p = _py(p)
+        out[r] = (p, b, p, rec)
+    return out
 
 
 class _EventStream:
@@ -1343,15 +1364,15 @@ class _EventStream:
         for i in range(0, len(self.order), self.BATCH):
             chunk = self.order[i:i + self.BATCH]
             want = [self.where[eid] for eid in chunk if eid not in self.special]
-            got = {r[0]: r for r in _rows_by_id(self.db, want)} if want else {}
+            got = _parsed_rows(self.db, want) if want else {}
             paths.clear()
             blobs.clear()
             for eid in chunk:
                 if eid in self.special:
                     ev, path, blob = self.special[eid]
                 else:
-                    _r, path, blob, _pp, rec = got[self.where[eid]]
-                    ev = loads(rec)["event"]  # (under another path too: the path checks passed when keyed)
+                    path, blob, _pp, rec = got[self.where[eid]]
+                    ev = loads(rec)["event"]
                 paths[eid] = path
                 blobs[path] = "" if path in self.conflicted else blob
                 names.add(ev["from"])
