@@ -128,8 +128,16 @@ def check_uncommitted(ws) -> dict:
     if not n and not markers:
         return _c("uncommitted events", "ok", "every event file is committed")
     what = f"{n} event files not committed" + (f", {markers} pending markers" if markers else "")
-    fix = ("the next handoff write commits them (commit: auto), or `git add .handoffs && git commit`"
-           if ws.commit_default() else "commit: off: `git add .handoffs && git commit -m 'handoff events'`")
+    by_hand = "`git add .handoffs/events && git commit -m 'handoff events'`"
+    if not ws.commit_default():
+        fix = f"commit: off: {by_hand}"
+    elif markers and markers >= n:
+        fix = f"an interrupted commit left them: the next handoff write commits them, or {by_hand}"
+    elif markers:
+        fix = (f"the next handoff write commits the {markers} an interrupted commit left; the others were written "
+               f"with --no-commit or taken out of a commit by hand: {by_hand}")
+    else:
+        fix = f"written with --no-commit or taken out of a commit by hand (a reset?): {by_hand}"
     return _c("uncommitted events", "warn", what, fix)
 
 

@@ -301,6 +301,9 @@ def _head(paths: RepoPaths) -> tuple[str | None, str | None]:
     return lines[0], lines[1]
 
 
+_COMMIT_PATIENCE_S = 20.0  # how long a write keeps retrying when HEAD keeps moving under it
+
+
 def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: str,
                    publish: Callable[[], None] = lambda: None) -> str | None:
     """Commit exactly ``entries`` (worktree-relative path, blob id) on top of HEAD.
@@ -313,7 +316,9 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
        person's ``git commit`` racing with us commits a tree that holds them
        instead of one that silently drops them;
     4. ``update-ref HEAD new old`` is a compare-and-swap; when HEAD moved we
-       rebuild on the new HEAD and try again, backing off.
+       rebuild on the new HEAD, add our paths to the real index again (the
+       commit that moved HEAD may have rewritten the index without them) and
+       try again, backing off.
     Errors in 1 propagate (nothing was written); after 2 they become
     ``CommitSkipped`` (the files are there; the next write commits them).
     The user's staged and unstaged work is never touched: the tree is built in
@@ -359,7 +364,12 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
                 raise CommitSkipped(problem)
             last = ""
             locked = 0
-            for attempt in range(40):
+            # Retry for a while rather than a number of times: on a loaded machine a person (or a tool)
+            # committing in a loop can win many compare-and-swaps in a row.
+            deadline = time.monotonic() + _COMMIT_PATIENCE_S
+            attempt = 0
+            while attempt < 40 or time.monotonic() < deadline:
+                attempt += 1
                 if commit is None:
                     return head
                 proc = run(wt, "update-ref", "-m", message, "HEAD", commit, head or "0" * 40, check=False)
@@ -377,11 +387,17 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
                 elif "but expected" not in last and "is at" not in last:
                     raise CommitSkipped(f"git update-ref failed: {last.splitlines()[0] if last else proc.returncode}")
                 else:
-                    time.sleep(min(0.2, 0.002 * (attempt + 1)) * (0.5 + random.random()))  # HEAD moved: back off
+                    time.sleep(min(0.2, 0.002 * attempt) * (0.5 + random.random()))  # HEAD moved: back off
                 new_head, new_tree = _head(paths)
                 if new_head != head:
                     head, head_tree = new_head, new_tree
                     commit = make(head, head_tree)
+                    # Whoever moved HEAD may have written the real index from a copy read before our entries
+                    # were added (a plain `git commit` reads the index before locking it).  Add them again, or
+                    # the next `git commit` would drop them from the branch.
+                    problem = _sync_real_index(paths, info)
+                    if problem:
+                        raise CommitSkipped(problem)
             first = last.splitlines()[0] if last else ""
             raise CommitSkipped(f"HEAD kept moving or stayed locked while committing ({first})")
         except HandoffError as exc:

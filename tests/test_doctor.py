@@ -39,6 +39,7 @@ def test_doctor_finds_and_explains_problems(repo):
     assert r.code == 1
     c = _checks(r.json)
     assert c["uncommitted events"]["status"] == "warn" and "1 event files" in c["uncommitted events"]["message"]
+    assert "--no-commit" in c["uncommitted events"]["fix"] and "git add .handoffs/events" in c["uncommitted events"]["fix"]
     hooks = c["hooks (.claude/settings.json)"]
     assert hooks["status"] == "fail" and "start.sh is not executable" in hooks["message"]
     assert "missing.sh is missing" in hooks["message"] and "chmod +x" in hooks["fix"]

@@ -55,6 +55,8 @@ for i in range(count):
         sys.stderr.write(f"send {i} failed with {rc}: {buf.getvalue()}\n")
         sys.exit(rc)
     out = json.loads(buf.getvalue())
+    if not out["committed"]:
+        sys.stderr.write(f"send {i} ({out['id']}) not committed: {out.get('commit_skipped')}\n")
     os.write(1, (out["id"] + " " + str(out["committed"]) + "\n").encode())
 """
 
@@ -81,6 +83,8 @@ def collect(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[s
     for p in procs:
         out, err = p.communicate(timeout=timeout)
         assert p.returncode == 0, f"writer failed ({p.returncode}): {err[-2000:]}"
+        if err.strip():
+            print(f"writer {p.args[-1]}: {err[-2000:]}")
         for line in out.splitlines():
             eid, committed = line.split()
             sent.append((eid, committed == "True"))
@@ -94,7 +98,28 @@ def git(cwd, *args, check=True, env=None) -> str:
     return proc.stdout
 
 
+def wait_for_gc(path, timeout: float = 120) -> None:
+    """Let a background ``git gc --auto`` finish: a person's ``git commit`` starts one once loose objects pile
+    up, and it packs and prunes loose objects while ``fsck`` lists them ("unable to mmap ...")."""
+    import time
+    common = Path(git(path, "rev-parse", "--git-common-dir").strip())
+    if not common.is_absolute():
+        common = Path(path) / common
+    deadline = time.monotonic() + timeout
+    while (common / "gc.pid").exists() or (common / "gc.pid.lock").exists():
+        try:
+            pid = int((common / "gc.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):  # gone meanwhile, half-written, or left by a killed gc
+            if not (common / "gc.pid.lock").exists():
+                break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"git gc still running after {timeout}s ({common / 'gc.pid'})")
+        time.sleep(0.1)
+
+
 def fsck_clean(path) -> None:
+    wait_for_gc(path)
     proc = subprocess.run(["git", "fsck", "--full", "--strict", "--no-dangling"], cwd=path, capture_output=True,
                           text=True)
     assert proc.returncode == 0 and not proc.stdout.strip(), f"git fsck: {proc.stdout}{proc.stderr}"

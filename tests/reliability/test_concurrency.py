@@ -96,9 +96,6 @@ class Person(threading.Thread):
             self.error = repr(exc)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known race, issue 7 left open: a person's plain `git commit` reads the index before taking its lock and "
-    "can drop an event we committed a moment earlier from HEAD (the file stays on disk); fails ~1 run in 10"))
 def test_linked_worktrees_with_a_person_committing(repo, tmp_path):
     """Writers in the main worktree and two linked worktrees, while people commit in two of them."""
     per = scale(8, 40)
@@ -132,8 +129,19 @@ def test_linked_worktrees_with_a_person_committing(repo, tmp_path):
         assert len(p.committed) >= per
     assert len(sent) == 6 * per
     by_tag = {}
-    for (eid, _), tag in zip(sent, [t for t in ("main", "side", "other") for _ in range(2 * per)]):
+    skipped = {}
+    for (eid, committed), tag in zip(sent, [t for t in ("main", "side", "other") for _ in range(2 * per)]):
         by_tag.setdefault(tag, []).append(eid)
+        skipped[tag] = skipped.get(tag, 0) + (not committed)
+    # A write whose commit could not land (the index stayed locked, HEAD kept moving) says so and leaves a
+    # pending marker; the next write in that worktree commits it.  Do what the next agent would do.
+    for wt, tag, sid in ((repo.path, "main", sessions[0]), (side, "side", sessions[2]), (other, "other", sessions[4])):
+        if skipped[tag]:
+            r = repo.h("send", "--repo", str(wt), "--session", sid, "--channel", "general", "--text", "next write",
+                       "-o", "json")
+            assert r.code == 0 and r.json["committed"] is True, r.out
+            by_tag[tag].append(r.json["id"])
+    print(f"commits skipped and taken by the next write: {skipped}")
     for wt, tag, branch in ((repo.path, "main", "main"), (side, "side", "side"), (other, "other", "other")):
         _assert_all_committed_once(wt, by_tag[tag], branch)
     # The people's commits are all there, each holding its own file.  A plain `git commit` that races with

@@ -121,8 +121,14 @@ def _stale_git_lock(text: str, repo_path: Path) -> Path | None:
 
 
 def test_sigkill_at_random_instants(repo, tmp_path):
-    trials = scale(200, 1000)
-    rng = random.Random(int(os.environ.get("HANDOFF_CRASH_SEED", "0")) or None)
+    """The first half of the trials; test_crash_more.py runs the second half in another repo, so that
+    pytest-xdist (which schedules by file) can run both halves at once."""
+    run_trials(repo, tmp_path, scale(200, 1000) // 2, part=0)
+
+
+def run_trials(repo, tmp_path, trials: int, part: int) -> None:
+    seed = int(os.environ.get("HANDOFF_CRASH_SEED", "0"))
+    rng = random.Random(seed + part if seed else None)
     sid = repo.session("crasher", "general", sid="sess_crash")["session_id"]
     recover_sid = repo.session("recover", "general", sid="sess_recover")["session_id"]
     zygote = Zygote()
@@ -199,6 +205,6 @@ def test_sigkill_at_random_instants(repo, tmp_path):
     assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
     v = repo.h("verify", "--all", "-o", "json")
     assert v.code == 0, v.out
-    print(f"\ncrash: {trials} trials ({group_kills} whole-group kills) in {elapsed:.1f}s; "
+    print(f"\ncrash (part {part}): {trials} trials ({group_kills} whole-group kills) in {elapsed:.1f}s; "
           f"{len(reported)} events reported written, {len(files)} on disk, {leftovers_committed} left "
           f"uncommitted by a kill and committed by the next write; stale git locks removed: {stale_locks}")
