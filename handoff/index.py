@@ -523,7 +523,7 @@ class _Index:
             rec = reducer.decode(rel, data)
             rows.append((blob_id(data), rel, marshal.dumps(rec), _okey(rec)))
         with _write(db):
-            db.executemany("INSERT OR IGNORE INTO p.parsed VALUES (?, ?, ?, ?)", rows)
+            _store_parsed(db, [(rel, b, rec, key) for b, rel, rec, key in rows])
 
     # ---------------------------------------------------------------- planning
     def _plan(self, db: sqlite3.Connection) -> "_Plan | None":
@@ -972,7 +972,7 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
 
     workers = _workers(len(need))
     if workers > 1:
-        known = {r[0] for r in db.execute("SELECT blob FROM p.parsed")}
+        known = {r[0] for r in db.execute("SELECT blob FROM p.parsed WHERE okey IS NOT NULL")}
         _parse_parallel(root, need, known, workers, take)
         return out
     results = []
@@ -986,7 +986,7 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
         hashed.append((rel, st, blob_id(data), data))
     have = _lookup(db, [h[2] for h in hashed])
     for rel, st, blob, data in hashed:
-        if blob in have:
+        if blob in have and (have[blob][0] == rel or "event" in marshal.loads(have[blob][1])):
             results.append((rel, st, blob, None, None, None))
         else:
             results.append((rel, st, blob, *_encode(rel, data), None))
@@ -1077,8 +1077,14 @@ def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
 
 
 def _store_parsed(db: sqlite3.Connection, parsed: list[tuple]) -> None:
-    """Keep (path, blob, marshalled record[, ordering key]) in the parse cache (the key is made if absent)."""
-    db.executemany("INSERT OR REPLACE INTO p.parsed VALUES (?, ?, ?, ?)",
+    """Keep (path, blob, marshalled record[, ordering key]) in the parse cache (the key is made if absent).
+
+    A blob's event is never replaced by a diagnostic: the same bytes under a wrong name are an error only
+    there (``_redecode`` checks the name again for every other path), so a file first seen misnamed and
+    then renamed right is parsed again under the right name (an error is never "known") and kept.
+    """
+    db.executemany("INSERT INTO p.parsed VALUES (?, ?, ?, ?) ON CONFLICT(blob) DO UPDATE SET path=excluded.path, "
+                   "rec=excluded.rec, okey=excluded.okey WHERE excluded.okey IS NOT NULL OR parsed.okey IS NULL",
                    [(x[1], _sq(x[0]), x[2], x[3] if len(x) > 3 else _okey(marshal.loads(x[2]))) for x in parsed])
 
 

@@ -339,3 +339,27 @@ def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(r
     assert assert_matches(repo.path)["diagnostics"] == []
     repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "after")
     assert_matches(repo.path)
+
+
+def test_a_file_first_seen_misnamed_then_renamed_right(repo):
+    """The parse cache holds one record per blob: a misnamed file's diagnostic must not stick to the same
+    bytes once they sit under the right name (and a misnamed copy of a good file stays flagged)."""
+    from handoff import codec, ids, model
+    repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "one")
+    good = [p for p in repo.event_files() if ".say." in p.name][0]
+    t = codec.load(good.read_bytes())
+    ms = ids.ulid_ms(t["id"].split("_", 1)[1]) + 5
+    ev = dict(t, id=model.new_event_id("say", ids.encode_base32(ms, 10) + "3" * 16), body={"text": "late"})
+    right = repo.path / ".handoffs" / model.event_path(ev)
+    wrong = right.with_name(right.name.replace(".say.", ".say.x"))
+    wrong.write_bytes(codec.dump(ev))
+    assert [d["reason_code"] for d in assert_matches(repo.path)["diagnostics"]] == ["malformed"]
+    wrong.rename(right)
+    assert assert_matches(repo.path)["diagnostics"] == []
+    shutil.copy(right, wrong)
+    assert len(assert_matches(repo.path)["diagnostics"]) == 1
+    index.drop(Workspace(repo.path))  # cold: both parsed at once, in either order
+    assert len(assert_matches(repo.path)["diagnostics"]) == 1
+    right.unlink()
+    assert len(assert_matches(repo.path)["diagnostics"]) == 1
