@@ -253,7 +253,7 @@ def identity_checks(new_events: list[tuple[str, dict]], cfg: dict, agent_of: Cal
                                    f"allowed: {', '.join(allowed)}"))
         if cfg["signatures"]:
             if not ev.get("sig"):
-                out.append(finding("error", path, "unsigned", f"no signature (identity.signatures is on)"))
+                out.append(finding("error", path, "unsigned", "no signature (identity.signatures is on)"))
             elif check_sig is not None:
                 why = check_sig(ev, agent)
                 if why:

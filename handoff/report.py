@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from .model import TERMINAL_STATES, parse_ts
+from .model import TERMINAL_STATES
 
 TEXT_WIDTH = 90
 

@@ -8,13 +8,12 @@ ids and clocks, publish the files atomically and commit them.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import clock, codec, gitcmd, model, reducer, signing, store
+from . import clock, codec, gitcmd, model, signing, store
 from .errors import HandoffError
 
 HANDOFFS = ".handoffs"
@@ -120,14 +119,19 @@ class Workspace:
                 if commit and not skipped:
                     ours = set(result.paths)
                     result.swept = [rel for rel, _ in pending if rel not in ours]
+                    result.swept += [rel for rel in self._dropped(_head) if rel not in ours | set(result.swept)]
                     entries = list(zip(result.paths, gitcmd.hash_files(self.paths, staged)))
                     left = [rel for rel in result.swept]
                     entries += list(zip(left, gitcmd.hash_files(self.paths, left)))
                     try:
-                        result.commit = gitcmd.commit_entries(self.paths, sorted(entries),
-                                                              (message or default_message)(events), publish)
+                        text = (message or default_message)(events)
+                        if result.swept:
+                            text += ("\n\nAlso commits event files an earlier write left uncommitted or a later "
+                                     "commit took out:\n" + "".join(f"  {rel}\n" for rel in result.swept))
+                        result.commit = gitcmd.commit_entries(self.paths, sorted(entries), text, publish)
                         result.committed = True
                         self._clear_pending([m for _, m in pending] + [ev["id"] for ev in events])
+                        self._remember_committed(result.commit, [rel for rel, _ in entries])
                     except gitcmd.CommitSkipped as exc:
                         skipped = str(exc)
                 else:
@@ -164,6 +168,57 @@ class Workspace:
             else:  # a marker whose file never got published (killed in between): nothing to commit
                 self._clear_pending([name])
         return out
+
+    # A plain `git commit` reads the index before it locks it, and writes that copy back (COMMIT_LOCK) even
+    # when its own compare-and-swap of HEAD then fails.  If it read the index just before we added our
+    # files and locked it just after our commit landed, the index loses our files while HEAD has them, and
+    # that person's next commit takes them out of the branch (they stay on disk, untracked).  No ordering
+    # on our side prevents it, so each write checks that what recent writes committed is still in HEAD and
+    # commits again whatever was taken out.  The check costs one `git cat-file` and runs only when someone
+    # else moved HEAD since our last commit.
+    _RECENT_MS = 24 * 3600 * 1000
+    _RECENT_MAX = 512
+    _LEDGER = "committed"  # under the worktree's git dir: our last commit, then "<ms> <path>" per line
+
+    def _ledger(self) -> tuple[str | None, list[tuple[int, str]]]:
+        try:
+            lines = (self.paths.local / self._LEDGER).read_text().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None, []
+        recent = []
+        for line in lines[1:]:
+            ms, _, rel = line.partition(" ")
+            if ms.isdigit() and rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/"):
+                recent.append((int(ms), rel))
+        return (lines[0].strip() if lines else None), recent
+
+    def _dropped(self, head: str | None) -> list[str]:
+        """Files recent writes committed that are no longer in ``head`` but still on disk."""
+        last, recent = self._ledger()
+        if not head or not recent or last == head:
+            return []
+        rels = [rel for _ms, rel in recent if (self.paths.worktree / rel).is_file()]
+        if not rels:
+            return []
+        proc = gitcmd.run(self.paths.worktree, "cat-file", "--batch-check",
+                          input="".join(f"{head}:{rel}\n" for rel in rels).encode(), check=False)
+        if proc.returncode != 0:
+            return []
+        lines = proc.stdout.decode("utf-8", "replace").splitlines()
+        return [rel for rel, line in zip(rels, lines) if line.endswith(" missing")]
+
+    def _remember_committed(self, commit: str | None, rels: list[str]) -> None:
+        now = clock.now_ms()
+        _last, recent = self._ledger()
+        recent = [(ms, rel) for ms, rel in recent if abs(now - ms) < self._RECENT_MS and rel not in rels]
+        recent += [(now, rel) for rel in rels]
+        path = self.paths.local / self._LEDGER
+        tmp = self.paths.local / "tmp" / f"{self._LEDGER}.{os.getpid()}.part"  # swept like staged files
+        try:  # a hint, not a record: no fsync; a lost or torn file only skips one check
+            tmp.write_text(f"{commit or ''}\n" + "".join(f"{ms} {rel}\n" for ms, rel in recent[-self._RECENT_MAX:]))
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
     def _clear_pending(self, names: list[str]) -> None:
         for name in names:

@@ -125,3 +125,50 @@ def test_writes_during_a_rebase_and_on_a_detached_head(repo):
     assert reb["paths"][0] in names and det["paths"][0] in names and nxt["paths"][0] in names
     assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
     fsck_clean(repo.path)
+
+
+def test_an_event_a_later_commit_took_out_is_committed_again_by_the_next_write(repo):
+    """A plain `git commit` that read the index just before our write added the event file, and locked it
+    just after our commit landed, writes its stale copy back; the person's next commit then takes the event
+    out of the branch (the file stays on disk).  Here that outcome is produced directly with `git rm --cached`;
+    the next write must notice and commit the file again."""
+    s = repo.session("alice", "general", sid="sess_alice")["session_id"]
+    first = repo.j("send", "--session", s, "--channel", "general", "--text", "first")
+    rel = first["paths"][0]
+    git(repo.path, "rm", "-q", "--cached", rel)
+    git(repo.path, "commit", "-qm", "a person's commit built from a stale index")
+    assert rel not in git(repo.path, "ls-tree", "-r", "--name-only", "HEAD") and (repo.path / rel).is_file()
+    second = repo.j("send", "--session", s, "--channel", "general", "--text", "second")
+    assert second["committed"] is True
+    shown = git(repo.path, "show", "--format=%B", "--name-only", "HEAD")
+    assert rel in shown and second["paths"][0] in shown and "took out" in shown
+    assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
+    # an event that is gone from disk too (the person switched branches, or deleted it) is left alone
+    third = repo.j("send", "--session", s, "--channel", "general", "--text", "third")
+    git(repo.path, "rm", "-q", third["paths"][0])
+    git(repo.path, "commit", "-qm", "a person deletes an event outright")
+    fourth = repo.j("send", "--session", s, "--channel", "general", "--text", "fourth")
+    assert git(repo.path, "show", "--name-only", "--format=", "HEAD").split() == fourth["paths"]
+    fsck_clean(repo.path)
+
+
+def test_a_stale_index_written_back_by_git_commit_does_not_lose_the_event(repo):
+    """The real mechanism, made deterministic: a plain `git commit` holding a copy of the index from before
+    our write (GIT_INDEX_FILE pointing at a copy taken then) moves the branch without our file."""
+    import shutil
+    s = repo.session("alice", "general", sid="sess_alice")["session_id"]
+    index = repo.path / ".git" / "index"
+    stale = repo.path / ".git" / "index.stale"
+    shutil.copy(index, stale)  # what the person's git read
+    ours = repo.j("send", "--session", s, "--channel", "general", "--text", "ours")
+    (repo.path / "work.txt").write_text("the person's change\n")
+    env = dict(__import__("os").environ, GIT_INDEX_FILE=str(stale))
+    git(repo.path, "add", "work.txt", env=env)
+    git(repo.path, "commit", "-qm", "person", env=env)
+    shutil.copy(stale, index)  # ... and wrote back
+    stale.unlink()
+    assert ours["paths"][0] not in git(repo.path, "ls-tree", "-r", "--name-only", "HEAD")
+    nxt = repo.j("send", "--session", s, "--channel", "general", "--text", "next")
+    tree = git(repo.path, "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert ours["paths"][0] in tree and nxt["paths"][0] in tree and "work.txt" in tree
+    assert git(repo.path, "status", "--porcelain", "--untracked-files=all") == ""
