@@ -334,7 +334,7 @@ class Session:
         (at least once).  Without a consumer, everything waiting now comes first.  ``timeout``:
         stop after that many seconds without news (None: never).  Blocks on file events.
         """
-        from . import delivery, local
+        from . import delivery, index, local
         from .watch import install_memo, make_watcher
         sid = self.info()["session_id"]
         seen = local.read_cursor(self.ws, sid, consumer) if consumer else set()
@@ -345,9 +345,13 @@ class Session:
                 quiet_since = time.monotonic()
                 while True:
                     st = self.ws.state(refresh=True)
-                    notes = delivery.due(st, ops.session_for(st, sid, write=False), acked=local.read_acks(self.ws, sid),
+                    s = ops.session_for(st, sid, write=False)
+                    every = int(remind_every * 1000)
+                    # (as the watcher: only this session's messages, only units with a deadline for it)
+                    notes = delivery.due(index.for_inbox(st, s), s, acked=local.read_acks(self.ws, sid),
                                          delivered=seen, now_ms=clock.now_ms(),
-                                         remind_every_ms=int(remind_every * 1000), remind_max=remind_max)
+                                         remind_every_ms=every, remind_max=remind_max,
+                                         units=index.timer_units(st, [s]) if every > 0 and remind_max > 0 else None)
                     for n in notes:
                         yield n
                         seen.add(n["key"])

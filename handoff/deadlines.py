@@ -56,12 +56,16 @@ def _is_target(work: dict, session: dict) -> bool:
         and session["agent"] == work["target_agent"]
 
 
-def reminders_due(state: dict, session: dict, now_ms: int, every_ms: int, max_count: int) -> list[tuple[dict, int]]:
-    """(work, n) for each overdue unit ``session`` is the target of: the latest reminder n (0-based) due now."""
+def reminders_due(state: dict, session: dict, now_ms: int, every_ms: int, max_count: int,
+                  units: list[dict] | None = None) -> list[tuple[dict, int]]:
+    """(work, n) for each overdue unit ``session`` is the target of: the latest reminder n (0-based) due now.
+
+    ``units``: the units to look at, when the caller knows a subset that holds every open unit with a
+    deadline targeting ``session`` (``index.timer_units``); every unit of ``state`` otherwise."""
     if every_ms <= 0 or max_count <= 0:
         return []
     out = []
-    for w in state["work"].values():
+    for w in state["work"].values() if units is None else units:
         if w["state"] in TERMINAL_STATES or not _is_target(w, session):
             continue
         due = deadline_ms(w)
@@ -72,12 +76,14 @@ def reminders_due(state: dict, session: dict, now_ms: int, every_ms: int, max_co
     return sorted(out, key=lambda p: (deadline_ms(p[0]) or 0, p[0]["work_id"]))
 
 
-def next_reminder_ms(state: dict, sessions: list[dict], now_ms: int, every_ms: int, max_count: int) -> int | None:
-    """When the next reminder (or first deadline) falls due for any of ``sessions``; None if never."""
+def next_reminder_ms(state: dict, sessions: list[dict], now_ms: int, every_ms: int, max_count: int,
+                     units: list[dict] | None = None) -> int | None:
+    """When the next reminder (or first deadline) falls due for any of ``sessions``; None if never.
+    (``units`` as for ``reminders_due``.)"""
     if every_ms <= 0 or max_count <= 0:
         return None
     best = None
-    for w in state["work"].values():
+    for w in state["work"].values() if units is None else units:
         if w["state"] in TERMINAL_STATES or not any(_is_target(w, s) for s in sessions):
             continue
         due = deadline_ms(w)

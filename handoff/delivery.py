@@ -27,17 +27,20 @@ def _base(session: dict, kind: str, key: str) -> dict:
 
 
 def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now_ms: int,
-        remind_every_ms: int = 0, remind_max: int = 0) -> list[dict]:
-    """Notifications for ``session`` not yet in ``delivered``, in event order (messages, then reminders, leases)."""
+        remind_every_ms: int = 0, remind_max: int = 0, units: list[dict] | None = None) -> list[dict]:
+    """Notifications for ``session`` not yet in ``delivered``, in event order (messages, then reminders, leases).
+
+    ``units``: a subset of the work units holding every open unit with a deadline that targets
+    ``session`` (``index.timer_units``), so reminders need not look at every unit."""
     out = []
     for entry in views.inbox(state, session, acked, now_ms):
         if entry["id"] not in delivered:
             out.append({**_base(session, "message", entry["id"]), **entry})
-    by_id = {m["id"]: m for m in state["messages"]} if remind_every_ms and remind_max else {}
-    for w, n in deadlines.reminders_due(state, session, now_ms, remind_every_ms, remind_max):
+    reminders = [(w, n) for w, n in deadlines.reminders_due(state, session, now_ms, remind_every_ms, remind_max, units)
+                 if f"remind:{w['work_id']}:{n}" not in delivered]
+    by_id = {m["id"]: m for m in state["messages"]} if reminders else {}
+    for w, n in reminders:
         key = f"remind:{w['work_id']}:{n}"
-        if key in delivered:
-            continue
         opener = by_id.get(w["opener_id"])
         note = {**_base(session, "reminder", key), **(views.message(opener) if opener else {}),
                 "reminder": n + 1, "reminders_max": remind_max, "work": views.work_brief(w, now_ms),
@@ -45,7 +48,8 @@ def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now
         out.append(note)
     if state.get("leases"):
         peer = session["peer_id"]
-        for wid, lease in leases.all_views(state, now_ms).items():
+        # (only units this peer claimed can hold a losing claim of its own)
+        for wid, lease in leases.views_for(state, now_ms, leases.claimed_by(state, peer)).items():
             for c in lease["losers"]:
                 key = f"lease_lost:{c['event_id']}"
                 if c["from"] != peer or key in delivered:

@@ -58,7 +58,7 @@ RACY_NS = 3_000_000_000  # a directory or file modified this close to when we re
 PARALLEL_MIN = 1500  # below this many files to parse, one process is faster than starting workers
 KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
-_CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py")
+_CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py", "timers.py")
 
 # What this process's refreshes did (tests and the bench read it): folds extended, folds redone, files parsed.
 STATS = {"extend": 0, "refold": 0, "parsed": 0}
@@ -210,6 +210,24 @@ def for_inbox(state, session: dict):
     return state.narrowed(messages=msgs)
 
 
+def timer_units(state, sessions: list[dict]) -> list[dict] | None:
+    """The work units ``deadlines.reminders_due`` / ``next_reminder_ms`` can report for ``sessions``: open units
+    with a deadline whose target is one of them (table ``timers``), in state order.  None for a plain state
+    dict (then they look at every unit, as they always did)."""
+    if not isinstance(state, State) or not sessions:
+        return None if not isinstance(state, State) else []
+    from . import timers
+    db = state._db
+    peers, agents = {s["peer_id"] for s in sessions}, {s["agent"] for s in sessions}
+    wids = [wid for wid, due, target, agent in db.execute("SELECT wid, due, target, agent FROM timers")
+            if timers.may_concern((due, target, agent), peers, agents)]
+    out = []
+    for i in range(0, len(wids), 500):
+        chunk = wids[i:i + 500]
+        out += db.execute(f"SELECT seq, data FROM work WHERE wid IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return [marshal.loads(data) for _seq, data in sorted(out)]
+
+
 def for_container(state, *, channel: str, thread_id: str | None = None, direct_id: str | None = None):
     """The state ``views.container_messages`` needs: only that thread's or room's messages."""
     if not isinstance(state, State):
@@ -256,6 +274,8 @@ _STATE_TABLES = {
     "work": "CREATE TABLE work(wid TEXT PRIMARY KEY, seq INTEGER, box TEXT, open INTEGER, opener TEXT, data BLOB)",
     "boxes": "CREATE TABLE boxes(kind TEXT, key TEXT, seq INTEGER, data BLOB, PRIMARY KEY(kind, key))",
     "leases": "CREATE TABLE leases(ord INTEGER PRIMARY KEY, data BLOB)",
+    # open units with a deadline (``timers.row``): what a watcher's reminder timers look at
+    "timers": "CREATE TABLE timers(wid TEXT PRIMARY KEY, due INTEGER, target TEXT, agent TEXT) WITHOUT ROWID",
 }
 _STATE_INDEXES = (
     "CREATE INDEX messages_from ON messages(frm)",
@@ -1512,6 +1532,7 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
             next_seq += 1
     db.executemany("UPDATE work SET box=?, open=?, opener=?, data=? WHERE wid=?", updates)
     db.executemany("INSERT INTO work VALUES (?,?,?,?,?,?)", inserts)
+    _save_timers(db, work, full)
     if full:  # every work unit is in memory: count the open ones per box here
         counts: dict[str, int] = {}
         for w in work.values():
@@ -1576,6 +1597,20 @@ def _save_fold(db, acc0, acc, events, stamps, *, blobs, cyclic=False, full=False
     db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
                    [("acc", marshal.dumps(small)), ("stamps", marshal.dumps(stamps)),
                     ("gen", (_meta(db, "gen") or 0) + 1)])
+
+
+def _save_timers(db, work, full: bool) -> None:
+    """Keep ``timers`` in step with the work units this fold wrote (a full fold starts from an empty table)."""
+    from . import timers
+    rows, gone = [], []
+    for wid, w in work.items():
+        trow = timers.row(w)
+        if trow is not None:
+            rows.append((wid, *trow))
+        elif not full:
+            gone.append((wid,))
+    db.executemany("DELETE FROM timers WHERE wid=?", gone)
+    db.executemany("INSERT OR REPLACE INTO timers VALUES (?,?,?,?)", rows)
 
 
 # --------------------------------------------------------------------------- the state, read lazily

@@ -104,9 +104,10 @@ def events_for(state: dict, work_id: str) -> list[dict]:
     return [ev for ev in state.get("leases", []) if ev.get("work_id") == work_id]
 
 
-def view(state: dict, work: dict, now_ms: int) -> dict:
-    """The lease of one unit as of ``now_ms``: holder (None when free or lapsed), expiry, losers."""
-    rec = fold(state, work, events_for(state, work["work_id"]))
+def view(state: dict, work: dict, now_ms: int, events: list[dict] | None = None) -> dict:
+    """The lease of one unit as of ``now_ms``: holder (None when free or lapsed), expiry, losers.
+    (``events``: the unit's lease events, when the caller already has them.)"""
+    rec = fold(state, work, events_for(state, work["work_id"]) if events is None else events)
     until = rec.pop("_until_ms")
     active = rec["holder"] is not None and until is not None and until > now_ms and \
         work["state"] not in TERMINAL_STATES
@@ -120,12 +121,29 @@ def view(state: dict, work: dict, now_ms: int) -> dict:
 
 
 def all_views(state: dict, now_ms: int) -> dict[str, dict]:
+    """``view`` of every unit that has lease events, by work id (sorted)."""
+    return views_for(state, now_ms)
+
+
+def views_for(state: dict, now_ms: int, wids: set[str] | None = None) -> dict[str, dict]:
+    """``all_views`` restricted to the units in ``wids`` (all when None); lease events grouped in one pass."""
+    by_unit: dict[str, list[dict]] = {}
+    for ev in state.get("leases", []):
+        wid = ev.get("work_id")
+        if wid and (wids is None or wid in wids):
+            by_unit.setdefault(wid, []).append(ev)
     out = {}
-    for wid in sorted({ev["work_id"] for ev in state.get("leases", []) if ev.get("work_id")}):
+    for wid in sorted(by_unit):
         w = state["work"].get(wid)
         if w is not None:
-            out[wid] = view(state, w, now_ms)
+            out[wid] = view(state, w, now_ms, by_unit[wid])
     return out
+
+
+def claimed_by(state: dict, peer: str) -> set[str]:
+    """Units ``peer`` ever claimed: the only ones where it can have lost a claim (``view``'s ``losers``)."""
+    return {ev["work_id"] for ev in state.get("leases", [])
+            if ev.get("work_id") and ev["kind"] == "claim" and ev["from"] == peer}
 
 
 # ------------------------------------------------------------------ writes

@@ -216,14 +216,17 @@ class Watch:
         now = clock.now_ms()
         sessions = self.sessions(state)
         next_at = None
-        from .index import for_inbox
+        from .index import for_inbox, timer_units
+        reminding = self.opts.remind_every_ms > 0 and self.opts.remind_max > 0
+        units = timer_units(state, sessions) if reminding else None  # (open units with a deadline for them)
         for s in sessions:
             sid = s["session_id"]
             seen = self._cursor(sid)
             acked = local.read_acks(self.ws, sid)
             mine = for_inbox(state, s)  # (only the messages this session's inbox can hold, from the index)
             notes = delivery.due(mine, s, acked=acked, delivered=seen, now_ms=now,
-                                 remind_every_ms=self.opts.remind_every_ms, remind_max=self.opts.remind_max)
+                                 remind_every_ms=self.opts.remind_every_ms, remind_max=self.opts.remind_max,
+                                 units=units)
             for n in notes:
                 wait = self._deliver(s, n)
                 if wait is not None:
@@ -235,7 +238,8 @@ class Watch:
                 local.compact_cursor(self.ws, sid, self.opts.consumer, keep)
                 self.delivered[sid] = keep
         timers = [] if next_at is None else [next_at - time.monotonic()]
-        nxt = deadlines.next_reminder_ms(state, sessions, now, self.opts.remind_every_ms, self.opts.remind_max)
+        nxt = deadlines.next_reminder_ms(state, sessions, now, self.opts.remind_every_ms, self.opts.remind_max,
+                                         units)
         if nxt is not None:
             timers.append((nxt - now) / 1000)
         return max(0.0, min(timers)) if timers else None

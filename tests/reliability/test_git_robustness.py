@@ -7,8 +7,9 @@ from .support import fsck_clean, git
 
 
 def _user_state(repo) -> list[str]:
-    return [git(repo.path, *args) for args in (("status", "--porcelain", "--untracked-files=all"), ("diff",),
-                                                ("diff", "--cached"), ("diff", "--cached", "--stat"))]
+    return [git(repo.path, *args) for args in (("status", "--porcelain", "--untracked-files=all"),
+                                                ("diff", "--full-index"), ("diff", "--cached", "--full-index"),
+                                                ("diff", "--cached", "--stat"))]
 
 
 def test_send_leaves_the_users_work_exactly_as_it_was(repo):
