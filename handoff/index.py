@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 INDEX_FORMAT = 2
 RACY_NS = 3_000_000_000  # a directory or file modified this close to when we read it is read again next time
 PARALLEL_MIN = 1500  # below this many files to parse, one process is faster than starting workers
+KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
 _CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py", "timers.py")
 
@@ -279,7 +280,7 @@ def blob_id(data: bytes) -> str:
 
 _PARSED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
-CREATE TABLE IF NOT EXISTS parsed(blob TEXT PRIMARY KEY, path TEXT NOT NULL, rec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS parsed(blob TEXT PRIMARY KEY, path TEXT NOT NULL, rec BLOB NOT NULL, okey BLOB);
 """
 _VIEW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
@@ -567,9 +568,12 @@ class _Index:
     def seed(self, items: list[tuple[str, bytes, dict]]) -> None:
         """Parse and keep the files we just wrote, so the next refresh finds them in the cache."""
         db = self._connect()
-        rows = [(blob_id(data), rel, marshal.dumps(reducer.decode(rel, data))) for rel, data, _ev in items]
+        rows = []
+        for rel, data, _ev in items:
+            rec = reducer.decode(rel, data)
+            rows.append((blob_id(data), rel, marshal.dumps(rec), _okey(rec)))
         with _write(db):
-            db.executemany("INSERT OR IGNORE INTO p.parsed VALUES (?, ?, ?)", rows)
+            _store_parsed(db, [(rel, b, rec, key) for b, rel, rec, key in rows])
 
     # ---------------------------------------------------------------- planning
     def _plan(self, db: sqlite3.Connection) -> "_Plan | None":
@@ -695,29 +699,9 @@ class _Index:
                 _trace(f"extend {len(records)}")
                 return
         STATS["refold"] += 1
-        local = {_py(r[0]) for r in db.execute("SELECT path FROM files WHERE src=''")}
-        rows = [(_py(p), pr, b) for p, pr, b in db.execute("SELECT path, problem, blob FROM files WHERE src=''")] + [
-            (_py(p), pr, b) for p, pr, b in db.execute("SELECT path, problem, blob FROM files WHERE src!=''")
-            if _py(p) not in local]
-        known = _lookup(db, [b for _p, pr, b in rows if not pr and b not in fresh])
-        records = []
-        blobs: dict[str, str] = {}
-        for path, problem, b in rows:
-            if problem:
-                records.append({"path": path, "error": {"reason_code": "malformed", "message": problem}})
-                continue
-            if b in fresh:
-                rec = fresh[b]
-                records.append(rec if rec["path"] == path else _redecode(path, rec))
-            elif b in known:
-                records.append(_record(path, None, *known[b]))
-            else:
-                continue
-            # the same path from two sources with different bytes: such messages keep their own copy
-            blobs[path] = b if blobs.get(path, b) == b else ""
-        del rows, known, fresh
-        _trace("records")
-        _refold(db, records, plan.new_stamps, blobs)
+        del fresh, need, new_pairs, local_now  # (everything is in the parse cache: the fold reads it back)
+        scan.present = []
+        _refold(db, plan.new_stamps)
         _trace("refold")
 
 
@@ -1017,26 +1001,29 @@ def _read(path) -> tuple[tuple[int, int, int, int], bytes]:
 def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tuple | None]]):
     """(rel, stat, blob, record or None if the parse cache has it, problem) for each file.
 
-    Newly parsed records go into the parse cache as they arrive.
+    Newly parsed records go into the parse cache as they arrive; they are handed back only for a few
+    thousand files (a fold of many files reads them back from the cache in event order: holding
+    100,000 parsed events at once is what made a cold build big).
     """
     if not need:
         return []
     out = []
+    keep = len(need) <= KEEP_PARSED
 
     def take(results):
         parsed = []
-        for rel, st, blob, rec, problem in results:
+        for rel, st, blob, rec, okey, problem in results:
             if rec is not None:
                 STATS["parsed"] += 1
-                parsed.append((rel, blob, rec))
-                out.append((rel, st, blob, marshal.loads(rec), problem))
+                parsed.append((rel, blob, rec, okey))
+                out.append((rel, st, blob, marshal.loads(rec) if keep else None, problem))
             else:
                 out.append((rel, st, blob, None, problem))
         _store_parsed(db, parsed)
 
     workers = _workers(len(need))
     if workers > 1:
-        known = {r[0] for r in db.execute("SELECT blob FROM p.parsed")}
+        known = {r[0] for r in db.execute("SELECT blob FROM p.parsed WHERE okey IS NOT NULL")}
         _parse_parallel(root, need, known, workers, take)
         return out
     results = []
@@ -1045,15 +1032,15 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
         try:
             st, data = _read(root / rel)
         except OSError as exc:
-            results.append((rel, st, None, None, f"unreadable: {exc}"))
+            results.append((rel, st, None, None, None, f"unreadable: {exc}"))
             continue
         hashed.append((rel, st, blob_id(data), data))
     have = _lookup(db, [h[2] for h in hashed])
     for rel, st, blob, data in hashed:
-        if blob in have:
-            results.append((rel, st, blob, None, None))
+        if blob in have and (have[blob][0] == rel or "event" in marshal.loads(have[blob][1])):
+            results.append((rel, st, blob, None, None, None))
         else:
-            results.append((rel, st, blob, marshal.dumps(reducer.decode(rel, data)), None))
+            results.append((rel, st, blob, *_encode(rel, data), None))
     take(results)
     return out
 
@@ -1073,14 +1060,31 @@ def _parse_chunk(args):
         try:
             st, data = _read(f"{root}/{rel}")
         except OSError as exc:
-            out.append((rel, st, None, None, f"unreadable: {exc}"))
+            out.append((rel, st, None, None, None, f"unreadable: {exc}"))
             continue
         blob = blob_id(data)
         if blob in _known_blobs:
-            out.append((rel, st, blob, None, None))
+            out.append((rel, st, blob, None, None, None))
         else:
-            out.append((rel, st, blob, marshal.dumps(reducer.decode(rel, data)), None))
+            out.append((rel, st, blob, *_encode(rel, data), None))
     return out
+
+
+def _encode(rel: str, data: bytes) -> tuple[bytes, bytes | None]:
+    """What the parse cache keeps of one file: the marshalled record and its ordering key."""
+    rec = reducer.decode(rel, data)
+    return marshal.dumps(rec), _okey(rec)
+
+
+def _okey(rec: dict) -> bytes | None:
+    """The little a full fold needs to order an event without loading it: (id, hlc, after, opens a session).
+
+    None for a record that is not an event (its diagnostic is read from the record itself).
+    """
+    ev = rec.get("event")
+    if ev is None:
+        return None
+    return marshal.dumps((ev["id"], ev["hlc"], tuple(ev.get("after") or ()), ev["kind"] == "session-open"))
 
 
 def _parse_items(items: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
@@ -1123,8 +1127,16 @@ def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
         progress.done()
 
 
-def _store_parsed(db: sqlite3.Connection, parsed: list[tuple[str, str, bytes]]) -> None:
-    db.executemany("INSERT OR REPLACE INTO p.parsed VALUES (?, ?, ?)", [(b, _sq(p), r) for p, b, r in parsed])
+def _store_parsed(db: sqlite3.Connection, parsed: list[tuple]) -> None:
+    """Keep (path, blob, marshalled record[, ordering key]) in the parse cache (the key is made if absent).
+
+    A blob's event is never replaced by a diagnostic: the same bytes under a wrong name are an error only
+    there (``_redecode`` checks the name again for every other path), so a file first seen misnamed and
+    then renamed right is parsed again under the right name (an error is never "known") and kept.
+    """
+    db.executemany("INSERT INTO p.parsed VALUES (?, ?, ?, ?) ON CONFLICT(blob) DO UPDATE SET path=excluded.path, "
+                   "rec=excluded.rec, okey=excluded.okey WHERE excluded.okey IS NOT NULL OR parsed.okey IS NULL",
+                   [(x[1], _sq(x[0]), x[2], x[3] if len(x) > 3 else _okey(marshal.loads(x[2]))) for x in parsed])
 
 
 def _first_path(entries: list[tuple[str, str]], blob: str) -> str:
@@ -1276,33 +1288,213 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     return True
 
 
-def _refold(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dict[str, str]) -> None:
-    diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
-    events, paths = reducer._dedupe(records, diagnostics)
-    ordered, cyclic = reducer.order_events(events)
-    for eid in cyclic:
-        diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
-                            "message": "causal links (after) form a cycle; ordered by clock instead"})
-    acc = reducer.new_fold()
-    acc["diagnostics"] = diagnostics
-    acc["messages"] = _MessageSink(0, blobs)
-    acc["threads"] = _Rows(lambda key: None)
-    acc["directs"] = _Rows(lambda key: None)
-    acc["work"] = _Rows(lambda key: None)
-    del records
-    reducer.fold(acc, ordered, paths)
-    _trace("fold")
+def _refold(db: sqlite3.Connection, stamps: dict) -> None:
+    """Fold every file again from the parse cache (the file table must be up to date).
+
+    Memory stays flat in the number of events: events are ordered by their keys (``okey``: id, clock,
+    parents), then read back from the parse cache in event order, a batch at a time, folded, and
+    their message rows written as they come.  The result is what ``reducer.reduce`` gives.
+    """
+    diagnostics: list[dict] = []
+    keys: dict[str, tuple] = {}  # id -> (hlc, after): what ordering needs
+    where: dict[str, int] = {}  # id -> the parse-cache row it is read back from (its path is the file's)
+    special: dict[str, tuple[dict, str, str]] = {}  # id -> (event, path, blob): the few held in memory
+    opens: set = set()  # ids of session-open events
+    groups: dict[str, list[tuple]] = {}  # an id found in more than one file -> each ("q"|"f"|"s", where)
+    src_blob: dict[str, str] = {}  # two sources, one path, different bytes: such messages keep their own copy
+    conflicted: set = set()
+    rows = db.execute(
+        "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
+        "LEFT JOIN p.parsed q ON q.blob = f.blob WHERE f.src='' UNION ALL "
+        "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
+        "LEFT JOIN p.parsed q ON q.blob = f.blob WHERE f.src!='' AND f.path NOT IN (SELECT path FROM files WHERE src='')")
+    loads = marshal.loads
+    for rowid, src, path, problem, b, ppath, okey, prow in rows:
+        if problem:
+            diagnostics.append({"path": _py(path), "id": None, "reason_code": "malformed", "message": problem})
+            continue
+        if ppath is None:
+            continue  # (not in the parse cache: nothing was read)
+        if src:
+            if src_blob.setdefault(path, b) != b:
+                conflicted.add(_py(path))
+        held = None
+        if okey is None or ppath != path:  # not an event, or the same bytes seen under another path
+            rec = _record(_py(path), None, _py(ppath),
+                          db.execute("SELECT rec FROM p.parsed WHERE blob=?", (b,)).fetchone()[0])
+            if "error" in rec:
+                diagnostics.append({"path": rec["path"], "id": None, **rec["error"]})
+                continue
+            ev = rec["event"]
+            eid, hlc, after, is_open = ev["id"], ev["hlc"], tuple(ev.get("after") or ()), ev["kind"] == "session-open"
+            held = (ev, rec["path"], b)
+        else:
+            eid, hlc, after, is_open = loads(okey)
+        if eid in keys:
+            first = ("s", special[eid]) if eid in special else ("q", where[eid])
+            groups.setdefault(eid, [first]).append(("f", rowid))
+            continue
+        keys[eid] = (hlc, after or None)
+        if held is None:
+            where[eid] = prow
+        else:
+            special[eid] = held
+        if is_open:
+            opens.add(eid)
+    del src_blob
+    # ids used by several files: the reducer's own dedupe picks the one applied (and names the clash)
+    for eid, members in groups.items():
+        recs, blob_of = [], {}
+        for how, ref in members:
+            if how == "s":
+                ev, path, b = ref
+                recs.append({"path": path, "event": ev})
+            else:
+                (path, b, ppath, rec), = (_rows_by_id(db, [ref]) if how == "f" else _parsed_rows(db, [ref])).values()
+                recs.append(_record(path, None, ppath, rec))
+            blob_of[path] = b
+        kept, kept_paths = reducer._dedupe(recs, diagnostics)
+        ev = kept[0]
+        special[eid] = (ev, kept_paths[eid], blob_of[kept_paths[eid]])
+        keys[eid] = (ev["hlc"], tuple(ev.get("after") or ()) or None)
+        (opens.add if ev["kind"] == "session-open" else opens.discard)(eid)
+    del groups
+    _trace(f"keys {len(keys)}")
+    order, cyclic = reducer.order_keys(keys)
+    _trace("order")
+    if cyclic:
+        for eid in cyclic:
+            path = special[eid][1] if eid in special else _parsed_rows(db, [where[eid]])[where[eid]][0]
+            diagnostics.append({"path": path, "id": eid, "reason_code": "malformed",
+                                "message": "causal links (after) form a cycle; ordered by clock instead"})
     for name in _STATE_TABLES:
         db.execute(f"DROP TABLE IF EXISTS {name}")
     for ddl in _STATE_TABLES.values():
         db.execute(ddl)
-    base = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [], "max_hlc": None,
-            "event_count": 0, "messages": 0, "leases": 0, "frontier": None}
-    _save_fold(db, base, acc, events, stamps, blobs=blobs, cyclic=bool(cyclic), full=True, paths_of=paths)
+    _trace("drop")
+    stream = _EventStream(db, order, where, special, conflicted)
+    acc = reducer.new_fold()
+    acc["diagnostics"] = diagnostics
+    acc["messages"] = sink = _StreamSink(db, stream.blobs)
+    acc["threads"] = _Rows(lambda key: None)
+    acc["directs"] = _Rows(lambda key: None)
+    acc["work"] = _Rows(lambda key: None)
+    identities = list(_EventStream(db, [eid for eid in order if eid in opens], where, special, conflicted))
+    reducer.fold(acc, stream, stream.paths, identities=identities)
+    del identities
+    _trace("fold")
+    # What ``_save_fold`` would take from a list of the events was gathered on the way: write the per-event
+    # tables here and hand it the totals (as if extending an empty state by nothing); it writes the rest.
+    sink.flush()
+    ords = sink.ords
+    db.executemany("INSERT INTO events VALUES (?,?)", ((eid, ords.get(eid)) for eid in keys))
+    db.executemany("INSERT INTO peers VALUES (?)", [(n,) for n in stream.names])
+    dangling = {p for _hlc, after in keys.values() if after for p in after if p not in keys}
+    db.executemany("INSERT INTO dangling VALUES (?)", [(p,) for p in sorted(dangling)])
+    top = max(((hlc, eid) for eid, (hlc, _a) in keys.items()), default=None)
+    base = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [],
+            "max_hlc": max((hlc for hlc, _a in keys.values() if hlc), default=None), "event_count": len(keys),
+            "messages": 0, "leases": 0, "frontier": list(top) if top else None,
+            "future": sorted(stream.future, key=lambda f: f["event"]["id"])}
+    _save_fold(db, base, acc, [], stamps, blobs={}, cyclic=bool(cyclic), full=True, paths_of={})
     _trace("rows")
     for ddl in _STATE_INDEXES:
         db.execute(ddl)
     _trace("indexes")
+
+
+def _rows_by_id(db: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple]:
+    """rowid -> (path, blob, parse-cache path, record bytes) of these files rows."""
+    return {r: (_py(p), b, _py(pp), rec) for r, p, b, pp, rec in db.execute(
+        "SELECT f.rowid, f.path, f.blob, q.path, q.rec FROM files f JOIN p.parsed q ON q.blob = f.blob "
+        f"WHERE f.rowid IN ({','.join('?' * len(rowids))})", rowids)}
+
+
+def _parsed_rows(db: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple]:
+    """rowid -> (path, blob, path, record bytes) of these parse-cache rows (read where the path is the file's)."""
+    out = {}
+    for r, p, b, rec in db.execute(f"SELECT rowid, path, blob, rec FROM p.parsed WHERE rowid IN "
+                                   f"({','.join('?' * len(rowids))})", rowids):
+        p = _py(p)
+        out[r] = (p, b, p, rec)
+    return out
+
+
+class _EventStream:
+    """Events in the given order, read back from the parse cache a batch at a time (re-iterable).
+
+    ``paths`` (id -> path) and ``blobs`` (path -> blob, "" for a path two sources disagree on) hold the
+    current batch only: the fold asks them about the event it is folding.  As events pass, it notes what
+    the saved state needs of all of them (peer names, parents, events dated ahead).
+    """
+
+    BATCH = 500
+
+    def __init__(self, db, order: list[str], where: dict, special: dict, conflicted: set):
+        self.db, self.order, self.where, self.special, self.conflicted = db, order, where, special, conflicted
+        self.paths: dict[str, str] = {}
+        self.blobs: dict[str, str] = {}
+        self.names: set = set()
+        self.future: list[dict] = []
+
+    def __iter__(self):
+        loads = marshal.loads
+        horizon = int(time.time() * 1000) + reducer.FUTURE_TOLERANCE_MS - _FUTURE_SLACK_MS
+        from .model import format_ts
+        horizon_ts, horizon_hlc, horizon_id = format_ts(horizon), f"{horizon:016d}", _ulid_prefix(horizon)
+        names, future, paths, blobs = self.names, self.future, self.paths, self.blobs
+        for i in range(0, len(self.order), self.BATCH):
+            chunk = self.order[i:i + self.BATCH]
+            want = [self.where[eid] for eid in chunk if eid not in self.special]
+            got = _parsed_rows(self.db, want) if want else {}
+            paths.clear()
+            blobs.clear()
+            for eid in chunk:
+                if eid in self.special:
+                    ev, path, blob = self.special[eid]
+                else:
+                    path, blob, _pp, rec = got[self.where[eid]]
+                    ev = loads(rec)["event"]
+                paths[eid] = path
+                blobs[path] = "" if path in self.conflicted else blob
+                names.add(ev["from"])
+                for key in ("to", "session_id"):
+                    if isinstance(ev.get(key), str):
+                        names.add(ev[key])
+                if ((str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
+                     or eid.split("_", 1)[-1][:10] > horizon_id) and _latest_ms(ev) > horizon):
+                    future.append({"path": path, "event": {"id": eid, "hlc": ev.get("hlc"), "ts": ev.get("ts")}})
+                yield ev
+
+
+class _StreamSink:
+    """The message sink of a full fold: rows go to the (fresh) messages table every few thousand."""
+
+    FLUSH = 2000
+
+    def __init__(self, db: sqlite3.Connection, blobs: dict[str, str]):
+        self.db = db
+        self.sink = _MessageSink(0, blobs)
+        self.ords = self.sink.ords
+
+    @property
+    def rows(self) -> list[tuple]:
+        return self.sink.rows
+
+    def append(self, m: dict) -> None:
+        sink = self.sink
+        sink.append(m)
+        if len(sink.rows) >= self.FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        sink = self.sink
+        self.db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sink.rows)
+        sink.first_ord += len(sink.rows)
+        sink.rows = []
+
+    def __len__(self) -> int:
+        return self.sink.first_ord + len(self.sink.rows)
 
 
 class _MessageSink:

@@ -44,25 +44,40 @@ def order_events(events: list[dict]) -> tuple[list[dict], list[str]]:
     Returns the ordered events and the ids caught in a cycle (appended last).
     """
     by_id = {ev["id"]: ev for ev in events}
+    ids, cyclic = order_keys({ev["id"]: (ev["hlc"], ev.get("after", [])) for ev in events})
+    return [by_id[i] for i in ids], cyclic
+
+
+def order_keys(keys: dict) -> tuple[list[str], list[str]]:
+    """``order_events`` on ordering keys only: ``{id: (hlc, after)}`` -> (ids in event order, cyclic ids).
+
+    (The index orders 100,000 events this way without holding the events themselves.)
+    """
     children: dict[str, list[str]] = {}
     pending: dict[str, int] = {}
-    for ev in events:
-        parents = {p for p in ev.get("after", []) if p in by_id and p != ev["id"]}
-        pending[ev["id"]] = len(parents)
-        for p in parents:
-            children.setdefault(p, []).append(ev["id"])
-    heap = [(ev["hlc"], ev["id"]) for ev in events if pending[ev["id"]] == 0]
+    heap = []
+    for eid, (hlc, after) in keys.items():
+        n = 0
+        if after:
+            for p in set(after):
+                if p in keys and p != eid:
+                    n += 1
+                    children.setdefault(p, []).append(eid)
+        if n:
+            pending[eid] = n
+        else:
+            heap.append((hlc, eid))
     heapq.heapify(heap)
     out = []
     while heap:
         _, eid = heapq.heappop(heap)
-        out.append(by_id[eid])
+        out.append(eid)
         for child in children.get(eid, ()):
             pending[child] -= 1
             if pending[child] == 0:
-                heapq.heappush(heap, (by_id[child]["hlc"], child))
-    cyclic = sorted((ev for ev in events if pending[ev["id"]] > 0), key=lambda e: (e["hlc"], e["id"]))
-    return out + cyclic, [ev["id"] for ev in cyclic]
+                heapq.heappush(heap, (keys[child][0], child))
+    cyclic = sorted((keys[eid][0], eid) for eid, n in pending.items() if n > 0)
+    return out + [eid for _, eid in cyclic], [eid for _, eid in cyclic]
 
 
 def _preview(ev: dict) -> str | None:
@@ -160,11 +175,15 @@ def diagnostic_key(d: dict) -> tuple:
     return (d["path"], d.get("id") or "", d["reason_code"])
 
 
-def fold(acc: dict, ordered: list[dict], paths: dict[str, str]) -> None:
-    """Apply ``ordered`` events (already deduplicated and in event order) to the accumulator ``acc``."""
+def fold(acc: dict, ordered, paths, identities=None) -> None:
+    """Apply ``ordered`` events (already deduplicated and in event order) to the accumulator ``acc``.
+
+    ``ordered`` is iterated twice unless ``identities`` gives its session-open events (in the same order)
+    for the first pass; ``paths[id]`` is asked only for the event being folded.
+    """
     sessions: dict[str, dict] = acc["sessions"]
     agent_by_peer: dict[str, str] = acc["agent_by_peer"]
-    for ev in ordered:  # first pass: identities, independent of message order
+    for ev in ordered if identities is None else identities:  # first pass: identities, independent of order
         if ev["kind"] == "session-open" and ev["session_id"] not in sessions:
             body = ev["body"]
             sessions[ev["session_id"]] = {

@@ -298,3 +298,78 @@ def test_remote_tracking_branches_fold_like_the_work_tree(clones):
     assert_matches(a.path)
     a.ok("send", "--session", sa["session_id"], "--channel", "dev", "-m", "merged")
     assert_matches(a.path)
+
+
+def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(repo, monkeypatch):
+    """A full fold orders events by their keys and reads them back from the parse cache a batch at a time,
+    writing message rows as it goes: batch edges, id clashes, cycles and events dated ahead must all come
+    out as a full reduce gives them, cold and re-folded."""
+    from handoff import codec, ids, model
+    monkeypatch.setattr(index._EventStream, "BATCH", 3)
+    monkeypatch.setattr(index._StreamSink, "FLUSH", 2)
+    a = repo.session("alpha", "general", "sess_a")
+    b = repo.session("beta", "general", "sess_b")
+    for i in range(5):
+        repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", f"m{i}")
+    wid = repo.j("request", "--session", "sess_a", "--to", b["peer_id"], "--channel", "general", "-d", "x")["handoff_id"]
+    repo.ok("accept", wid, "--session", "sess_b")
+    repo.ok("send", "--session", "sess_b", "--channel", "general", "--surface", "direct", "--to", a["peer_id"],
+            "-m", "psst")
+    assert_matches(repo.path)
+    root = repo.path / ".handoffs"
+
+    def write(ev: dict) -> Path:
+        path = root / model.event_path(ev)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(codec.dump(ev))
+        return path
+
+    says = [p for p in repo.event_files() if ".say." in p.name]
+    template = codec.load(says[0].read_bytes())
+    # the same id under another sender: a clash, the first in canonical order applied
+    clash = write(dict(template, **{"from": b["peer_id"], "session_id": "sess_b", "body": {"text": "forged"}}))
+    want = assert_matches(repo.path)
+    assert any(d["reason_code"] == "id_conflict" for d in want["diagnostics"])
+    # two events naming each other as parents, and one dated far ahead of every clock
+    base_ms = ids.ulid_ms(template["id"].split("_", 1)[1]) + 5
+    one, two = (model.new_event_id("say", ids.encode_base32(base_ms + k, 10) + "0" * 16) for k in (1, 2))
+    cyc = [write(dict(template, id=one, after=[two], body={"text": "c1"})),
+           write(dict(template, id=two, after=[one], body={"text": "c2"}))]
+    ahead_ms = 4_000_000_000_000
+    ahead = dict(template, id=model.new_event_id("say", ids.encode_base32(ahead_ms, 10) + "1" * 16),
+                 hlc=f"{ahead_ms:016d}-00000", ts=model.format_ts(ahead_ms), body={"text": "from the future"})
+    cyc.append(write(ahead))
+    want = assert_matches(repo.path)
+    assert any("cycle" in d["message"] for d in want["diagnostics"])
+    assert any(d["reason_code"] == "future_timestamp" for d in want["diagnostics"])
+    index.drop(Workspace(repo.path))  # cold, with everything in place
+    assert_matches(repo.path)
+    for p in [clash] + cyc:
+        p.unlink()
+    assert assert_matches(repo.path)["diagnostics"] == []
+    repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "after")
+    assert_matches(repo.path)
+
+
+def test_a_file_first_seen_misnamed_then_renamed_right(repo):
+    """The parse cache holds one record per blob: a misnamed file's diagnostic must not stick to the same
+    bytes once they sit under the right name (and a misnamed copy of a good file stays flagged)."""
+    from handoff import codec, ids, model
+    repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "one")
+    good = [p for p in repo.event_files() if ".say." in p.name][0]
+    t = codec.load(good.read_bytes())
+    ms = ids.ulid_ms(t["id"].split("_", 1)[1]) + 5
+    ev = dict(t, id=model.new_event_id("say", ids.encode_base32(ms, 10) + "3" * 16), body={"text": "late"})
+    right = repo.path / ".handoffs" / model.event_path(ev)
+    wrong = right.with_name(right.name.replace(".say.", ".say.x"))
+    wrong.write_bytes(codec.dump(ev))
+    assert [d["reason_code"] for d in assert_matches(repo.path)["diagnostics"]] == ["malformed"]
+    wrong.rename(right)
+    assert assert_matches(repo.path)["diagnostics"] == []
+    shutil.copy(right, wrong)
+    assert len(assert_matches(repo.path)["diagnostics"]) == 1
+    index.drop(Workspace(repo.path))  # cold: both parsed at once, in either order
+    assert len(assert_matches(repo.path)["diagnostics"]) == 1
+    right.unlink()
+    assert len(assert_matches(repo.path)["diagnostics"]) == 1
