@@ -233,7 +233,7 @@ def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozense
         if mid not in skip:
             keep.add(o)
     kept = messages.at(sorted(keep))
-    state["work"].preload({m["work_id"] for m in kept if isinstance(m.get("work_id"), str)})
+    state["work"].preload({m["work_id"] for m in kept if m["from"] != peer and isinstance(m.get("work_id"), str)})
     return state.narrowed(messages=kept)
 
 
