@@ -319,10 +319,13 @@ class Session:
     def brief(self, *, limit: int = 8) -> JSON:
         """``handoff brief``: what a fresh agent session needs first."""
         from . import brief
+        from .index import for_inbox
         from .local import read_acks
         st = self.hf.state()
         s = ops.session_for(st, self.ident, write=False)
-        return brief.build(st, s, read_acks(self.ws, s["session_id"]), clock.now_ms(), limit=limit)
+        acked = read_acks(self.ws, s["session_id"])
+        # (its inbox part reads only this session's messages from the index, as `handoff inbox` does)
+        return brief.build(for_inbox(st, s, skip=acked), s, acked, clock.now_ms(), limit=limit)
 
     def work(self, state: str | None = "open") -> list[JSON]:
         """The work this session is in (default: open work)."""

@@ -63,7 +63,12 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
             by_work.setdefault(e["work_id"], []).append(e)
     to_me, from_me, open_work, overdue = [], [], [], []
     leases = {wid: lease for wid, lease in ((wid, _lease(v)) for wid, v in all_views(state, now_ms).items()) if lease}
-    for w in sorted(state["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
+    units = state["work"]
+    if hasattr(units, "open_units"):  # (the index reads only the open ones)
+        units = units.open_units()
+    else:
+        units = [w for w in units.values() if w["state"] not in TERMINAL_STATES]
+    for w in sorted(units, key=lambda w: (w["opened_at"], w["work_id"])):
         role = _mine(w, session)
         if role is None or w["state"] in TERMINAL_STATES:
             continue

@@ -2040,3 +2040,9 @@ class WorkUnits(_Table):
     def by_opener(self, opener_id: str) -> list[dict]:
         return [marshal.loads(r[0]) for r in self._db.execute(
             "SELECT data FROM work WHERE opener=? ORDER BY seq", (opener_id,))]
+
+    def open_units(self) -> list[dict]:
+        """The units not in a terminal state, in state order (column ``open``, no other unit unmarshalled)."""
+        if self._all is not None:
+            return [w for w in self._all.values() if w["state"] not in reducer.TERMINAL_STATES]
+        return [marshal.loads(r[0]) for r in self._db.execute("SELECT data FROM work WHERE open=1 ORDER BY seq")]

@@ -143,3 +143,32 @@ def test_brief_shows_leases(repo):
     # the requester sees who holds its work
     c = repo.j("brief", "--session", "sess_coord")
     assert c["open_work"][0]["lease"]["holder"] == "worker.sess_w1"
+
+
+def test_brief_from_the_index_equals_brief_from_a_full_reduce(repo):
+    """`handoff brief` reads only the session's messages from the index; the result must be what the pure
+    `brief.build` gives over a full reduce of every file, acknowledged entries included."""
+    from handoff import brief, clock, local, reducer
+    from handoff import index as index_mod
+    from handoff.workspace import Workspace
+    repo.session("coordinator", "release", "sess_coord")
+    repo.session("reviewer", "release", "sess_rev")
+    repo.session("watcher", "release", "sess_watch")
+    _handoff(repo, "sess_coord", "reviewer", "work_docs", "Check the docs")
+    _handoff(repo, "sess_coord", "reviewer", "work_tests", "Run the tests")
+    repo.ok("accept", "work_tests", "--session", "sess_rev")
+    repo.ok("progress", "work_tests", "--session", "sess_rev", "-m", "half", "--checkpoint", '{"n": 1}')
+    _handoff(repo, "sess_coord", "reviewer", "work_done", "Already finished")
+    repo.ok("accept", "work_done", "--session", "sess_rev")
+    repo.ok("complete", "work_done", "--session", "sess_rev", "-m", "done")  # terminal: only its updates show
+    for i in range(3):
+        repo.ok("send", "--session", "sess_coord", "--channel", "release", "-m", f"note {i}")
+    repo.ok("send", "--session", "sess_watch", "--channel", "release", "--to", "reviewer", "-m", "to the agent")
+    first = repo.j("inbox", "--session", "sess_rev")["entries"][0]["id"]
+    repo.ok("inbox", "--session", "sess_rev", "--ack", first)
+    ws = Workspace(repo.path)
+    full = reducer.reduce(index_mod.read_all_records(ws))
+    for sid in ("sess_coord", "sess_rev", "sess_watch"):
+        got = repo.j("brief", "--session", sid)
+        want = brief.build(full, full["sessions"][sid], local.read_acks(ws, sid), clock.now_ms())
+        assert got == json.loads(json.dumps(want)), sid
