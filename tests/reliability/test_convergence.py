@@ -109,7 +109,7 @@ class Clones(RuleBasedStateMachine):
     def person_commits(self, i, n):
         p = self.repos[i].path / "src" / f"file{n}.txt"
         p.parent.mkdir(exist_ok=True)
-        p.write_text(f"{n}\n")
+        p.write_text(f"{n} {self.steps['person']}\n")  # (never the same bytes twice: git would have nothing to commit)
         _git(p.parent, "add", str(p))
         _git(p.parent, "commit", "-q", "-m", f"person {n}")
         self.steps["person"] += 1
