@@ -70,7 +70,7 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
         units = [w for w in units.values() if w["state"] not in TERMINAL_STATES]
     for w in sorted(units, key=lambda w: (w["opened_at"], w["work_id"])):
         role = _mine(w, session)
-        if role is None or w["state"] in TERMINAL_STATES:
+        if role is None:
             continue
         wid = w["work_id"]
         late = views.overdue(w, now_ms)

@@ -119,7 +119,8 @@ class Workspace:
                 if commit and not skipped:
                     ours = set(result.paths)
                     result.swept = [rel for rel, _ in pending if rel not in ours]
-                    result.swept += [rel for rel in self._dropped(_head) if rel not in ours | set(result.swept)]
+                    ledger = self._ledger()
+                    result.swept += [rel for rel in self._dropped(_head, ledger) if rel not in ours | set(result.swept)]
                     entries = list(zip(result.paths, gitcmd.hash_files(self.paths, staged)))
                     left = [rel for rel in result.swept]
                     entries += list(zip(left, gitcmd.hash_files(self.paths, left)))
@@ -131,7 +132,7 @@ class Workspace:
                         result.commit = gitcmd.commit_entries(self.paths, sorted(entries), text, publish)
                         result.committed = True
                         self._clear_pending([m for _, m in pending] + [ev["id"] for ev in events])
-                        self._remember_committed(result.commit, [rel for rel, _ in entries])
+                        self._remember_committed(result.commit, [rel for rel, _ in entries], ledger)
                     except gitcmd.CommitSkipped as exc:
                         skipped = str(exc)
                 else:
@@ -192,9 +193,9 @@ class Workspace:
                 recent.append((int(ms), rel))
         return (lines[0].strip() if lines else None), recent
 
-    def _dropped(self, head: str | None) -> list[str]:
-        """Files recent writes committed that are no longer in ``head`` but still on disk."""
-        last, recent = self._ledger()
+    def _dropped(self, head: str | None, ledger: tuple[str | None, list[tuple[int, str]]]) -> list[str]:
+        """Files recent writes committed (``ledger``) that are no longer in ``head`` but still on disk."""
+        last, recent = ledger
         if not head or not recent or last == head:
             return []
         rels = [rel for _ms, rel in recent if (self.paths.worktree / rel).is_file()]
@@ -207,9 +208,10 @@ class Workspace:
         lines = proc.stdout.decode("utf-8", "replace").splitlines()
         return [rel for rel, line in zip(rels, lines) if line.endswith(" missing")]
 
-    def _remember_committed(self, commit: str | None, rels: list[str]) -> None:
+    def _remember_committed(self, commit: str | None, rels: list[str],
+                            ledger: tuple[str | None, list[tuple[int, str]]]) -> None:
         now = clock.now_ms()
-        _last, recent = self._ledger()
+        _last, recent = ledger
         recent = [(ms, rel) for ms, rel in recent if abs(now - ms) < self._RECENT_MS and rel not in rels]
         recent += [(now, rel) for rel in rels]
         path = self.paths.local / self._LEDGER

@@ -42,6 +42,16 @@ def texts(notes: list[dict]) -> list[str]:
     return [n["body"]["text"] for n in notes]
 
 
+def _alice_and_bob_and_a_second_clone(clones):
+    """A clone with sessions alice and bob, pushed; a second clone of the same remote; bob's session."""
+    here = clones("here")
+    here.ok("init", "--workspace", "w")
+    here.session("alice", sid="sess_alice")
+    b = here.session("bob", sid="sess_bob")
+    here.git("push", "-q", "origin", "main")
+    return here, clones("there"), b
+
+
 def test_local_sends_pull_of_1000_and_restart(clones):
     here = clones("here")
     here.ok("init", "--workspace", "w")
@@ -83,12 +93,7 @@ def test_local_sends_pull_of_1000_and_restart(clones):
 
 
 def test_events_brought_by_sync_from_another_branch(clones):
-    here = clones("here")
-    here.ok("init", "--workspace", "w")
-    here.session("alice", sid="sess_alice")
-    b = here.session("bob", sid="sess_bob")
-    here.git("push", "-q", "origin", "main")
-    there = clones("there")
+    here, there, b = _alice_and_bob_and_a_second_clone(clones)
     there.git("checkout", "-q", "-b", "feature-x")
     with WatchProc(here.path, "--session", "sess_bob") as w:
         there.ok("send", "--session", "sess_alice", "--channel", "general", "--to", b["peer_id"], "-m", "from x")
@@ -179,7 +184,7 @@ def test_failing_exec_is_retried_and_not_marked_delivered(repo, tmp_path):
 
 
 def test_checkout_deleting_handoffs_and_many_sessions_in_one_observer(repo):
-    a = repo.session("alice", sid="sess_alice")
+    repo.session("alice", sid="sess_alice")
     b = repo.session("bob", sid="sess_bob")
     c = repo.session("carol", sid="sess_carol")
     repo.git("checkout", "-q", "-b", "feature")
@@ -241,12 +246,7 @@ def test_once_cursor_consumers_and_reset(repo):
 @pytest.mark.slow
 def test_heavy_pull(clones):
     n = 5000 if HEAVY else 1500
-    here = clones("here")
-    here.ok("init", "--workspace", "w")
-    here.session("alice", sid="sess_alice")
-    b = here.session("bob", sid="sess_bob")
-    here.git("push", "-q", "origin", "main")
-    there = clones("there")
+    here, there, b = _alice_and_bob_and_a_second_clone(clones)
     with WatchProc(here.path, "--session", "sess_bob") as w:
         for chunk in range(n // 500):
             bulk_send(there.path, "sess_alice", b["peer_id"], 500, prefix=f"c{chunk}")
