@@ -20,10 +20,13 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 venv: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
+# (byte-compiled once here: with PYTHONDONTWRITEBYTECODE set, every command would compile it again)
 demo: venv
+	$(BIN)/python -m compileall -q handoff
 	$(BIN)/handoff demo
 
 test: dev
+	$(BIN)/python -m compileall -q handoff
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: venv

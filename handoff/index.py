@@ -8,8 +8,8 @@ code (any change to the modules that parse or reduce events changes the key).
 
 Two layers (docs/PERFORMANCE.md has the figures):
 
-* **Parse cache** (``parsed-*.sqlite3``, shared by all worktrees): git blob
-  id -> decoded record.  A file's blob id is computed in Python
+* **Parse cache** (``parsed-*.sqlite3``, shared by all worktrees): (path, git
+  blob id) -> decoded record.  A file's blob id is computed in Python
   (``sha1("blob <len>\\0" + bytes)``, what ``git hash-object`` gives) and
   memoised per worktree by ``(path, size, mtime_ns, inode, ctime_ns)``.
 * **State** (``view-*.sqlite3``, one per worktree): the reduced state stored
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 INDEX_FORMAT = 2
 RACY_NS = 3_000_000_000  # a directory or file modified this close to when we read it is read again next time
 PARALLEL_MIN = 1500  # below this many files to parse, one process is faster than starting workers
+SPLIT_MIN = 200  # from this many, one forked child parses half of them (a fork costs a few ms; a pool, ~100)
 KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
 _CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py", "timers.py")
@@ -280,7 +281,8 @@ def blob_id(data: bytes) -> str:
 
 _PARSED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
-CREATE TABLE IF NOT EXISTS parsed(blob TEXT PRIMARY KEY, path TEXT NOT NULL, rec BLOB NOT NULL, okey BLOB);
+CREATE TABLE IF NOT EXISTS parsed(path TEXT NOT NULL, blob TEXT NOT NULL, rec BLOB NOT NULL, okey BLOB,
+    PRIMARY KEY(path, blob));
 """
 _VIEW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
@@ -336,6 +338,23 @@ def code_version() -> str:
             crc = zlib.crc32(data, zlib.adler32(data, crc))
         _code_version_cache.append(f"{crc:08x}{len(_CODE_MODULES):02d}")
     return _code_version_cache[0]
+
+
+def _boot_id() -> str | None:
+    """This boot of the machine (Linux), or None where it cannot be told.
+
+    The state file (``view-*``) is written without fsync when it is known: syncing its pages on every
+    command cost more than the rest of the first read after a pull.  A process that dies still leaves a
+    whole file (its writes are in the kernel), but an OS crash or power cut could leave some pages
+    written and others not, so a state file is used only in the boot that created it and is folded
+    again from the parse cache after a reboot.  The parse cache, costly to rebuild, is always synced.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
+            value = fh.read(64).strip().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value or None
 
 
 def _remove_db(path: Path) -> None:
@@ -417,10 +436,12 @@ class _Index:
         """One connection to this worktree's state file with the shared parse cache attached as ``p``.
 
         Either file is started again when it was written by another version of the code, or (for the
-        state) against another parse cache.
+        state) against another parse cache, or (for the state, see ``_boot_id``) since the last boot.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         version = code_version()
+        boot = _boot_id()
+        want_view = {"code": version} if boot is None else {"code": version, "boot": boot}
         for _attempt in range(3):
             db = sqlite3.connect(str(self.view_path), timeout=60, isolation_level=None, check_same_thread=False)
             try:
@@ -430,12 +451,12 @@ class _Index:
                     db.close()
                     _remove_db(self.parsed_path)
                     continue
-                fresh = self._check(db, "main.", _VIEW_SCHEMA, {"code": version, "parsed": token}, None)
+                fresh = self._check(db, "main.", _VIEW_SCHEMA, dict(want_view, parsed=token), None)
                 if fresh is None:
                     db.close()
                     _remove_db(self.view_path)
                     continue
-                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA synchronous=NORMAL" if boot is None else "PRAGMA synchronous=OFF")
                 db.execute("PRAGMA p.synchronous=NORMAL")
                 if fresh == "created":
                     _create_state_tables(db)
@@ -550,20 +571,20 @@ class _Index:
         self.state()
         db = self._connect()
         rows = db.execute("SELECT f.path, f.problem, q.path, q.rec FROM files f LEFT JOIN p.parsed q "
-                          "ON q.blob = f.blob WHERE f.src='' ORDER BY f.path").fetchall()
+                          "ON q.path = f.path AND q.blob = f.blob WHERE f.src='' ORDER BY f.path").fetchall()
         return [_record(_py(path), problem, _py(ppath), rec) for path, problem, ppath, rec in rows if problem or rec]
 
     def records_for(self, entries: list[tuple[str, str]], read) -> list[dict]:
         db = self._connect()
-        have = _lookup(db, [b for _, b in entries])
-        missing = sorted({b for _, b in entries if b not in have})
+        have = _lookup(db, entries)
+        missing = [pair for pair in dict.fromkeys(entries) if pair not in have]
         if missing:
-            data = read(missing)
-            parsed = _parse_items([(_first_path(entries, b), data[b]) for b in missing if b in data])
+            data = read(sorted({b for _p, b in missing}))
+            parsed = _parse_items([(p, data[b]) for p, b in missing if b in data])
             with _write(db):
                 _store_parsed(db, parsed)
-            have.update({b: (p, r) for p, b, r in parsed})
-        return [_record(path, None, *have[b]) for path, b in entries if b in have]
+            have.update({(p, b): r for p, b, r in parsed})
+        return [_record(path, None, path, have[path, b]) for path, b in entries if (path, b) in have]
 
     def seed(self, items: list[tuple[str, bytes, dict]]) -> None:
         """Parse and keep the files we just wrote, so the next refresh finds them in the cache."""
@@ -661,13 +682,13 @@ class _Index:
                     removed.append((src.name, path))
                     refold = True
             added = [(p, b) for p, b in now.items() if old.get(p) != b]
-            have = _lookup(db, [b for _, b in added])
-            missing = sorted({b for _, b in added if b not in have and b not in fresh})
+            have = _lookup(db, added)
+            missing = [pair for pair in added if pair not in have]  # (every file row has its own parse row)
             if missing:
-                data = src.read(missing)
-                parsed = _parse_items([(_first_path(added, b), data[b]) for b in missing if b in data])
+                data = src.read(sorted({b for _p, b in missing}))
+                parsed = _parse_items([(p, data[b]) for p, b in missing if b in data])
                 _store_parsed(db, parsed)
-                fresh.update({b: marshal.loads(r) for _p, b, r in parsed})
+                fresh.update({b: marshal.loads(r) for _p, b, r in parsed if b not in fresh})
             batch = set(new_pairs)
             for p, b in added:
                 file_rows.append((src.name, p, "@", b, None, 0, 0, 0, 0))
@@ -812,26 +833,30 @@ def _redecode(path: str, record: dict) -> dict:
     return {"path": path, "event": record["event"]}
 
 
-def _lookup(db: sqlite3.Connection, blobs: list[str]) -> dict[str, tuple[str, bytes]]:
-    out: dict[str, tuple[str, bytes]] = {}
-    uniq = list(dict.fromkeys(blobs))
-    for i in range(0, len(uniq), 500):
-        chunk = uniq[i:i + 500]
-        for b, p, r in db.execute(f"SELECT blob, path, rec FROM p.parsed WHERE blob IN ({','.join('?' * len(chunk))})",
+def _lookup(db: sqlite3.Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+    """(path, blob) -> marshalled record, for the pairs the parse cache holds."""
+    want = set(pairs)
+    paths = list(dict.fromkeys(_sq(p) for p, _b in pairs))
+    out: dict[tuple[str, str], bytes] = {}
+    for i in range(0, len(paths), 500):
+        chunk = paths[i:i + 500]
+        for p, b, r in db.execute(f"SELECT path, blob, rec FROM p.parsed WHERE path IN ({','.join('?' * len(chunk))})",
                                   chunk):
-            out[b] = (_py(p), r)
+            key = (_py(p), b)
+            if key in want:
+                out[key] = r
     return out
 
 
 def _records_of(db, pairs: list[tuple[str, str]], fresh: dict[str, dict]) -> list[dict]:
-    known = _lookup(db, [b for _, b in pairs if b not in fresh])
+    known = _lookup(db, [(p, b) for p, b in pairs if b not in fresh])
     out = []
     for path, b in pairs:
         if b in fresh:
             rec = fresh[b]
             out.append(rec if rec["path"] == path else _redecode(path, rec))
-        elif b in known:
-            out.append(_record(path, None, *known[b]))
+        elif (path, b) in known:
+            out.append(_record(path, None, path, known[path, b]))
     return out
 
 
@@ -1023,34 +1048,94 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
 
     workers = _workers(len(need))
     if workers > 1:
-        known = {r[0] for r in db.execute("SELECT blob FROM p.parsed WHERE okey IS NOT NULL")}
+        known = {(_py(p), b) for p, b in db.execute("SELECT path, blob FROM p.parsed WHERE okey IS NOT NULL")}
         _parse_parallel(root, need, known, workers, take)
         return out
     results = []
     hashed = []
     for rel, st in need:
         try:
-            st, data = _read(root / rel)
+            st, data = _read(f"{root}/{rel}")
         except OSError as exc:
             results.append((rel, st, None, None, None, f"unreadable: {exc}"))
             continue
         hashed.append((rel, st, blob_id(data), data))
-    have = _lookup(db, [h[2] for h in hashed])
+    have = _lookup(db, [(h[0], h[2]) for h in hashed])
+    todo = []
     for rel, st, blob, data in hashed:
-        if blob in have and (have[blob][0] == rel or "event" in marshal.loads(have[blob][1])):
+        if (rel, blob) in have:
             results.append((rel, st, blob, None, None, None))
         else:
-            results.append((rel, st, blob, *_encode(rel, data), None))
+            todo.append((rel, st, blob, data))
+    encoded = _encode_all([(rel, data) for rel, _st, _blob, data in todo])
+    results.extend((rel, st, blob, rec, okey, None) for (rel, st, blob, _data), (rec, okey) in zip(todo, encoded))
     take(results)
     return out
 
 
-_known_blobs: set = set()
+def _encode_all(items: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | None]]:
+    """``_encode`` of each (path, bytes); a batch too small for a pool of workers but big enough to split
+    is shared with one forked child (the parent does the first half, the child the second)."""
+    half = len(items) // 2
+    if len(items) < SPLIT_MIN or _cpus() < 2 or not hasattr(os, "fork") or sys.modules.get("threading") and \
+            sys.modules["threading"].active_count() != 1:  # (forking a threaded process is unsafe)
+        return [_encode(rel, data) for rel, data in items]
+    theirs = _forked(lambda: marshal.dumps([_encode(rel, data) for rel, data in items[half:]]))
+    _trace(f"parse split {half}+{len(items) - half}")
+    mine = [_encode(rel, data) for rel, data in items[:half]]
+    rest = theirs()
+    if rest is not None:
+        try:
+            rest = marshal.loads(rest)
+        except (ValueError, EOFError, TypeError):
+            rest = None
+    if not isinstance(rest, list) or len(rest) != len(items) - half:
+        rest = [_encode(rel, data) for rel, data in items[half:]]  # the child failed: do its half here
+    return mine + rest
+
+
+def _forked(work: Callable[[], bytes]) -> Callable[[], bytes | None]:
+    """Run ``work`` in a forked child now; the returned call waits for its bytes (None if it failed)."""
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return lambda: None
+    if pid == 0:  # the child: compute, write, leave at once (no finalizers: the parent's files stay its own)
+        code = 1
+        try:
+            os.close(r)
+            data = memoryview(work())
+            while data:
+                data = data[os.write(w, data):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+
+    def wait() -> bytes | None:
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(r, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(r)
+            _pid, status = os.waitpid(pid, 0)
+        return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+    return wait
+
+
+_known_files: set = set()  # (path, blob) pairs whose events the parse cache holds (for the workers)
 
 
 def _init_worker(known: set) -> None:
-    global _known_blobs
-    _known_blobs = known
+    global _known_files
+    _known_files = known
 
 
 def _parse_chunk(args):
@@ -1063,7 +1148,7 @@ def _parse_chunk(args):
             out.append((rel, st, None, None, None, f"unreadable: {exc}"))
             continue
         blob = blob_id(data)
-        if blob in _known_blobs:
+        if (rel, blob) in _known_files:
             out.append((rel, st, blob, None, None, None))
         else:
             out.append((rel, st, blob, *_encode(rel, data), None))
@@ -1092,14 +1177,17 @@ def _parse_items(items: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]
     return [(rel, blob_id(data), marshal.dumps(reducer.decode(rel, data))) for rel, data in items]
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _workers(n: int) -> int:
     if n < PARALLEL_MIN:
         return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, n // 500))
+    return max(1, min(_cpus(), n // 500))
 
 
 def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
@@ -1110,40 +1198,33 @@ def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
     import multiprocessing
     import threading
 
-    global _known_blobs
+    global _known_files
     progress = _Progress(len(need))
     fork = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if fork else "spawn")
     size = max(50, min(500, len(need) // (workers * 16) or 50))
     chunks = [(str(root), need[i:i + size]) for i in range(0, len(need), size)]
-    _known_blobs = known  # inherited by forked workers; spawned ones get it through the initializer
+    _known_files = known  # inherited by forked workers; spawned ones get it through the initializer
     try:
         with ctx.Pool(workers, initializer=None if fork else _init_worker, initargs=() if fork else (known,)) as pool:
             for part in pool.imap_unordered(_parse_chunk, chunks):
                 take(part)
                 progress.advance(len(part))
     finally:
-        _known_blobs = set()
+        _known_files = set()
         progress.done()
 
 
 def _store_parsed(db: sqlite3.Connection, parsed: list[tuple]) -> None:
     """Keep (path, blob, marshalled record[, ordering key]) in the parse cache (the key is made if absent).
 
-    A blob's event is never replaced by a diagnostic: the same bytes under a wrong name are an error only
-    there (``_redecode`` checks the name again for every other path), so a file first seen misnamed and
-    then renamed right is parsed again under the right name (an error is never "known") and kept.
+    Rows are keyed by (path, blob): the path is part of what a record says (its name is checked against
+    its content), and new files' paths sort after the old ones, so new rows land at the end of the
+    index instead of on a random page each (which made syncing the cache cost more than parsing).
     """
-    db.executemany("INSERT INTO p.parsed VALUES (?, ?, ?, ?) ON CONFLICT(blob) DO UPDATE SET path=excluded.path, "
-                   "rec=excluded.rec, okey=excluded.okey WHERE excluded.okey IS NOT NULL OR parsed.okey IS NULL",
-                   [(x[1], _sq(x[0]), x[2], x[3] if len(x) > 3 else _okey(marshal.loads(x[2]))) for x in parsed])
-
-
-def _first_path(entries: list[tuple[str, str]], blob: str) -> str:
-    for p, b in entries:
-        if b == blob:
-            return p
-    return ""
+    db.executemany("INSERT INTO p.parsed VALUES (?, ?, ?, ?) ON CONFLICT(path, blob) DO UPDATE SET "
+                   "rec=excluded.rec, okey=excluded.okey",
+                   [(_sq(x[0]), x[1], x[2], x[3] if len(x) > 3 else _okey(marshal.loads(x[2]))) for x in parsed])
 
 
 class _Progress:
@@ -1305,9 +1386,10 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     conflicted: set = set()
     rows = db.execute(
         "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
-        "LEFT JOIN p.parsed q ON q.blob = f.blob WHERE f.src='' UNION ALL "
+        "LEFT JOIN p.parsed q ON q.path = f.path AND q.blob = f.blob WHERE f.src='' UNION ALL "
         "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
-        "LEFT JOIN p.parsed q ON q.blob = f.blob WHERE f.src!='' AND f.path NOT IN (SELECT path FROM files WHERE src='')")
+        "LEFT JOIN p.parsed q ON q.path = f.path AND q.blob = f.blob "
+        "WHERE f.src!='' AND f.path NOT IN (SELECT path FROM files WHERE src='')")
     loads = marshal.loads
     for rowid, src, path, problem, b, ppath, okey, prow in rows:
         if problem:
@@ -1321,7 +1403,7 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
         held = None
         if okey is None or ppath != path:  # not an event, or the same bytes seen under another path
             rec = _record(_py(path), None, _py(ppath),
-                          db.execute("SELECT rec FROM p.parsed WHERE blob=?", (b,)).fetchone()[0])
+                          db.execute("SELECT rec FROM p.parsed WHERE rowid=?", (prow,)).fetchone()[0])
             if "error" in rec:
                 diagnostics.append({"path": rec["path"], "id": None, **rec["error"]})
                 continue
@@ -1406,7 +1488,8 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
 def _rows_by_id(db: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple]:
     """rowid -> (path, blob, parse-cache path, record bytes) of these files rows."""
     return {r: (_py(p), b, _py(pp), rec) for r, p, b, pp, rec in db.execute(
-        "SELECT f.rowid, f.path, f.blob, q.path, q.rec FROM files f JOIN p.parsed q ON q.blob = f.blob "
+        "SELECT f.rowid, f.path, f.blob, q.path, q.rec FROM files f "
+        "JOIN p.parsed q ON q.path = f.path AND q.blob = f.blob "
         f"WHERE f.rowid IN ({','.join('?' * len(rowids))})", rowids)}
 
 
@@ -1886,7 +1969,8 @@ class State(dict):
         return out
 
 
-_MSG_SQL = ("SELECT m.path, m.refused, q.rec, m.data FROM messages m LEFT JOIN p.parsed q ON q.blob = m.blob "
+_MSG_SQL = ("SELECT m.path, m.refused, q.rec, m.data FROM messages m "
+            "LEFT JOIN p.parsed q ON q.path = m.path AND q.blob = m.blob "
             "WHERE {where} ORDER BY m.ord")
 
 

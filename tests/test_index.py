@@ -373,3 +373,49 @@ def test_a_file_first_seen_misnamed_then_renamed_right(repo):
     assert len(assert_matches(repo.path)["diagnostics"]) == 1
     right.unlink()
     assert len(assert_matches(repo.path)["diagnostics"]) == 1
+
+
+def test_a_state_file_from_another_boot_is_folded_again_from_the_parse_cache(repo, monkeypatch):
+    """The state file is written without fsync: one written before a reboot is not trusted after it."""
+    if index._boot_id() is None:
+        pytest.skip("this system does not tell one boot from the next")
+    import sqlite3
+    s = repo.session("a", "general", "sess_a")
+    for i in range(3):
+        repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", f"m{i}")
+    want = assert_matches(repo.path)
+    cache = Workspace(repo.path).paths.shared / "cache"
+    [view] = [n for n in os.listdir(cache) if n.startswith("view-") and n.endswith(".sqlite3")]
+    db = sqlite3.connect(cache / view)
+    assert db.execute("SELECT v FROM meta WHERE k='boot'").fetchone()[0] == index._boot_id()
+    db.execute("UPDATE meta SET v='a-boot-before-a-crash' WHERE k='boot'")  # what the disk held after it
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('acc', x'00')")  # (and pages that never made it)
+    db.commit()
+    db.close()
+    parsed = []
+    real = reducer.decode
+    monkeypatch.setattr(reducer, "decode", lambda rel, data: parsed.append(rel) or real(rel, data))
+    refolds = index.STATS["refold"]
+    assert from_index(repo.path)["event_count"] == want["event_count"]
+    assert index.STATS["refold"] == refolds + 1  # the state was folded again...
+    assert parsed == []  # ...from the parse cache, which is synced and kept
+    assert_matches(repo.path)
+    assert repo.j("inbox", "--session", "sess_a", "--all")["count"] == 0
+
+
+def test_hundreds_of_new_files_parsed_by_two_processes_fold_like_one(tmp_path):
+    """A pull of a few hundred files is parsed half in a forked child (a real CLI process, single-threaded)."""
+    path = tmp_path / "r"
+    generate(path, 40)
+    from conftest import Repo
+    repo = Repo(path)
+    assert repo.proc("status", "-o", "json").returncode == 0
+    generate(path, 300, seed=11)
+    r = repo.proc("status", "-o", "json", env={"HANDOFF_INDEX_TRACE": "1"})
+    assert r.returncode == 0, r.stderr
+    if index._cpus() > 1 and hasattr(os, "fork"):
+        assert "parse split" in r.stderr
+    before = dict(index.STATS)
+    want = assert_matches(path)  # (the state the child process saved, read as it is)
+    assert index.STATS["parsed"] == before["parsed"] and index.STATS["refold"] == before["refold"]
+    assert want["event_count"] >= 300
