@@ -20,7 +20,7 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 venv: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-# (byte-compiled once here: with PYTHONDONTWRITEBYTECODE set, every command would compile it again)
+# (byte-compiled first: where PYTHONDONTWRITEBYTECODE is set, every command would compile it again)
 demo: venv
 	$(BIN)/python -m compileall -q handoff
 	$(BIN)/handoff demo
