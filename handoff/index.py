@@ -638,7 +638,8 @@ class _Index:
             if problem:
                 file_rows.append(("", rel, _dirname(rel), None, problem, 0, 0, 0, 0))
                 refold = True
-        parsed_files = _read_and_parse(db, self.root, need)
+        rechecks = sum(1 for rel, _st in need if rel in scan.prev)
+        parsed_files = _read_and_parse(db, self.root, need, rechecks)
         _trace(f"read+parse {len(need)}")
         for rel, st, blob, rec, problem in parsed_files:
             if problem:
@@ -1023,12 +1024,13 @@ def _read(path) -> tuple[tuple[int, int, int, int], bytes]:
         os.close(fd)
 
 
-def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tuple | None]]):
+def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tuple | None]], rechecks: int = 0):
     """(rel, stat, blob, record or None if the parse cache has it, problem) for each file.
 
     Newly parsed records go into the parse cache as they arrive; they are handed back only for a few
     thousand files (a fold of many files reads them back from the cache in event order: holding
-    100,000 parsed events at once is what made a cold build big).
+    100,000 parsed events at once is what made a cold build big).  ``rechecks`` of them were seen
+    before (touched, or too fresh to trust last time): they are likely only hashed, not parsed.
     """
     if not need:
         return []
@@ -1046,9 +1048,15 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
                 out.append((rel, st, blob, None, problem))
         _store_parsed(db, parsed)
 
-    workers = _workers(len(need))
+    workers = _workers(len(need) - rechecks)
     if workers > 1:
-        known = {(_py(p), b) for p, b in db.execute("SELECT path, blob FROM p.parsed WHERE okey IS NOT NULL")}
+        known = set()  # (what the parse cache already holds of these paths)
+        paths = [_sq(rel) for rel, _st in need]
+        for i in range(0, len(paths), 500):
+            chunk = paths[i:i + 500]
+            known.update((_py(p), b) for p, b in db.execute(
+                f"SELECT path, blob FROM p.parsed WHERE okey IS NOT NULL AND path IN ({','.join('?' * len(chunk))})",
+                chunk))
         _parse_parallel(root, need, known, workers, take)
         return out
     results = []
