@@ -51,6 +51,10 @@ def load(text: str, max_depth: int = 32) -> dict | None:
     """
     if not text.endswith("\n") or not _safe(text):
         return None
+    if "#" in text:
+        text = _without_comment_lines(text)
+        if text is None:
+            return None
     toks = _LINE.findall(text)
     if toks and toks[-1] == ("", "", "", "", "", "..."):
         toks.pop()  # the document end marker the emitter adds after a keep-chomped (|+) block
@@ -63,6 +67,13 @@ def load(text: str, max_depth: int = 32) -> dict | None:
     if i != len(toks):
         return None
     return value
+
+
+def _without_comment_lines(text: str) -> str | None:
+    """``text`` less its whole-line comments (a hand-written config has them), or None if a ``|`` block
+    could hold a line that only looks like one.  A comment after a value is left: it falls back."""
+    kept = "".join(line for line in text.splitlines(keepends=True) if not line.lstrip(" ").startswith("#"))
+    return None if "|" in kept else kept  # (a block's "|" sits on a line that is kept)
 
 
 def _safe(text: str) -> bool:

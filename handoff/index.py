@@ -59,7 +59,7 @@ PARALLEL_MIN = 1500  # below this many files to parse, one process is faster tha
 SPLIT_MIN = 200  # from this many, one forked child parses half of them (a fork costs a few ms; a pool, ~100)
 KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
-_CODE_MODULES = ("canon.py", "codec.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py", "timers.py")
+_CODE_MODULES = ("canon.py", "codec.py", "strictyaml.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py", "timers.py")
 
 # What this process's refreshes did (tests and the bench read it): folds extended, folds redone, files parsed.
 STATS = {"extend": 0, "refold": 0, "parsed": 0}

@@ -7,7 +7,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handoff import canon, codec
+from handoff import canon, codec, strictyaml
 
 EXAMPLES = 3000 if os.environ.get("HANDOFF_HEAVY") else 150
 
@@ -25,7 +25,7 @@ def tagged(value):
 
 def strict(text: str):
     try:
-        loader = codec.StrictLoader(text)
+        loader = strictyaml.StrictLoader(text)
         try:
             value = loader.get_single_node()
             return ("ok", tagged(loader.construct_document(value))) if value is not None else ("err",)
@@ -69,7 +69,8 @@ def test_canonical_dumps_read_back_identically(doc):
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents, st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(
-    [" ", "", "\n", "'", "-", ": ", "  ", "|", "|+", "#", "\t", "...", "- ", "&a ", "*a", "!!str ", "0", "~"])),
+    [" ", "", "\n", "'", "-", ": ", "  ", "|", "|+", "#", "\t", "...", "- ", "&a ", "*a", "!!str ", "0", "~",
+     "# c\n", "\n  # c", " #"])),
     min_size=1, max_size=3))
 def test_mutated_documents_never_read_differently(doc, edits):
     try:
@@ -97,3 +98,18 @@ def test_outside_the_dialect_falls_back():
     for text in ["a: 'x' # c\n", "a: \"x\"\n", "a: |2-\n   x\n", "a: x\n", "a:\tb\n", "a: 'x'", "- 1\n",
                  "a: 'x'\na: 'y'\n", "true: 1\n", "a: &x 1\n", "a: 'x'\n---\nb: 1\n", "a: 01\n", "a: 1.5\n"]:
         assert canon.load(text) is None, text
+
+
+def test_whole_line_comments_are_read_past_like_the_strict_loader_does():
+    from pathlib import Path
+    template = (Path(codec.__file__).parent / "template" / "config.yaml").read_text().replace("{workspace_id}", "w")
+    assert canon.load(template) is not None  # (a read command parses the config without importing PyYAML)
+    assert agree(template)
+    doc = {"a": {"b": ["x", {"c": "it's"}], "d": 1}, "e": "#not a comment"}
+    lines = codec.dump(doc).decode().splitlines(keepends=True)
+    for i in range(len(lines) + 1):
+        for comment in ("# note\n", "    # indented note\n", "#\n"):
+            text = "".join(lines[:i] + [comment] + lines[i:])
+            assert tagged(canon.load(text)) == tagged(doc), text
+            assert agree(text)
+    assert canon.load("a: |\n  # kept\n") is None  # (in a block it would be content: the strict loader decides)

@@ -7,7 +7,7 @@ import sys
 
 from conftest import ROOT
 
-NEVER_ON_READS = ("git", "watchdog", "pydantic", "multiprocessing", "concurrent", "handoff.watchfs",
+NEVER_ON_READS = ("git", "watchdog", "pydantic", "yaml", "multiprocessing", "concurrent", "handoff.watchfs",
                   "handoff.cli.work", "handoff.cli.session", "handoff.cli.core")
 
 
