@@ -1018,6 +1018,8 @@ def _read(path) -> tuple[tuple[int, int, int, int], bytes]:
             if not chunk:
                 break
             chunks.append(chunk)
+            if len(chunks) == 1 and len(chunk) == st.st_size < want:
+                break  # all of it, as fstat said: no second call just to see the end
             want -= len(chunk)
         return _stat_tuple(st), chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:

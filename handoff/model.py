@@ -120,6 +120,11 @@ def new_event_id(kind: str, ulid: str) -> str:
 # --------------------------------------------------------------- validation
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_REF = re.compile(r"[/\\\x00-\x1f\x7f\s]")
+_EVENT_ID = re.compile(r"^[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26}$")
+
+
 def _opt_str(ev: dict, key: str, grammar: str | None = None) -> None:
     value = ev.get(key)
     if value is None:
@@ -129,12 +134,12 @@ def _opt_str(ev: dict, key: str, grammar: str | None = None) -> None:
     if grammar and not ids.is_valid(grammar, value):
         raise bad("invalid_id", f"field {key!r} = {value!r} is not a valid {grammar} id",
                   ids.GRAMMARS[grammar][1])
-    if len(value) > 256 or re.search(r"[\x00-\x1f\x7f]", value):
+    if len(value) > 256 or _CONTROL.search(value):
         raise bad("malformed", f"field {key!r} has control characters or is too long")
 
 
 def _ref_ok(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 160 and not re.search(r"[/\\\x00-\x1f\x7f\s]", value)
+    return isinstance(value, str) and 0 < len(value) <= 160 and not _BAD_REF.search(value)
 
 
 def check_event(ev: dict) -> None:
@@ -153,7 +158,7 @@ def check_event(ev: dict) -> None:
         raise bad("unsupported_kind", f"kind {kind!r} is not known",
                   f"use one of: {', '.join(ENVELOPE_KINDS)}")
     eid = ev.get("id")
-    if not isinstance(eid, str) or not re.match(r"^[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26}$", eid):
+    if not isinstance(eid, str) or not _EVENT_ID.match(eid):
         raise bad("malformed", f"id {eid!r} must be a prefix, '_' and a lowercase ULID")
     if not ids.is_valid("workspace", ev.get("workspace_id")):
         raise bad("malformed", "workspace_id is missing or invalid")

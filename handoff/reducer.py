@@ -80,8 +80,8 @@ def order_keys(keys: dict) -> tuple[list[str], list[str]]:
     return out + [eid for _, eid in cyclic], [eid for _, eid in cyclic]
 
 
-def _preview(ev: dict) -> str | None:
-    body = ev.get("body") or {}
+def _preview(body) -> str | None:
+    body = body or {}
     text = body.get("text") or body.get("message") or body.get("detail") or body.get("status") or body.get("state")
     if not isinstance(text, str):
         return None
@@ -169,6 +169,8 @@ def work_box(w: dict) -> tuple[str, str]:
 def finish_box(box: dict) -> None:
     box["participant_count"] = len(box["participants"])
     box["participants"] = sorted(box["participants"])
+    if "_last_body" in box:  # (the preview is made once, of the last message, not of every message)
+        box["last_message_preview"] = _preview(box.pop("_last_body"))
 
 
 def diagnostic_key(d: dict) -> tuple:
@@ -270,7 +272,7 @@ def _account_container(msg: dict, threads: dict, directs: dict) -> None:
     box["message_count"] += 1
     box["last_activity_at"] = msg["ts"]
     box["last_message_id"] = msg["id"]
-    box["last_message_preview"] = _preview(msg)
+    box["_last_body"] = msg.get("body")
 
 
 def _room_matches(ev: dict) -> bool:
