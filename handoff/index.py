@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 INDEX_FORMAT = 2
 RACY_NS = 3_000_000_000  # a directory or file modified this close to when we read it is read again next time
+FINE_RACY_NS = 200_000_000  # the same where timestamps are finer than a second (see _racy)
 PARALLEL_MIN = 1500  # below this many files to parse, one process is faster than starting workers
 SPLIT_MIN = 200  # from this many, one forked child parses half of them (a fork costs a few ms; a pool, ~100)
 KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
@@ -896,11 +897,22 @@ def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+def _racy(ns: int, now: int) -> bool:
+    """Too close to ``now`` for a later change to be sure to show in the timestamp (git's "racy" rule).
+
+    A file system that keeps only whole seconds (or two) could give a change made a moment after we
+    looked the same timestamp: 3 s covers it.  One that keeps finer timestamps (any that is not a whole
+    second shows it) stamps from a clock that moves every few milliseconds: 200 ms is plenty, and a
+    second read soon after a pull does not hash the pulled files again.
+    """
+    return ns >= now - (RACY_NS if ns % 1_000_000_000 == 0 else FINE_RACY_NS)
+
+
 def _stat_key(st: tuple | None, now: int) -> tuple[int, int, int, int]:
     if st is None:
         return (0, -1, 0, 0)
     size, mtime, ino, ctime = st
-    if mtime >= now - RACY_NS or ctime >= now - RACY_NS:
+    if _racy(mtime, now) or _racy(ctime, now):
         mtime = -1  # too fresh to vouch for: hash it again next time
     return (size, mtime, ino, ctime)
 
@@ -964,7 +976,7 @@ def _scan_tree(root: Path, known_dirs: dict[str, int], now: int, db=None) -> _Sc
                                         else None, None)
                 else:
                     entries[rel] = (None, "not a regular file: not read")
-        scan.dirs[d] = 0 if before >= now - RACY_NS else before
+        scan.dirs[d] = 0 if _racy(before, now) else before
         old = {}
         if db is not None and d in known_dirs:
             old = {_py(p): (b, pr, (sz, mt, ino, ct)) for p, b, pr, sz, mt, ino, ct in db.execute(

@@ -419,3 +419,29 @@ def test_hundreds_of_new_files_parsed_by_two_processes_fold_like_one(tmp_path):
     want = assert_matches(path)  # (the state the child process saved, read as it is)
     assert index.STATS["parsed"] == before["parsed"] and index.STATS["refold"] == before["refold"]
     assert want["event_count"] >= 300
+
+
+def test_fine_timestamps_shorten_the_racy_window(repo):
+    """Files older than a moment are trusted by their stat on a file system with sub-second timestamps:
+    the next command does not hash them again (on whole-second ones they wait out 3 s, git's rule)."""
+    import re
+    import time
+    assert index._racy(10**18 + 1, 10**18 + 100) and index._racy(10**18, 10**18 + 2 * 10**9)  # (too fresh)
+    assert not index._racy(10**18 + 1, 10**18 + 10**9) and index._racy(10**18, 10**18 + 10**9)
+
+    def cli(*args, trace=False):
+        r = repo.proc(*args, "-o", "json", env={"HANDOFF_INDEX_TRACE": "1"} if trace else None)
+        assert r.returncode == 0, r.stderr
+        return [int(n) for n in re.findall(r"read\+parse (\d+)", r.stderr)]
+
+    cli("session", "new", "--agent", "a", "--channel", "general", "--id", "sess_a")
+    for i in range(3):
+        cli("send", "--session", "sess_a", "--channel", "general", "-m", f"m{i}")
+    one = next((repo.path / ".handoffs" / "events").rglob("*.yaml"))
+    if one.stat().st_mtime_ns % 1_000_000_000 == 0:
+        pytest.skip("this file system keeps whole-second timestamps")
+    time.sleep(0.4)  # (longer than the short window, far shorter than 3 s)
+    cli("status")  # (looks at every file now that all are older than the short window)
+    cli("send", "--session", "sess_a", "--channel", "general", "-m", "late")
+    assert cli("status", trace=True) == [1]  # only the new file (3 s rule: 5)
+    assert_matches(repo.path)
