@@ -60,7 +60,8 @@ PARALLEL_MIN = 1500  # below this many files to parse, one process is faster tha
 SPLIT_MIN = 200  # from this many, one forked child parses half of them (a fork costs a few ms; a pool, ~100)
 KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
-_CODE_MODULES = ("canon.py", "codec.py", "strictyaml.py", "model.py", "ids.py", "lifecycle.py", "reducer.py", "index.py", "timers.py")
+_CODE_MODULES = ("canon.py", "codec.py", "strictyaml.py", "model.py", "ids.py", "lifecycle.py", "reducer.py",
+                 "index.py", "timers.py")
 
 # What this process's refreshes did (tests and the bench read it): folds extended, folds redone, files parsed.
 STATS = {"extend": 0, "refold": 0, "parsed": 0}
@@ -1100,8 +1101,7 @@ def _encode_all(items: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | Non
     """``_encode`` of each (path, bytes); a batch too small for a pool of workers but big enough to split
     is shared with one forked child (the parent does the first half, the child the second)."""
     half = len(items) // 2
-    if len(items) < SPLIT_MIN or _cpus() < 2 or not hasattr(os, "fork") or sys.modules.get("threading") and \
-            sys.modules["threading"].active_count() != 1:  # (forking a threaded process is unsafe)
+    if len(items) < SPLIT_MIN or not _may_fork():
         return [_encode(rel, data) for rel, data in items]
     theirs = _forked(lambda: marshal.dumps([_encode(rel, data) for rel, data in items[half:]]))
     _trace(f"parse split {half}+{len(items) - half}")
@@ -1115,6 +1115,12 @@ def _encode_all(items: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | Non
     if not isinstance(rest, list) or len(rest) != len(items) - half:
         rest = [_encode(rel, data) for rel, data in items[half:]]  # the child failed: do its half here
     return mine + rest
+
+
+def _may_fork() -> bool:
+    """A second core to use, and no other thread that a fork could catch holding a lock."""
+    threading = sys.modules.get("threading")  # (never imported: no other thread)
+    return hasattr(os, "fork") and _cpus() > 1 and (threading is None or threading.active_count() == 1)
 
 
 def _forked(work: Callable[[], bytes]) -> Callable[[], bytes | None]:
