@@ -9,7 +9,9 @@ Every figure is the median of its runs.  What is measured:
 
 * cold: ``handoff inbox`` with the cache deleted (a full parse and reduce)
   vs a bare loop reading and parsing the same files with PyYAML's C loader,
-  each a whole process.
+  each a whole process; one untimed read of every file comes first, and the
+  floor goes first every other run (this machine's kernel drops idle files
+  from its page cache, and the side that reads them back paid for both).
 * warm: ``handoff inbox -o json`` with a warm cache vs
   ``python -c "import typer, yaml"``.
 * incremental: the first ``handoff inbox`` after ``git pull`` brings 1,000
@@ -202,12 +204,22 @@ def drop_cache(repo: Path) -> None:
 
 
 def measure_cold(repo: Path, sid: str, runs: int) -> tuple[float, float]:
+    """Each run times both sides, the floor first every other run; one untimed read of every file comes
+    first, so neither side pays alone for files the kernel has dropped from its page cache."""
     ours, floor = [], []
     floor_script = [PY, "-c", FLOOR_COLD, str(repo)]
-    for i in range(runs):
+    timed(floor_script)
+
+    def run_ours():
         drop_cache(repo)
         ours.append(RSS.run(handoff(repo, "inbox", "--session", sid, "-o", "json"), repo))
+
+    def run_floor():
         floor.append(timed(floor_script)[0])
+
+    for i in range(runs):
+        for side in ((run_ours, run_floor) if i % 2 == 0 else (run_floor, run_ours)):
+            side()
         log(f"  cold run {i + 1}/{runs}: ours {ours[-1]:.2f}s, floor {floor[-1]:.2f}s")
     return med(ours), med(floor)
 
