@@ -8,8 +8,9 @@ block, JSON-only plain scalars, floats tagged ``!!float``.  This module reads
 that narrow dialect line by line, about ten times faster.
 
 It is only a shortcut: ``load`` returns ``None`` for anything outside the
-dialect (a tab, a double-quoted string, a comment, an indentation indicator,
-an unusual character, a duplicate key...), and the caller then uses the
+dialect (a tab, a double-quoted string, a comment after a value, an
+indentation indicator, an unusual character, a duplicate key...; whole-line
+comments, as in a hand-edited config, are read past), and the caller then uses the
 strict loader, which gives the same value or the precise error.  Whatever
 this reader accepts, it must read exactly as the strict loader would; the
 differential tests in ``tests/test_canon.py`` hold it to that.
