@@ -85,6 +85,7 @@ def _check_shape(value, depth=0):
 
 
 def strict_load(text: str) -> dict:
+    """The mapping in ``text`` by the strict rules (``codec``'s docstring), or CodecError saying why not."""
     loader = StrictLoader(text)
     try:
         node = loader.get_single_node()
