@@ -837,19 +837,20 @@ def _redecode(path: str, record: dict) -> dict:
     return {"path": path, "event": record["event"]}
 
 
+def _parsed_at(db: sqlite3.Connection, paths, columns: str, where: str = "1") -> Iterator[tuple]:
+    """Parse-cache rows (``columns``, path first) of these paths, 500 paths a query."""
+    keys = list(dict.fromkeys(_sq(p) for p in paths))
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        for row in db.execute(f"SELECT path, {columns} FROM p.parsed WHERE {where} AND path IN "
+                              f"({','.join('?' * len(chunk))})", chunk):
+            yield (_py(row[0]),) + row[1:]
+
+
 def _lookup(db: sqlite3.Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     """(path, blob) -> marshalled record, for the pairs the parse cache holds."""
     want = set(pairs)
-    paths = list(dict.fromkeys(_sq(p) for p, _b in pairs))
-    out: dict[tuple[str, str], bytes] = {}
-    for i in range(0, len(paths), 500):
-        chunk = paths[i:i + 500]
-        for p, b, r in db.execute(f"SELECT path, blob, rec FROM p.parsed WHERE path IN ({','.join('?' * len(chunk))})",
-                                  chunk):
-            key = (_py(p), b)
-            if key in want:
-                out[key] = r
-    return out
+    return {(p, b): r for p, b, r in _parsed_at(db, (p for p, _b in pairs), "blob, rec") if (p, b) in want}
 
 
 def _records_of(db, pairs: list[tuple[str, str]], fresh: dict[str, dict]) -> list[dict]:
@@ -1066,13 +1067,7 @@ def _read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tu
 
     workers = _workers(len(need) - rechecks)
     if workers > 1:
-        known = set()  # (what the parse cache already holds of these paths)
-        paths = [_sq(rel) for rel, _st in need]
-        for i in range(0, len(paths), 500):
-            chunk = paths[i:i + 500]
-            known.update((_py(p), b) for p, b in db.execute(
-                f"SELECT path, blob FROM p.parsed WHERE okey IS NOT NULL AND path IN ({','.join('?' * len(chunk))})",
-                chunk))
+        known = set(_parsed_at(db, (rel for rel, _st in need), "blob", "okey IS NOT NULL"))  # (events held)
         _parse_parallel(root, need, known, workers, take)
         return out
     results = []
@@ -1105,8 +1100,10 @@ def _encode_all(items: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | Non
         return [_encode(rel, data) for rel, data in items]
     theirs = _forked(lambda: marshal.dumps([_encode(rel, data) for rel, data in items[half:]]))
     _trace(f"parse split {half}+{len(items) - half}")
-    mine = [_encode(rel, data) for rel, data in items[:half]]
-    rest = theirs()
+    try:
+        mine = [_encode(rel, data) for rel, data in items[:half]]
+    finally:
+        rest = theirs()  # (always waited for: no child is left behind)
     if rest is not None:
         try:
             rest = marshal.loads(rest)
