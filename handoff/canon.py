@@ -26,9 +26,11 @@ _SAFE_TEXT_SRC = "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd
 _safe_text = []  # compiled on first use: the wide character class costs milliseconds to compile
 # One line: indentation, an optional "- ", an optional "key:" (plain or single-quoted), then either a
 # whole single-quoted scalar (its content and the closing quote as a marker) or the rest of the line.
-_LINE = re.compile(r"( *)(- )?(?:([a-z_][a-z0-9_]*|'(?:[^'\n]|'')*'):(?: |(?=\n)))?"
-                   r"(?:'((?:[^'\n]|'')*)(')(?=\n)|(.*))\n")
-_QUOTED = re.compile(r"'((?:[^'\n]|'')*)'\Z")
+# (Quoted text is matched as "runs between doubled quotes", not one character at a time: the same
+# language, and findall, the bulk of a cold read, takes ~40 % less time.)
+_LINE = re.compile(r"( *)(- )?(?:([a-z_][a-z0-9_]*|'[^'\n]*(?:''[^'\n]*)*'):(?: |(?=\n)))?"
+                   r"(?:'([^'\n]*(?:''[^'\n]*)*)(')(?=\n)|(.*))\n")
+_QUOTED = re.compile(r"'([^'\n]*(?:''[^'\n]*)*)'\Z")
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"!!float (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)\Z")
 _RESERVED_KEYS = frozenset(("true", "false", "null"))
