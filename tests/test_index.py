@@ -445,3 +445,64 @@ def test_fine_timestamps_shorten_the_racy_window(repo):
     cli("send", "--session", "sess_a", "--channel", "general", "-m", "late")
     assert cli("status", trace=True) == [1]  # only the new file (3 s rule: 5)
     assert_matches(repo.path)
+
+
+def _journal_modes(path: Path) -> dict[str, str]:
+    import sqlite3
+    cache = Workspace(path).paths.shared / "cache"
+    out = {}
+    for name in sorted(os.listdir(cache)):
+        if name.endswith(".sqlite3"):
+            db = sqlite3.connect(cache / name)
+            out[name.split("-")[0]] = db.execute("PRAGMA journal_mode").fetchone()[0]
+            db.close()
+    return out
+
+
+def test_a_cold_build_killed_midway_is_undone_and_the_next_command_answers(tmp_path):
+    """A new cache is filled in rollback-journal mode (each page written once), then turned to WAL.
+
+    A build killed before its commit leaves a hot journal: the next command undoes it, builds again,
+    answers exactly, and leaves both files in WAL mode for readers that never wait for a writer.
+    """
+    import signal
+    import subprocess
+    path = tmp_path / "r"
+    generate(path, 1600)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HANDOFF_INDEX_TRACE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "handoff", "status", "-o", "json"], cwd=path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "index: keys" in line:  # (parsed and stored, the fold not yet written: kill it here)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    cache = Workspace(path).paths.shared / "cache"
+    assert any(n.endswith("-journal") for n in os.listdir(cache))  # the build's undo log, left hot
+    from conftest import Repo
+    r = Repo(path).proc("status", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    want = assert_matches(path)
+    assert json.loads(r.stdout)["events"] == want["event_count"]
+    assert _journal_modes(path) == {"parsed": "wal", "view": "wal"}
+    assert not any(n.endswith("-journal") for n in os.listdir(cache))
+
+
+def test_readers_during_a_cold_build_wait_for_it_and_agree(tmp_path):
+    import subprocess
+    path = tmp_path / "r"
+    generate(path, 1600)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-m", "handoff", "status", "-o", "json"], cwd=path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out))
+    want = assert_matches(path)
+    assert {o["events"] for o in outs} == {want["event_count"]}
+    assert _journal_modes(path) == {"parsed": "wal", "view": "wal"}
