@@ -290,9 +290,8 @@ _VIEW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
 CREATE TABLE IF NOT EXISTS dirs(path TEXT PRIMARY KEY, mtime INTEGER);
 CREATE TABLE IF NOT EXISTS files(src TEXT, path TEXT, dir TEXT, blob TEXT, problem TEXT,
-    size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER, PRIMARY KEY(src, path));
+    size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER, PRIMARY KEY(path, src));
 CREATE INDEX IF NOT EXISTS files_dir ON files(src, dir);
-CREATE INDEX IF NOT EXISTS files_path ON files(path);
 """
 # The folded state: dropped and rebuilt in bulk by a full fold (secondary indexes built after the rows).
 _STATE_TABLES = {
@@ -721,7 +720,7 @@ class _Index:
             db.execute("DELETE FROM files WHERE src='' AND dir=?", (_sq(d),))
             db.execute("DELETE FROM dirs WHERE path=?", (_sq(d),))
         db.executemany("DELETE FROM files WHERE src=? AND path=?", [(src, _sq(p)) for src, p in removed])
-        file_rows.sort(key=lambda r: (r[0], r[1]))  # (in key order the b-trees grow at one end: less work)
+        file_rows.sort(key=lambda r: (r[1], r[0]))  # (in key order the b-trees grow at one end: less work)
         db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
                        [(r[0], _sq(r[1]), _sq(r[2])) + r[3:] for r in file_rows])
         db.executemany("INSERT OR REPLACE INTO dirs VALUES (?,?)", [(_sq(d), m) for d, m in scan.dirs.items()])
