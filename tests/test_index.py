@@ -506,3 +506,32 @@ def test_readers_during_a_cold_build_wait_for_it_and_agree(tmp_path):
     want = assert_matches(path)
     assert {o["events"] for o in outs} == {want["event_count"]}
     assert _journal_modes(path) == {"parsed": "wal", "view": "wal"}
+
+
+def test_a_forked_parser_that_dies_leaves_its_half_to_the_parent(tmp_path, monkeypatch):
+    """The child that parses half of a few hundred files fails (here: its decode raises): the parent
+    parses that half itself and the fold is exact."""
+    if index._cpus() < 2 or not hasattr(os, "fork"):
+        pytest.skip("no second core to fork a parser onto")
+    path = tmp_path / "r"
+    generate(path, 40)
+    assert_matches(path)
+    generate(path, 300, seed=13)
+    parent = os.getpid()
+    real = reducer.decode
+    children = []
+
+    def decode(rel, data):
+        if os.getpid() != parent:
+            children.append(rel)  # (only the child's copy of the list grows)
+            raise RuntimeError("the forked parser dies")
+        return real(rel, data)
+    monkeypatch.setattr(reducer, "decode", decode)
+    monkeypatch.setattr(index, "_may_fork", lambda: True)
+    before = index.STATS["parsed"]
+    want = reference(path)
+    got = from_index(path)
+    assert index.STATS["parsed"] - before >= 300  # every new file was parsed, half of them twice over
+    for key in want:
+        assert json.dumps(got[key], default=str) == json.dumps(want[key], default=str), key
+    assert children == []
