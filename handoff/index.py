@@ -467,8 +467,7 @@ class _Index:
                     _create_state_tables(db)
                 self.wal_pending = [s for s in ("main", "p")
                                     if db.execute(f"PRAGMA {s}.journal_mode").fetchone()[0] != "wal"]
-                if self.wal_pending and _meta(db, "gen") is not None:
-                    self.wal_pending = _use_wal(db, self.wal_pending)  # (a build was cut short, or is running)
+                self._retry_wal(db)
                 self.db = db
                 _forget_old_views(self.dir, self.view_path)
                 return db
@@ -546,10 +545,18 @@ class _Index:
                 _remove_db(self.parsed_path)
         raise AssertionError("unreachable")
 
+    def _retry_wal(self, db: sqlite3.Connection) -> None:
+        """Switch files still in rollback-journal mode to WAL, once their first build is committed (until
+        then the switch would make that build write every page twice); each new read tries again, so a
+        long-lived process (a watcher) does not hold others to the rollback journal's locking."""
+        if self.wal_pending and _meta(db, "gen") is not None:
+            self.wal_pending = _use_wal(db, self.wal_pending)
+
     def _fresh_state(self) -> "State":
         db = self._connect()
         if db.in_transaction:
             db.execute("COMMIT")  # a new read: end the previous snapshot
+        self._retry_wal(db)
         db.execute("BEGIN")
         plan = self._plan(db)
         if plan is None:
@@ -569,13 +576,18 @@ class _Index:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        if self.wal_pending:
-            self.wal_pending = _use_wal(db, self.wal_pending)
+        if self.wal_pending:  # (readers that waited for this build may hold the file a moment longer)
+            self.wal_pending = _use_wal(db, self.wal_pending, wait_ms=2000)
             _trace("wal")
         db.execute("BEGIN")
         return self._make_state(db)
 
     def _make_state(self, db: sqlite3.Connection) -> "State":
+        """The state as of the open read transaction, which stays open while the state is read (one
+        snapshot).  Not so for a file still in rollback-journal mode: there a held read would stall every
+        writer (a long-lived process would for minutes), so each read of the state is its own snapshot."""
+        if self.wal_pending:
+            db.execute("COMMIT")
         state = State(db, marshal.loads(_meta(db, "acc")))  # (read once per command)
         state._owner = self  # the connection lives as long as a state that reads through it
         return state
@@ -784,7 +796,7 @@ def _create_state_tables(db: sqlite3.Connection, drop: bool = False) -> None:
         db.execute(ddl.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "))
 
 
-def _use_wal(db: sqlite3.Connection, schemas: list[str]) -> list[str]:
+def _use_wal(db: sqlite3.Connection, schemas: list[str], wait_ms: int = 0) -> list[str]:
     """Switch these attached files to WAL now if nobody else is using them; return those left as they were.
 
     A new cache file is first filled in SQLite's rollback-journal mode: a cold build writes each page
@@ -792,10 +804,10 @@ def _use_wal(db: sqlite3.Connection, schemas: list[str]) -> list[str]:
     the build: ~1.2 s of a 20 s build at 100,000 events).  Its rollback journal holds only the empty
     file's few pages, so a build cut short is still undone whole.  Once the build is committed the
     file turns to WAL, so readers never wait for a writer.  The switch needs the file to itself: it is
-    tried without waiting, and again by the next command if someone was reading.
+    tried waiting at most ``wait_ms``, and again by each later read if someone was reading.
     """
     left = []
-    db.execute("PRAGMA busy_timeout=0")
+    db.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
     try:
         for schema in schemas:
             try:

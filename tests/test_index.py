@@ -535,3 +535,56 @@ def test_a_forked_parser_that_dies_leaves_its_half_to_the_parent(tmp_path, monke
     for key in want:
         assert json.dumps(got[key], default=str) == json.dumps(want[key], default=str), key
     assert children == []
+
+
+def test_a_file_left_in_rollback_mode_turns_to_wal_when_nobody_holds_it(repo):
+    """The switch to WAL is tried without waiting.  A process that could not switch (another process was
+    reading) holds no read open meanwhile (in rollback-journal mode it would stall every writer) and
+    tries again at its next read, so a long-lived process does not keep everyone on the old locking."""
+    import sqlite3
+    import time
+    s = repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "one")
+    time.sleep(3.1)  # (older than any racy window: the reads below find nothing to write)
+    assert repo.proc("status", "-o", "json").returncode == 0
+    cache = Workspace(repo.path).paths.shared / "cache"
+    [view] = [cache / n for n in os.listdir(cache) if n.startswith("view-") and n.endswith(".sqlite3")]
+    for path in (view, cache / f"parsed-{index.INDEX_FORMAT}.sqlite3"):  # (as a build cut short leaves them)
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        db.close()
+    reader = sqlite3.connect(view, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM meta").fetchone()  # another process in the middle of a read
+    ws = Workspace(repo.path)  # the long-lived process
+    state = ws.state()
+    assert state["event_count"] == 2  # it reads fine meanwhile...
+    assert _journal_modes(repo.path) == {"parsed": "wal", "view": "delete"}  # ...and could switch only one
+    reader.execute("COMMIT")
+    reader.close()
+    # while it still holds its state, another process writes: nothing makes it wait
+    r = repo.proc("send", "--session", "sess_a", "--channel", "general", "-m", "two", "-o", "json", timeout=40)
+    assert r.returncode == 0, r.stderr
+    assert state["event_count"] == 2
+    assert _journal_modes(repo.path) == {"parsed": "wal", "view": "wal"}  # (the writer's process switched it)
+    assert ws.state(refresh=True)["event_count"] == 3
+    time.sleep(3.1)
+    assert ws.state(refresh=True)["event_count"] == 3  # (settled: the next read writes nothing)
+    # once more with no other process to do it: the long-lived one switches the file at its next read
+    del state, ws  # (its connection closes with it)
+    import gc
+    gc.collect()
+    db = sqlite3.connect(view)
+    assert db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+    db.close()
+    reader = sqlite3.connect(view, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM meta").fetchone()
+    ws = Workspace(repo.path)
+    assert ws.state()["event_count"] == 3
+    assert _journal_modes(repo.path)["view"] == "delete"
+    reader.execute("COMMIT")
+    reader.close()
+    assert ws.state(refresh=True)["event_count"] == 3
+    assert _journal_modes(repo.path) == {"parsed": "wal", "view": "wal"}
+    assert_matches(repo.path)
