@@ -586,7 +586,7 @@ class _Index:
         """The state as of the open read transaction, which stays open while the state is read (one
         snapshot).  Not so for a file still in rollback-journal mode: there a held read would stall every
         writer (a long-lived process would for minutes), so each read of the state is its own snapshot."""
-        if self.wal_pending:
+        if self.wal_pending and db.in_transaction:
             db.execute("COMMIT")
         state = State(db, marshal.loads(_meta(db, "acc")))  # (read once per command)
         state._owner = self  # the connection lives as long as a state that reads through it
