@@ -60,6 +60,8 @@ PARALLEL_MIN = 1500  # below this many files to parse, one process is faster tha
 SPLIT_MIN = 200  # from this many, one forked child parses half of them (a fork costs a few ms; a pool, ~100)
 KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parsed (more: read back in order)
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
+BUSY_MS = 60_000  # how long a command waits for another's write to the cache (in WAL mode readers never wait)
+FIRST_BUILD_BUSY_MS = 3_600_000  # the same while a new file's first build runs (see ``_use_wal``)
 _CODE_MODULES = ("canon.py", "codec.py", "strictyaml.py", "model.py", "ids.py", "lifecycle.py", "reducer.py",
                  "index.py", "timers.py")
 
@@ -448,7 +450,9 @@ class _Index:
         boot = _boot_id()
         want_view = {"code": version} if boot is None else {"code": version, "boot": boot}
         for _attempt in range(3):
-            db = sqlite3.connect(str(self.view_path), timeout=60, isolation_level=None, check_same_thread=False)
+            # (the long wait until the files are known to be in WAL mode: see ``_use_wal``)
+            db = sqlite3.connect(str(self.view_path), timeout=FIRST_BUILD_BUSY_MS / 1000, isolation_level=None,
+                                 check_same_thread=False)
             try:
                 db.execute("ATTACH DATABASE ? AS p", (str(self.parsed_path),))
                 token = self._check(db, "p.", _PARSED_SCHEMA, {"code": version}, "token")
@@ -468,6 +472,7 @@ class _Index:
                 self.wal_pending = [s for s in ("main", "p")
                                     if db.execute(f"PRAGMA {s}.journal_mode").fetchone()[0] != "wal"]
                 self._retry_wal(db)
+                db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if self.wal_pending else BUSY_MS}")
                 self.db = db
                 _forget_old_views(self.dir, self.view_path)
                 return db
@@ -804,7 +809,12 @@ def _use_wal(db: sqlite3.Connection, schemas: list[str], wait_ms: int = 0) -> li
     the build: ~1.2 s of a 20 s build at 100,000 events).  Its rollback journal holds only the empty
     file's few pages, so a build cut short is still undone whole.  Once the build is committed the
     file turns to WAL, so readers never wait for a writer.  The switch needs the file to itself: it is
-    tried waiting at most ``wait_ms``, and again by each later read if someone was reading.
+    tried waiting at most ``wait_ms``, and again by each later read if someone was reading.  Until
+    then a reader may have to wait for the whole first build (the builder holds the file once its
+    pages spill from SQLite's cache), so it waits up to ``FIRST_BUILD_BUSY_MS``, not ``BUSY_MS``: a
+    build of 400,000 events takes about a minute here.  A new connection cannot tell the mode before
+    it reads, so it starts with the long wait and shortens it once it knows.  (A builder that dies
+    frees the file at once; one that hangs would hold others on the view's file lock anyway.)
     """
     left = []
     db.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
@@ -817,7 +827,7 @@ def _use_wal(db: sqlite3.Connection, schemas: list[str], wait_ms: int = 0) -> li
             if mode != "wal":
                 left.append(schema)
     finally:
-        db.execute("PRAGMA busy_timeout=60000")
+        db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if left else BUSY_MS}")
     return left
 
 

@@ -588,3 +588,41 @@ def test_a_file_left_in_rollback_mode_turns_to_wal_when_nobody_holds_it(repo):
     assert ws.state(refresh=True)["event_count"] == 3
     assert _journal_modes(repo.path) == {"parsed": "wal", "view": "wal"}
     assert_matches(repo.path)
+
+
+def test_a_reader_waits_for_a_first_build_longer_than_the_usual_busy_timeout(repo, monkeypatch):
+    """While a new file is in rollback-journal mode, its builder holds it whole once pages spill (a
+    400,000-event build takes about a minute here): a reader waits for the build, however long, instead
+    of giving up after the usual timeout and building everything again in memory."""
+    import sqlite3
+    import threading
+    s = repo.session("a", "general", "sess_a")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "one")
+    want = assert_matches(repo.path)
+    cache = Workspace(repo.path).paths.shared / "cache"
+    [view] = [cache / n for n in os.listdir(cache) if n.startswith("view-") and n.endswith(".sqlite3")]
+    import gc
+    gc.collect()  # (no connection of this process left open on it)
+    db = sqlite3.connect(view)
+    assert db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"  # (as during a first build)
+    db.close()
+    holding, done = threading.Event(), threading.Event()
+
+    def builder():  # another process's build, its pages spilled: the file is held exclusively
+        con = sqlite3.connect(view, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        holding.set()
+        done.wait(1.5)
+        con.execute("COMMIT")
+        con.close()
+    t = threading.Thread(target=builder)
+    t.start()
+    try:
+        assert holding.wait(10)
+        monkeypatch.setattr(index, "BUSY_MS", 100)  # (far shorter than the build)
+        ws = Workspace(repo.path)
+        assert ws.state()["event_count"] == want["event_count"]
+        assert index._open(ws).lock_path is not None  # answered from the cache, not rebuilt in memory
+    finally:
+        done.set()
+        t.join()
