@@ -410,6 +410,7 @@ class _Index:
         self.lock_path = self.dir / f"view-{key}.lock"
         self.db: sqlite3.Connection | None = None
         self.wal_pending: list[str] = []  # files still in rollback-journal mode (see ``_use_wal``)
+        self.boot: str | None = None
 
     # ---------------------------------------------------------------- connection
     def close(self) -> None:
@@ -465,14 +466,13 @@ class _Index:
                     db.close()
                     _remove_db(self.view_path)
                     continue
-                db.execute("PRAGMA synchronous=NORMAL" if boot is None else "PRAGMA synchronous=OFF")
-                db.execute("PRAGMA p.synchronous=NORMAL")
                 if fresh == "created":
                     _create_state_tables(db)
+                self.boot = boot
                 self.wal_pending = [s for s in ("main", "p")
                                     if db.execute(f"PRAGMA {s}.journal_mode").fetchone()[0] != "wal"]
                 self._retry_wal(db)
-                db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if self.wal_pending else BUSY_MS}")
+                self._settings(db)
                 self.db = db
                 _forget_old_views(self.dir, self.view_path)
                 return db
@@ -555,7 +555,24 @@ class _Index:
         then the switch would make that build write every page twice); each new read tries again, so a
         long-lived process (a watcher) does not hold others to the rollback journal's locking."""
         if self.wal_pending and _meta(db, "gen") is not None:
-            self.wal_pending = _use_wal(db, self.wal_pending)
+            before = self.wal_pending
+            self.wal_pending = _use_wal(db, before)
+            if self.wal_pending != before:
+                self._settings(db)
+
+    def _settings(self, db: sqlite3.Connection) -> None:
+        """Syncing and waiting as each file's journal mode wants them.
+
+        The parse cache is synced: ``NORMAL`` in WAL mode, where a power cut can lose the last commits but
+        never damage the file; ``FULL`` in rollback-journal mode, where ``NORMAL`` could.  The state file
+        is not synced where the boot can be told (see ``_boot_id``).  Until both files are in WAL mode, a
+        reader may wait for a whole first build (see ``_use_wal``).
+        """
+        pending = self.wal_pending
+        db.execute("PRAGMA synchronous=" + ("OFF" if self.boot is not None else "FULL" if "main" in pending
+                                             else "NORMAL"))
+        db.execute("PRAGMA p.synchronous=" + ("FULL" if "p" in pending else "NORMAL"))
+        db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if pending else BUSY_MS}")
 
     def _fresh_state(self) -> "State":
         db = self._connect()
@@ -583,6 +600,7 @@ class _Index:
                 raise
         if self.wal_pending:  # (readers that waited for this build may hold the file a moment longer)
             self.wal_pending = _use_wal(db, self.wal_pending, wait_ms=2000)
+            self._settings(db)
             _trace("wal")
         db.execute("BEGIN")
         return self._make_state(db)
@@ -827,7 +845,7 @@ def _use_wal(db: sqlite3.Connection, schemas: list[str], wait_ms: int = 0) -> li
             if mode != "wal":
                 left.append(schema)
     finally:
-        db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if left else BUSY_MS}")
+        db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if left else BUSY_MS}")  # (as ``_settings`` has it)
     return left
 
 

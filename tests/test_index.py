@@ -574,19 +574,30 @@ def test_a_file_left_in_rollback_mode_turns_to_wal_when_nobody_holds_it(repo):
     del state, ws  # (its connection closes with it)
     import gc
     gc.collect()
-    db = sqlite3.connect(view)
-    assert db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
-    db.close()
-    reader = sqlite3.connect(view, isolation_level=None)
-    reader.execute("BEGIN")
-    reader.execute("SELECT count(*) FROM meta").fetchone()
+    readers = []
+    for path in (view, cache / f"parsed-{index.INDEX_FORMAT}.sqlite3"):
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        db.close()
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM meta").fetchone()
+        readers.append(reader)
     ws = Workspace(repo.path)
     assert ws.state()["event_count"] == 3
-    assert _journal_modes(repo.path)["view"] == "delete"
-    reader.execute("COMMIT")
-    reader.close()
+    assert _journal_modes(repo.path) == {"parsed": "delete", "view": "delete"}
+    con = index._open(ws)._connect()
+    boot_known = index._boot_id() is not None
+    # (a power cut can damage a rollback-journal file synced NORMAL, never a WAL one: FULL until the switch)
+    assert con.execute("PRAGMA main.synchronous").fetchone()[0] == (0 if boot_known else 2)
+    assert con.execute("PRAGMA p.synchronous").fetchone()[0] == 2
+    for reader in readers:
+        reader.execute("COMMIT")
+        reader.close()
     assert ws.state(refresh=True)["event_count"] == 3
     assert _journal_modes(repo.path) == {"parsed": "wal", "view": "wal"}
+    assert con.execute("PRAGMA main.synchronous").fetchone()[0] == (0 if boot_known else 1)
+    assert con.execute("PRAGMA p.synchronous").fetchone()[0] == 1
     assert_matches(repo.path)
 
 
