@@ -469,17 +469,20 @@ def test_a_cold_build_killed_midway_is_undone_and_the_next_command_answers(tmp_p
     import subprocess
     path = tmp_path / "r"
     generate(path, 1600)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HANDOFF_INDEX_TRACE="1")
-    proc = subprocess.Popen([sys.executable, "-m", "handoff", "status", "-o", "json"], cwd=path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if "index: keys" in line:  # (parsed and stored, the fold not yet written: kill it here)
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=120)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    # The real CLI in its own process, which SIGKILLs itself once the files are parsed and stored and the
+    # fold is not yet written (at the index's "keys" step: always the same instant, however loaded the box).
+    kill_at_keys = ("import os, signal, sys\n"
+                    "from handoff import index\n"
+                    "step = index._trace\n"
+                    "index._trace = lambda what: (step(what), what.startswith('keys') and os.kill(os.getpid(), "
+                    "signal.SIGKILL))\n"
+                    "from handoff.cli import run\n"
+                    "sys.argv = ['handoff', 'status', '-o', 'json']\n"
+                    "run()\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", kill_at_keys], cwd=path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     cache = Workspace(path).paths.shared / "cache"
     assert any(n.endswith("-journal") for n in os.listdir(cache))  # the build's undo log, left hot
     from conftest import Repo
