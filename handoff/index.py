@@ -550,15 +550,15 @@ class _Index:
                 _remove_db(self.parsed_path)
         raise AssertionError("unreachable")
 
-    def _retry_wal(self, db: sqlite3.Connection) -> None:
+    def _retry_wal(self, db: sqlite3.Connection, wait_ms: int = 0) -> None:
         """Switch files still in rollback-journal mode to WAL, once their first build is committed (until
         then the switch would make that build write every page twice); each new read tries again, so a
         long-lived process (a watcher) does not hold others to the rollback journal's locking."""
         if self.wal_pending and _meta(db, "gen") is not None:
-            before = self.wal_pending
-            self.wal_pending = _use_wal(db, before)
-            if self.wal_pending != before:
-                self._settings(db)
+            try:
+                self.wal_pending = _use_wal(db, self.wal_pending, wait_ms)
+            finally:
+                self._settings(db)  # (syncing and waiting for the modes the files are in now)
 
     def _settings(self, db: sqlite3.Connection) -> None:
         """Syncing and waiting as each file's journal mode wants them.
@@ -599,8 +599,7 @@ class _Index:
                     db.execute("ROLLBACK")
                 raise
         if self.wal_pending:  # (readers that waited for this build may hold the file a moment longer)
-            self.wal_pending = _use_wal(db, self.wal_pending, wait_ms=2000)
-            self._settings(db)
+            self._retry_wal(db, wait_ms=2000)
             _trace("wal")
         db.execute("BEGIN")
         return self._make_state(db)
@@ -835,17 +834,14 @@ def _use_wal(db: sqlite3.Connection, schemas: list[str], wait_ms: int = 0) -> li
     frees the file at once; one that hangs would hold others on the view's file lock anyway.)
     """
     left = []
-    db.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
-    try:
-        for schema in schemas:
-            try:
-                mode = db.execute(f"PRAGMA {schema}.journal_mode=WAL").fetchone()[0]
-            except sqlite3.OperationalError:
-                mode = None
-            if mode != "wal":
-                left.append(schema)
-    finally:
-        db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if left else BUSY_MS}")  # (as ``_settings`` has it)
+    db.execute(f"PRAGMA busy_timeout={int(wait_ms)}")  # (the caller sets it back: ``_Index._settings``)
+    for schema in schemas:
+        try:
+            mode = db.execute(f"PRAGMA {schema}.journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError:
+            mode = None
+        if mode != "wal":
+            left.append(schema)
     return left
 
 
@@ -1225,10 +1221,15 @@ def _encode_all(items: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | Non
     return mine + rest
 
 
-def _may_fork() -> bool:
-    """A second core to use, and no other thread that a fork could catch holding a lock."""
+def _fork_safe() -> bool:
+    """No other thread that a fork could catch holding a lock."""
     threading = sys.modules.get("threading")  # (never imported: no other thread)
-    return hasattr(os, "fork") and _cpus() > 1 and (threading is None or threading.active_count() == 1)
+    return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
+
+
+def _may_fork() -> bool:
+    """A second core to use, and a fork is safe."""
+    return _cpus() > 1 and _fork_safe()
 
 
 def _forked(work: Callable[[], bytes]) -> Callable[[], bytes | None]:
@@ -1333,11 +1334,10 @@ def _parse_parallel(root: Path, need, known: set, workers: int, take) -> None:
     A progress line shows on a terminal when it takes more than a second.
     """
     import multiprocessing
-    import threading
 
     global _known_files
     progress = _Progress(len(need))
-    fork = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+    fork = _fork_safe() and "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if fork else "spawn")
     size = max(50, min(500, len(need) // (workers * 16) or 50))
     chunks = [(str(root), need[i:i + size]) for i in range(0, len(need), size)]
