@@ -62,7 +62,7 @@ KEEP_PARSED = 5000  # up to this many files parsed at once are handed back parse
 MAX_VIEWS = 16  # state files kept for worktrees not used lately
 BUSY_MS = 60_000  # how long a command waits for another's write to the cache (in WAL mode readers never wait)
 FIRST_BUILD_BUSY_MS = 3_600_000  # the same while a new file's first build runs (see ``_use_wal``)
-_CODE_MODULES = ("canon.py", "codec.py", "strictyaml.py", "model.py", "ids.py", "lifecycle.py", "reducer.py",
+_CODE_MODULES = ("canon.py", "codec.py", "strictyaml.py", "model.py", "schema.py", "ids.py", "lifecycle.py", "reducer.py",
                  "index.py", "timers.py")
 
 # What this process's refreshes did (tests and the bench read it): folds extended, folds redone, files parsed.
