@@ -1520,6 +1520,7 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     opens: set = set()  # ids of session-open events
     groups: dict[str, list[tuple]] = {}  # an id found in more than one file -> each ("q"|"f"|"s", where)
     src_blob: dict[str, str] = {}  # two sources, one path, different bytes: such messages keep their own copy
+    src_of: dict[str, str] = {}  # id -> the source ("remote:<ref>") of its first file, where not the work tree
     conflicted: set = set()
     rows = db.execute(
         "SELECT f.rowid, f.src, f.path, f.problem, f.blob, q.path, q.okey, q.rowid FROM files f "
@@ -1551,8 +1552,10 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
             eid, hlc, after, is_open = loads(okey)
         if eid in keys:
             first = ("s", special[eid]) if eid in special else ("q", where[eid])
-            groups.setdefault(eid, [first]).append(("f", rowid))
+            groups.setdefault(eid, [(*first, src_of.get(eid, ""))]).append(("f", rowid, src))
             continue
+        if src:
+            src_of[eid] = src
         keys[eid] = (hlc, after or None)
         if held is None:
             where[eid] = prow
@@ -1564,20 +1567,22 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
     # ids used by several files: the reducer's own dedupe picks the one applied (and names the clash)
     for eid, members in groups.items():
         recs, blob_of = [], {}
-        for how, ref in members:
+        for how, ref, src in members:
             if how == "s":
                 ev, path, b = ref
                 recs.append({"path": path, "event": ev})
             else:
                 (path, b, ppath, rec), = (_rows_by_id(db, [ref]) if how == "f" else _parsed_rows(db, [ref])).values()
                 recs.append(_record(path, None, ppath, rec))
+            if src:
+                recs[-1] = dict(recs[-1], ref=src.split(":", 1)[-1])
             blob_of[path] = b
         kept, kept_paths = reducer._dedupe(recs, diagnostics)
         ev = kept[0]
         special[eid] = (ev, kept_paths[eid], blob_of[kept_paths[eid]])
         keys[eid] = (ev["hlc"], tuple(ev.get("after") or ()) or None)
         (opens.add if ev["kind"] == "session-open" else opens.discard)(eid)
-    del groups
+    del groups, src_of
     _trace(f"keys {len(keys)}")
     order, cyclic = reducer.order_keys(keys)
     _trace("order")

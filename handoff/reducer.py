@@ -90,6 +90,10 @@ def _preview(body) -> str | None:
 
 
 def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    """One event per id.  Files of the current branch (no ``ref``) win over files read from remote refs,
+    whatever their content, so an unreviewed branch can neither replace, hide nor reorder a reviewed
+    event by reusing its id; among equals the first in canonical order is applied.  Every file of a
+    clash with other content is named in a diagnostic."""
     by_id: dict[str, list[dict]] = {}
     for rec in records:
         if "event" in rec:
@@ -98,19 +102,25 @@ def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], d
     for eid in sorted(by_id):
         recs = by_id[eid]
         if len(recs) > 1:
-            recs = sorted(recs, key=lambda r: (_canon(r["event"]), r["path"]))
+            recs = sorted(recs, key=lambda r: ("ref" in r, _canon(r["event"]), r["path"]))
         keep = recs[0]
         events.append(keep["event"])
         paths[eid] = keep["path"]
         clashing = [r for r in recs[1:] if _canon(r["event"]) != _canon(keep["event"])]
         for other in clashing:
-            diagnostics.append({"path": other["path"], "id": eid, "reason_code": "id_conflict",
-                                "message": f"id {eid} also used by {keep['path']} with different content; ignored"})
+            if "ref" in other and "ref" not in keep:
+                message = (f"id {eid} is already used on this branch by {keep['path']}; this file from "
+                           f"{other['ref']} has other content and is ignored (the reviewed event wins)")
+            else:
+                message = f"id {eid} also used by {keep['path']} with different content; ignored"
+            diagnostics.append({"path": other["path"], "id": eid, "reason_code": "id_conflict", "message": message})
         if clashing:  # name every file of the clash: which one is genuine is for a reviewer to decide
-            others = ", ".join(r["path"] for r in clashing)
+            others = ", ".join(r["path"] + (f" (on {r['ref']})" if "ref" in r else "") for r in clashing)
+            rule = "it is on this branch" if "ref" not in keep and any("ref" in r for r in clashing) else \
+                "the first in canonical order"
             diagnostics.append({"path": keep["path"], "id": eid, "reason_code": "id_conflict",
                                 "message": f"id {eid} also used with different content by {others}; this file "
-                                           "was applied (the first in canonical order)"})
+                                           f"was applied ({rule})"})
     return events, paths
 
 
