@@ -138,3 +138,28 @@ def write(root: Path, rel: str, data: bytes) -> str:
     with open(p, "wb") as fh:
         fh.write(data)
     return rel
+
+
+# every command a reader or a writer runs, each against the same repo (none may raise)
+COMMANDS = [
+    ["status"], ["channels"], ["peers", "general"], ["session", "list"], ["session", "status", "sess_bob"],
+    ["session", "history", "sess_bob"], ["session", "events", "sess_bob"], ["inbox", "--session", "sess_bob", "--all"],
+    ["inbox", "--session", "sess_alice"], ["threads", "list", "--channel", "general"],
+    ["directs", "list", "--channel", "general"], ["work", "list"], ["work", "status", "--work", "work_review"],
+    ["work", "lookup", "--work", "work_review"], ["status", "work_review"], ["list"], ["metrics"], ["log"],
+    ["log", "--work", "work_review"], ["brief", "--session", "sess_bob"], ["report", "--markdown"],
+    ["doctor"], ["sweep", "--session", "sess_alice"], ["wait", "work_review", "--timeout", "0"],
+    ["send", "--session", "sess_alice", "--channel", "general", "--text", "still working"],
+]
+
+
+def run_everything(repo, outputs=(("-o", "json"), ())) -> dict[str, int]:
+    """Every command in every output mode; returns each one's exit code (an exception fails the test)."""
+    codes = {}
+    for args in COMMANDS:
+        for out in outputs:
+            r = repo.h(*args, *out)
+            assert "Traceback" not in r.err, f"{args}: {r.err}"
+            assert r.code in (0, 1, 5), f"{args} -> {r.code}: {r.out[-500:]} {r.err[-500:]}"
+            codes[" ".join(args + list(out))] = r.code
+    return codes

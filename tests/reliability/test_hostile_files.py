@@ -21,6 +21,7 @@ import pytest
 
 from conftest import make_repo
 
+from . import hostile
 from .support import child_env, git
 
 ROOT_EVENTS = ".handoffs/events"
@@ -28,13 +29,8 @@ PWNED = Path("/tmp/handoff-hostile-pwned")
 
 
 def _legit(repo) -> dict:
-    """A small, legitimate conversation: two sessions, a broadcast, a handoff accepted."""
-    a = repo.session("alice", "general", sid="sess_alice")
-    b = repo.session("bob", "general", sid="sess_bob")
-    repo.ok("send", "--session", "sess_alice", "--channel", "general", "--text", "hello everyone")
-    h = repo.j("request", "--session", "sess_alice", "--to", b["peer_id"], "--channel", "general",
-               "-d", "please review the migration") if _has("request") else None
-    return {"a": a, "b": b, "handoff": h}
+    """A legitimate conversation with every kind of event (``hostile.conversation``)."""
+    return hostile.conversation(repo)
 
 
 def _has(command: str) -> bool:
@@ -317,6 +313,35 @@ def c_receipt_for_unknown_work(root, ev):
     return [_write(root, _path_of(ev), _dump(ev))]
 
 
+def c_id_reuse_other_kind(root, ev):
+    """The id of an event already in the repo, reused by another kind (so another path)."""
+    import yaml
+    done = next(p for p in sorted((root / ROOT_EVENTS).rglob("*.trace.*.yaml")))
+    old = yaml.safe_load(done.read_bytes())
+    forged = dict(old, kind="receipt", body={"status": "canceled", "for_id": old["id"], "reason_code": "x"})
+    return [_write(root, _path_of(forged), _dump(forged))]
+
+
+def c_newline_in_ids(root, ev):
+    return [_write(root, _path_of(ev), _dump(dict(ev, thread_id="thread_hostile\n", session_id="sess_bob\n")))]
+
+
+def c_newline_in_file_name(root, ev):
+    return [_write(root, _path_of(ev)[:-5] + "\n.yaml", _dump(ev))]
+
+
+def c_wrong_type_protocol(root, ev):
+    return [_write(root, _path_of(ev), _dump(dict(ev, protocol=[])))]
+
+
+def c_wrong_type_work_id(root, ev):
+    return [_write(root, _path_of(ev), _dump(dict(ev, work_id={"a": 1})))]
+
+
+def c_out_of_range_deadline(root, ev):
+    return [_write(root, _path_of(ev), _dump(dict(ev, deadline_at="99999999999999999")))]
+
+
 CASES = {name[2:]: fn for name, fn in sorted(globals().items()) if name.startswith("c_")}
 
 
@@ -352,7 +377,7 @@ def _verify_exists() -> bool:
 
 
 def test_corpus_size():
-    assert len(CASES) >= 25, len(CASES)
+    assert len(CASES) >= 40, len(CASES)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -381,6 +406,8 @@ def test_hostile_file(case, baseline, tmp_path):
     for args in (("status",), ("inbox", "--session", "sess_bob"), ("session", "list"), ("channels",)):
         r = repo.ok(*args)
         assert "\x1b" not in r.out + r.err and "\x07" not in r.out + r.err
+    # every command, in JSON, still answers (none raises)
+    hostile.run_everything(repo, outputs=(("-o", "json"),))
     # a writer still works on top of it
     sent = repo.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still working")
     assert sent["committed"] is True

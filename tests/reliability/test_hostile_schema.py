@@ -21,34 +21,10 @@ from _watchproc import WatchProc
 from conftest import Repo, git, make_repo
 
 from . import hostile
+from .hostile import run_everything
 
 MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@example.com",
            "GIT_COMMITTER_NAME": "Mallory", "GIT_COMMITTER_EMAIL": "mallory@example.com"}
-
-# every command a reader or a writer runs, each against the same repo (none may raise)
-COMMANDS = [
-    ["status"], ["channels"], ["peers", "general"], ["session", "list"], ["session", "status", "sess_bob"],
-    ["session", "history", "sess_bob"], ["session", "events", "sess_bob"], ["inbox", "--session", "sess_bob", "--all"],
-    ["inbox", "--session", "sess_alice"], ["threads", "list", "--channel", "general"],
-    ["directs", "list", "--channel", "general"], ["work", "list"], ["work", "status", "--work", "work_review"],
-    ["work", "lookup", "--work", "work_review"], ["status", "work_review"], ["list"], ["metrics"], ["log"],
-    ["log", "--work", "work_review"], ["brief", "--session", "sess_bob"], ["report", "--markdown"],
-    ["doctor"], ["sweep", "--session", "sess_alice"], ["wait", "work_review", "--timeout", "0"],
-    ["send", "--session", "sess_alice", "--channel", "general", "--text", "still working"],
-]
-
-
-def run_everything(repo: Repo, outputs=(("-o", "json"), ())) -> dict[str, int]:
-    """Every command in every output mode; returns each one's exit code (an exception fails the test)."""
-    codes = {}
-    for args in COMMANDS:
-        for out in outputs:
-            r = repo.h(*args, *out)
-            assert "Traceback" not in r.err, f"{args}: {r.err}"
-            assert r.code in (0, 1, 5), f"{args} -> {r.code}: {r.out[-500:]} {r.err[-500:]}"
-            codes[" ".join(args + list(out))] = r.code
-    return codes
-
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
@@ -300,9 +276,10 @@ def test_property_hostile_variants_never_raise(base):
     scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2 ** 70, max_value=2 ** 70),
                         st.floats(allow_nan=False), st.text(max_size=40),
                         st.sampled_from(list(hostile.HOSTILE_VALUES.values())[-6:]))
-    values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                          max_leaves=8)
+    def nest(inner):
+        return st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3))
+
+    values = st.recursive(scalars, nest, max_leaves=8)
     fields = sorted({k for t in templates for k in t} | {"to", "work_id", "deadline_at", "expires_at", "after"})
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
