@@ -122,9 +122,16 @@ def _ref(key: str, value: object) -> None:
 
 
 def _grammar(kind: str):
+    good: set[str] = set()  # ids repeat from file to file (senders, channels, threads): each is checked once
+
     def check(key: str, value: object) -> None:
+        if type(value) is str and value in good:
+            return
         if not ids.is_valid(kind, value) or value.endswith("\n"):
             raise _fail(key, f"a {kind} id ({ids.GRAMMARS[kind][1]})", value, "invalid_id")
+        if len(good) > 50_000:
+            good.clear()
+        good.add(value)
     return check
 
 
