@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,11 +48,64 @@ def stage(data: bytes, tmp_dir: Path, name: str) -> Path:
     return tmp
 
 
+def refuse_symlinks(top: Path, rel: str, *, create: bool = False) -> None:
+    """Refuse if a component of ``top/rel`` below ``top`` is a symlink: one lstat each, no walk.
+
+    A committed symlink (``.handoffs`` itself, ``events``, a month or a day folder) would make a write
+    land outside the repository, or a read come from outside it.  With ``create``, missing components
+    are made (real directories, one ``mkdir`` each: ``Path.mkdir(parents=True)`` would follow a
+    symlink on the way); without, the first missing one ends the check (nothing there to follow).  A
+    component that is a file also ends it: the caller then fails on it with its own error.
+    """
+    cur = str(top)
+    for part in rel.split("/"):
+        cur = f"{cur}/{part}"
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            if not create:
+                return
+            try:
+                os.mkdir(cur)
+            except FileExistsError:  # made meanwhile (another writer): look again
+                pass
+            st = os.lstat(cur)
+        if stat.S_ISLNK(st.st_mode):
+            shown = os.path.relpath(cur, top)
+            raise HandoffError("symlink_refused", f"{shown} is a symlink (to {_target(cur)}): handoff never "
+                                                  "reads or writes through a symlink under .handoffs/",
+                               hint=f"remove the link (`rm {shown}`, plus `git rm --cached {shown}` if it is "
+                                    "committed) and put a real directory there (copy in what it points to if "
+                                    "those are your events); `handoff doctor` lists every symlink under .handoffs/")
+        if not stat.S_ISDIR(st.st_mode):
+            return
+
+
+def is_real_file(top: Path, rel: str) -> bool:
+    """``top/rel`` is a regular file reached through real directories only (no symlink on the way)."""
+    try:
+        refuse_symlinks(top, rel)
+        return stat.S_ISREG(os.lstat(f"{top}/{rel}").st_mode)
+    except (HandoffError, OSError):
+        return False
+
+
+def _target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
 def link(tmp: Path, root: Path, rel_path: str) -> Path:
-    """Make a staged temp file visible at ``root/rel_path`` in one step; never overwrite (the second half)."""
+    """Make a staged temp file visible at ``root/rel_path`` in one step; never overwrite (the second half).
+
+    Every directory on the way is made or checked with lstat just before the link (``refuse_symlinks``),
+    so a symlinked folder never receives the file.
+    """
     final = root / rel_path
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        refuse_symlinks(root, rel_path.rsplit("/", 1)[0], create=True)
         try:
             os.link(tmp, final)
         except FileExistsError:
@@ -122,6 +176,7 @@ def list_event_files(root: Path) -> list[tuple[str, os.stat_result | None, str |
     Symlinks and non-regular files are reported, never followed.  Names
     starting with a dot (temp files) are skipped.
     """
+    refuse_symlinks(root.parent, f"{root.name}/{EVENTS}")  # the walk below follows neither, but would start in them
     out: list = []
     base = root / EVENTS
     stack = [base]

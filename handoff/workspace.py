@@ -39,6 +39,10 @@ class Workspace:
     def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
         self.paths = gitcmd.discover(repo)
         self.root = self.paths.worktree / HANDOFFS
+        # Never read or write through a symlink: `.handoffs`, `events` or `config.yaml` pointing elsewhere
+        # (deeper ones are reported by the listing, and refused by every write).  A few lstats.
+        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/{store.EVENTS}")
+        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/config.yaml")
         if require_init and not (self.root / "config.yaml").exists():
             raise HandoffError("not_initialized", f"{self.root} has no config.yaml",
                                hint="run `handoff init` in the repository first")
@@ -97,6 +101,8 @@ class Workspace:
                 return WriteResult(events=[d["_replay"] for d in drafts], paths=[], replayed=True)
             events = self._stamp(state, [d for d in drafts if not d.get("_replay")])
             files = [(f"{HANDOFFS}/{model.event_path(ev)}", codec.dump(ev)) for ev in events]
+            for folder in sorted({rel.rsplit("/", 1)[0] for rel, _ in files}):  # refuse before anything is written
+                store.refuse_symlinks(self.paths.worktree, folder)
             result = WriteResult(events=events, paths=[rel for rel, _ in files])
             skipped = None
             if commit:
@@ -164,7 +170,7 @@ class Workspace:
                 rel = (pending_dir / name).read_text().strip()
             except OSError:
                 continue
-            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and (self.paths.worktree / rel).is_file():
+            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and store.is_real_file(self.paths.worktree, rel):
                 out.append((rel, name))
             else:  # a marker whose file never got published (killed in between): nothing to commit
                 self._clear_pending([name])
@@ -198,7 +204,7 @@ class Workspace:
         last, recent = ledger
         if not head or not recent or last == head:
             return []
-        rels = [rel for _ms, rel in recent if (self.paths.worktree / rel).is_file()]
+        rels = [rel for _ms, rel in recent if store.is_real_file(self.paths.worktree, rel)]
         if not rels:
             return []
         proc = gitcmd.run(self.paths.worktree, "cat-file", "--batch-check",

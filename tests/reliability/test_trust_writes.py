@@ -1,0 +1,135 @@
+"""Where handoff writes, and what it leaves: hostile symlinks, sync and other people's commits, hooks
+tracked in the work tree, temp files of killed writers.
+
+Everything goes through the real CLI, real git repositories, real pushes and merges, and a real process
+killed with SIGKILL.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import make_repo
+
+from .support import child_env, git
+
+
+def _now_env() -> dict:
+    """Pin "now" for a test so the day folder the next write uses is known (and cannot pass midnight)."""
+    from handoff import clock, model
+    return {"HANDOFF_NOW": model.format_ts(clock.now_ms())}
+
+
+def _day_folder(env: dict) -> str:
+    """The day folder (``.handoffs/events/YYYY-MM/DD``) the tool computes for an event written at ``env``'s now."""
+    from handoff import clock, model
+    ms = model.parse_ts(env["HANDOFF_NOW"])
+    ev = {"id": model.new_event_id("say", clock.new_ulid(ms)), "kind": "say", "from": "x.sess_x"}
+    return ".handoffs/" + model.event_path(ev).rsplit("/", 1)[0]
+
+
+def _files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def _doctor(repo) -> dict:
+    r = repo.h("doctor", "-o", "json")
+    return {c["check"]: c for c in r.json["checks"]}
+
+
+# ------------------------------------------------------------------ symlinks
+
+
+def test_handoffs_symlinked_outside_is_refused_and_named_by_doctor(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    sid = repo.session("alice", "dev")["session_id"]
+    outside = tmp_path / "elsewhere"
+    shutil.move(str(repo.path / ".handoffs"), str(outside))
+    os.symlink(outside, repo.path / ".handoffs")
+    before_outside = _files_under(outside)
+    head = repo.git("rev-parse", "HEAD")
+
+    for args in (["send", "--session", sid, "--channel", "dev", "--text", "hi"],
+                 ["send", "--session", sid, "--channel", "dev", "--text", "hi", "--no-commit"],
+                 ["status"]):
+        r = repo.h(*args, "-o", "json")
+        assert r.code != 0, args
+        err = r.json["error"]
+        assert err["reason_code"] == "symlink_refused", err
+        assert ".handoffs" in err["message"] and str(outside) in err["message"] and err["hint"]
+    human = repo.h("send", "--session", sid, "--channel", "dev", "--text", "hi")
+    assert human.code != 0 and "symlink" in human.err and "Traceback" not in human.err
+
+    assert _files_under(outside) == before_outside  # nothing written through the link
+    assert repo.git("rev-parse", "HEAD") == head  # nothing committed
+    assert not list((repo.path / ".git" / "handoff" / "pending").glob("*")) \
+        if (repo.path / ".git" / "handoff" / "pending").is_dir() else True
+
+    checks = _doctor(repo)
+    assert checks["symlinks"]["status"] == "fail"
+    assert ".handoffs -> " + str(outside) in checks["symlinks"]["message"]
+    assert checks["symlinks"]["fix"]
+    assert checks[".handoffs/"]["status"] == "fail"
+    assert repo.h("doctor").code != 0
+
+
+def test_init_does_not_follow_a_handoffs_symlink(tmp_path):
+    repo = make_repo(tmp_path / "repo", init=False)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, repo.path / ".handoffs")
+    r = repo.h("init", "-o", "json")
+    assert r.code != 0 and r.json["error"]["reason_code"] == "symlink_refused"
+    assert _files_under(outside) == []
+    assert repo.git("log", "--format=%s").splitlines() == ["initial"]
+
+
+def test_committed_symlinked_day_folder_is_refused_not_followed(tmp_path):
+    env = _now_env()
+    repo = make_repo(tmp_path / "repo")
+    from handoff import model
+    yesterday = {"HANDOFF_NOW": model.format_ts(model.parse_ts(env["HANDOFF_NOW"]) - 86_400_000)}
+    sid = repo.j("session", "new", "--agent", "alice", "--channel", "dev", env=yesterday)["session_id"]
+    day = _day_folder(env)
+    assert day != _day_folder(yesterday)
+    # someone else commits today's day folder as a symlink to a folder outside the repository
+    outside = tmp_path / "outside-day"
+    outside.mkdir()
+    (repo.path / day).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside, repo.path / day)
+    repo.git("add", day)
+    repo.git("-c", "user.name=Mallory", "-c", "user.email=m@example.com", "commit", "-qm", "add a link")
+    head = repo.git("rev-parse", "HEAD")
+
+    for extra in ([], ["--no-commit"]):
+        r = repo.h("send", "--session", sid, "--channel", "dev", "--text", "lands outside?", *extra, "-o", "json",
+                   env=env)
+        assert r.code != 0, r.out
+        err = r.json["error"]
+        assert err["reason_code"] == "symlink_refused" and day in err["message"], err
+    assert _files_under(outside) == []  # nothing landed outside
+    assert repo.git("rev-parse", "HEAD") == head
+    assert repo.git("status", "--porcelain") == ""
+
+    # an event file waiting outside is never read through the link: the link is a diagnostic
+    from handoff import codec
+    (outside / "planted.yaml").write_bytes(codec.dump({"kind": "say"}))
+    st = repo.j("status")
+    assert st["sessions"] == 1
+    checks = _doctor(repo)
+    assert checks["symlinks"]["status"] == "fail" and day in checks["symlinks"]["message"]
+    assert str(outside) in checks["symlinks"]["message"]
+
+    # once the link is gone (as the hint says), the same write lands in a real folder and is committed
+    repo.git("rm", "-q", "--cached", day)
+    os.unlink(repo.path / day)
+    repo.git("commit", "-qm", "remove the link")
+    sent = repo.j("send", "--session", sid, "--channel", "dev", "--text", "now inside", env=env)
+    assert sent["committed"] and sent["paths"][0].startswith(day + "/")
+    assert not (repo.path / day).is_symlink() and (repo.path / sent["paths"][0]).is_file()
+    assert _files_under(outside) == ["planted.yaml"]
+    assert _doctor(repo)["symlinks"]["status"] == "ok"
