@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,12 +140,20 @@ def discard(tmps: list[Path]) -> None:
 
 
 def sweep_temp(tmp_dir: Path) -> None:
-    """Remove staged files a killed writer left behind.  Call only under the writer lock."""
+    """Remove staged files and tree objects a killed writer left behind.  Call only under the writer lock.
+
+    Every writer makes its temp files (``*.part``) under that lock and removes them before letting go,
+    so any found under it belongs to a writer that was killed.  ``tree.<pid>.<n>`` is the name
+    ``gittree`` used before it ended in ``.part``.
+    """
     try:
         names = os.listdir(tmp_dir)
     except OSError:
         return
-    discard([tmp_dir / n for n in names if n.endswith(".part")])
+    discard([tmp_dir / n for n in names if n.endswith(".part") or _OLD_TREE.fullmatch(n)])
+
+
+_OLD_TREE = re.compile(r"tree\.\d+\.\d+")
 
 
 def _os_error(exc: OSError, path: Path) -> HandoffError:

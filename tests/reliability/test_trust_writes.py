@@ -133,3 +133,44 @@ def test_committed_symlinked_day_folder_is_refused_not_followed(tmp_path):
     assert not (repo.path / day).is_symlink() and (repo.path / sent["paths"][0]).is_file()
     assert _files_under(outside) == ["planted.yaml"]
     assert _doctor(repo)["symlinks"]["status"] == "ok"
+
+
+# ------------------------------------------------------------------ temp files of killed writers
+
+# A real writer (the CLI's own main) that SIGKILLs itself while its tree objects are on disk: at the
+# moment gittree hands them to `git hash-object -t tree`.
+_KILLED_AT_TREES = r"""
+import os, signal, sys
+from handoff import gitcmd
+from handoff.cli import main
+real_out = gitcmd.out
+def out(cwd, *args, **kw):
+    if args[:1] == ("hash-object",) and "tree" in args:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_out(cwd, *args, **kw)
+gitcmd.out = out
+sys.exit(main(["send", "--repo", sys.argv[1], "--session", sys.argv[2], "--channel", "dev", "--text", "killed"]))
+"""
+
+
+def _tree_temps(repo) -> list[str]:
+    tmp = repo.path / ".git" / "handoff" / "tmp"
+    return sorted(n for n in os.listdir(tmp) if n.startswith("tree.")) if tmp.is_dir() else []
+
+
+def test_tree_files_of_a_killed_writer_are_swept(repo):
+    sid = repo.session("alice", "dev")["session_id"]
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AT_TREES, str(repo.path), sid], capture_output=True,
+                          text=True, env=child_env(), timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = _tree_temps(repo)
+    assert left, "the killed writer should have left its tree files"
+    # and one of the names an older version used, from a process long gone
+    tmp = repo.path / ".git" / "handoff" / "tmp"
+    (tmp / "tree.999999.0").write_bytes(b"stale")
+    (tmp / "tree.999999.1").write_bytes(b"stale")
+    sent = repo.j("send", "--session", sid, "--channel", "dev", "--text", "next write")
+    assert sent["committed"]
+    assert _tree_temps(repo) == []
+    assert os.listdir(tmp) == []
+    assert repo.git("status", "--porcelain") == ""
