@@ -201,7 +201,8 @@ def hooks_install(cx: Cx):
     from ..hooks import install
     r = install(cx.repo)
     cx.emit(r, lambda d: f"{'updated' if d['updated'] else 'installed'} {d['hook']}"
-            + (f"\n  runs the previous hook first: {d['chained']}" if d["chained"] else ""))
+            + (f"\n  runs the previous hook first: {d['chained']}" if d["chained"] else "")
+            + (f"\n  note: {d['note']}" if d.get("note") else ""))
 
 
 @command(hooks_app, "uninstall")

@@ -174,3 +174,49 @@ def test_tree_files_of_a_killed_writer_are_swept(repo):
     assert _tree_temps(repo) == []
     assert os.listdir(tmp) == []
     assert repo.git("status", "--porcelain") == ""
+
+
+# ------------------------------------------------------------------ hooks tracked in the work tree
+
+
+def test_hooks_install_never_touches_a_committed_hook(repo):
+    hooks = repo.path / ".githooks"
+    hooks.mkdir()
+    theirs = "#!/bin/sh\n# the project's own pre-commit\nexit 0\n"
+    (hooks / "pre-commit").write_text(theirs)
+    (hooks / "pre-commit").chmod(0o755)
+    repo.git("add", ".githooks/pre-commit")
+    repo.git("commit", "-qm", "project hooks")
+    repo.git("config", "core.hooksPath", ".githooks")
+
+    r = repo.h("hooks", "install", "-o", "json")
+    assert r.code != 0
+    err = r.json["error"]
+    assert err["reason_code"] == "hook_tracked" and ".githooks/pre-commit" in err["message"], err
+    assert "handoff verify --staged" in err["hint"]
+    human = repo.h("hooks", "install")
+    assert human.code != 0 and "tracked by git" in human.err and "Traceback" not in human.err
+    assert (hooks / "pre-commit").read_text() == theirs
+    assert sorted(os.listdir(hooks)) == ["pre-commit"]  # nothing renamed, nothing added beside it
+    assert repo.git("status", "--porcelain", "--untracked-files=all") == ""
+    # the committed hook still runs, as before
+    (repo.path / "a.txt").write_text("a\n")
+    repo.git("add", "a.txt")
+    repo.git("commit", "-qm", "user work")
+
+
+def test_hooks_install_in_the_work_tree_says_the_new_hook_is_untracked(repo):
+    repo.git("config", "core.hooksPath", ".githooks")
+    human = repo.ok("hooks", "install").out
+    assert "note: .githooks/pre-commit is in the work tree" in human and "untracked" in human
+    assert repo.j("hooks", "uninstall")["removed"] is True  # untracked and ours: removed
+    r = repo.j("hooks", "install")
+    assert r["note"] and ".githooks/pre-commit" in r["note"] and "untracked" in r["note"]
+    assert repo.git("status", "--porcelain", "--untracked-files=all").strip() == "?? .githooks/pre-commit"
+    # committed as the project's hook, it is left alone from then on: install is a no-op, uninstall refuses
+    repo.git("add", ".githooks/pre-commit")
+    repo.git("commit", "-qm", "share the handoff hook")
+    assert repo.j("hooks", "install")["updated"] is True
+    u = repo.h("hooks", "uninstall", "-o", "json")
+    assert u.code != 0 and u.json["error"]["reason_code"] == "hook_tracked"
+    assert repo.git("status", "--porcelain", "--untracked-files=all") == ""
