@@ -220,3 +220,101 @@ def test_hooks_install_in_the_work_tree_says_the_new_hook_is_untracked(repo):
     u = repo.h("hooks", "uninstall", "-o", "json")
     assert u.code != 0 and u.json["error"]["reason_code"] == "hook_tracked"
     assert repo.git("status", "--porcelain", "--untracked-files=all") == ""
+
+
+# ------------------------------------------------------------------ sync never rewrites the user's commits
+
+
+def _user_merge(repo) -> str:
+    """A real `git merge --no-ff` of a side branch (the user's own unpushed merge commit); returns its sha."""
+    repo.git("checkout", "-qb", "side")
+    (repo.path / "side.txt").write_text("side work\n")
+    repo.git("add", "side.txt")
+    repo.git("commit", "-qm", "side work")
+    repo.git("checkout", "-q", "main")
+    (repo.path / "main.txt").write_text("main work\n")
+    repo.git("add", "main.txt")
+    repo.git("commit", "-qm", "main work")
+    repo.git("merge", "-q", "--no-ff", "side", "-m", "merge side")
+    return repo.git("rev-parse", "HEAD").strip()
+
+
+def _merges(cwd, rev: str) -> int:
+    return len(git(cwd, "rev-list", "--merges", rev).split())
+
+
+def _is_ancestor(cwd, a: str, b: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=cwd).returncode == 0
+
+
+def _events_in(cwd, rev: str) -> set[str]:
+    names = git(cwd, "ls-tree", "-r", "--name-only", rev, "--", ".handoffs/events").split()
+    return {n.rsplit("/", 1)[-1].split(".", 1)[0] for n in names}
+
+
+def test_sync_pushes_the_users_merge_as_it_is(clones):
+    a = clones("a")
+    merge = _user_merge(a)
+    s = a.session("alice", "dev")["session_id"]
+    sent = a.j("send", "--session", s, "--channel", "dev", "--text", "after my merge")
+    head = a.git("rev-parse", "HEAD").strip()
+    r = a.j("sync")
+    assert r["pushed"] is True and r["integrated"] is None
+    assert a.git("rev-parse", "HEAD").strip() == head  # nothing rewritten
+    assert git(clones.remote, "rev-parse", "main").strip() == head
+    assert _is_ancestor(clones.remote, merge, "main") and _merges(clones.remote, "main") == 1
+    assert sent["id"] in _events_in(clones.remote, "main")
+
+
+def test_sync_merges_instead_of_rebasing_the_users_commits(clones):
+    a, b = clones("a"), clones("b")
+    sb = b.session("bob", "dev")["session_id"]
+    b.ok("send", "--session", sb, "--channel", "dev", "--text", "from b")
+    b.ok("sync")  # the remote branch moves under a
+    merge = _user_merge(a)
+    sa = a.session("alice", "dev")["session_id"]
+    sent = a.j("send", "--session", sa, "--channel", "dev", "--text", "from a")
+    (a.path / "mine.txt").write_text("my plain commit\n")
+    a.git("add", "mine.txt")
+    a.git("commit", "-qm", "my plain commit")
+    user_commits = a.git("rev-list", "--no-merges", "main", "^origin/main").split()
+    before_merges = _merges(a.path, "HEAD")
+
+    r = a.j("sync")
+    assert r["pushed"] is True and r["integrated"] == "merge", r
+    assert "never rewrites" in r["integrated_note"]
+    human = a.ok("sync").out
+    assert "up to date" in human
+    for rev in ("HEAD", "origin/main"):
+        assert _is_ancestor(a.path, merge, rev), rev  # the user's merge is there, same sha
+        for c in user_commits:
+            assert _is_ancestor(a.path, c, rev), (c, rev)  # and every other unpushed commit, same sha
+    assert _merges(a.path, "HEAD") == before_merges + 1  # only the integration merge was added
+    assert git(clones.remote, "rev-parse", "main").strip() == a.git("rev-parse", "HEAD").strip()
+    remote_events = _events_in(clones.remote, "main")
+    assert sent["id"] in remote_events and len(remote_events & _events_in(b.path, "HEAD")) >= 2
+    b.ok("sync")
+    assert _is_ancestor(b.path, merge, "HEAD")
+
+
+def test_sync_still_rebases_when_only_handoff_commits_are_unpushed(clones):
+    a, b = clones("a"), clones("b")
+    b.session("bob", "dev")
+    b.ok("sync")
+    a.session("alice", "dev")
+    mine = a.git("rev-list", "main", "^origin/main").split()
+    r = a.j("sync")
+    assert r["integrated"] == "rebase" and "integrated_note" not in r
+    assert _merges(a.path, "HEAD") == 0  # linear: handoff's own commits were moved on top
+    assert len(a.git("rev-list", "origin/main", "^" + b.git("rev-parse", "HEAD").strip()).split()) == len(mine)
+
+
+def test_own_commit_rule():
+    from handoff.sync import own_commit
+    add = [("A", ".handoffs/events/2026-12/07/x.yaml")]
+    assert own_commit(["p"], "handoff: say in dev from a", add)
+    assert not own_commit(["p", "q"], "handoff: say", add)  # a merge is never ours
+    assert not own_commit(["p"], "events by hand", add)  # a person's commit of event files
+    assert not own_commit(["p"], "handoff: say", add + [("A", "src/x.py")])
+    assert not own_commit(["p"], "handoff: say", [("M", ".handoffs/config.yaml")])
+    assert not own_commit(["p"], "handoff: say", [])
