@@ -39,9 +39,7 @@ class Workspace:
     def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
         self.paths = gitcmd.discover(repo)
         self.root = self.paths.worktree / HANDOFFS
-        # Never read or write through a symlink: `.handoffs`, `events` or `config.yaml` pointing elsewhere
-        # (deeper ones are reported by the listing, and refused by every write).  A few lstats.
-        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/{store.EVENTS}")
+        self._refuse_symlinks()
         store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/config.yaml")
         if require_init and not (self.root / "config.yaml").exists():
             raise HandoffError("not_initialized", f"{self.root} has no config.yaml",
@@ -70,14 +68,22 @@ class Workspace:
         return str(self.config.get("commit", "auto")).lower() not in ("off", "false", "no")
 
     # -------------------------------------------------------------- reads
+    def _refuse_symlinks(self) -> None:
+        """Never read or write through a symlinked ``.handoffs`` or ``events`` (two lstats; deeper links are
+        reported by the listing and refused by every write).  Checked again on each read: a long-lived
+        process (watcher, MCP server) may see a checkout put one there."""
+        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/{store.EVENTS}")
+
     def records(self) -> list[dict]:
         from .index import load_records
+        self._refuse_symlinks()
         return load_records(self)
 
     def state(self, refresh: bool = False) -> dict:
         """``reducer.reduce`` of every record (plus ``clock_diagnostics`` for now), read lazily from the index."""
         if self._state is None or refresh:
             from . import index
+            self._refuse_symlinks()
             self._state = index.state(self, clock.now_ms())
         return self._state
 
