@@ -117,11 +117,13 @@ def link(tmp: Path, root: Path, rel_path: str) -> Path:
                 raise
             # No hard links here (other filesystem, FAT...): a dot-named copy beside the target, then rename.
             side = final.parent / f".{final.name}.part"
-            with open(tmp, "rb") as src, open(side, "wb") as dst:
+            discard([side])  # a leftover, or a planted symlink: never written through
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with open(tmp, "rb") as src, open(fd, "wb") as dst:
                 dst.write(src.read())
                 dst.flush()
                 os.fsync(dst.fileno())
-            if final.exists():
+            if os.path.lexists(final):
                 os.unlink(side)
                 raise HandoffError("id_conflict", f"{rel_path} already exists", hint="retry") from None
             os.rename(side, final)
