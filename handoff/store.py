@@ -215,11 +215,9 @@ def list_event_files(root: Path) -> list[tuple[str, os.stat_result | None, str |
 
 
 def read_event_file(root: Path, rel: str, st: os.stat_result | None) -> bytes:
-    if st is not None and st.st_size > MAX_FILE_BYTES:
-        # Read one byte past the cap so the codec reports the size without loading a huge file.
-        with open(root / rel, "rb") as fh:
-            return fh.read(MAX_FILE_BYTES + 1)
-    with open(root / rel, "rb") as fh:
+    """At most one byte past the cap (so the codec reports the size without loading a huge file); a file
+    turned into a symlink since it was listed is not followed (ELOOP)."""
+    with open(os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
         return fh.read(MAX_FILE_BYTES + 1)
 
 
