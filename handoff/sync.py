@@ -87,7 +87,7 @@ def own_commit(parents: list[str], subject: str, changes: list[tuple[str, str]])
 
 def _unpushed(cwd, upstream: str) -> list[tuple[list[str], str, list[tuple[str, str]]]]:
     """(parents, subject, changes) of every commit on HEAD that ``upstream`` lacks, in one ``git log``."""
-    text = gitcmd.run(cwd, "log", "--format=%x01%P%x02%s", "--name-status", "--no-renames", "-z",
+    text = gitcmd.run(cwd, "log", "--no-color", "--format=%x01%P%x02%s", "--name-status", "--no-renames", "-z",
                       f"{upstream}..HEAD").stdout.decode("utf-8", "surrogateescape")
     out = []
     for chunk in text.split("\x01")[1:]:  # "\x01<parents>\x02<subject>\0" then "\n<status>\0<path>\0"...
@@ -129,9 +129,9 @@ def _integrate(paths: gitcmd.RepoPaths, upstream: str, method: str) -> tuple[str
             abort = ("merge", "--abort")
         if proc.returncode != 0:
             said = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()
+            why = said[-1] if said else f"exit {proc.returncode}"
             gitcmd.run(cwd, *abort, env=_env(), check=False)
-            raise HandoffError("sync_conflict", f"{method} of {upstream} failed ({said[-1] if said else proc.returncode}); "
-                                                "nothing was changed",
+            raise HandoffError("sync_conflict", f"{method} of {upstream} failed ({why}); nothing was changed",
                                hint=f"integrate by hand (git {method} {upstream.split('/', 2)[-1]}), "
                                     "then run `handoff sync` again")
     return method, note

@@ -176,7 +176,8 @@ class Workspace:
                 rel = (pending_dir / name).read_text().strip()
             except OSError:
                 continue
-            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and store.is_real_file(self.paths.worktree, rel):
+            wt = self.paths.worktree
+            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and store.is_real_file(wt, rel):
                 out.append((rel, name))
             else:  # a marker whose file never got published (killed in between): nothing to commit
                 self._clear_pending([name])
