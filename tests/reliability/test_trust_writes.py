@@ -318,3 +318,22 @@ def test_own_commit_rule():
     assert not own_commit(["p"], "handoff: say", add + [("A", "src/x.py")])
     assert not own_commit(["p"], "handoff: say", [("M", ".handoffs/config.yaml")])
     assert not own_commit(["p"], "handoff: say", [])
+
+
+def test_sync_conflict_leaves_the_users_commits_as_they_were(clones):
+    a, b = clones("a"), clones("b")
+    (b.path / "README.txt").write_text("b's line\n")
+    b.git("commit", "-qam", "b edits the readme")
+    b.ok("sync")
+    (a.path / "README.txt").write_text("a's line\n")
+    a.git("commit", "-qam", "a edits the readme")
+    a.session("alice", "dev")
+    head = a.git("rev-parse", "HEAD").strip()
+    r = a.h("sync", "-o", "json")
+    assert r.code != 0
+    err = r.json["error"]
+    assert err["reason_code"] == "sync_conflict" and err["message"].startswith("merge of "), err
+    assert "nothing was changed" in err["message"] and err["hint"]
+    assert a.git("rev-parse", "HEAD").strip() == head
+    assert a.git("status", "--porcelain") == "" and not (a.path / ".git" / "MERGE_HEAD").exists()
+    assert (a.path / "README.txt").read_text() == "a's line\n"
