@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import make_repo
 
 from .support import child_env, git
@@ -133,6 +135,29 @@ def test_committed_symlinked_day_folder_is_refused_not_followed(tmp_path):
     assert not (repo.path / day).is_symlink() and (repo.path / sent["paths"][0]).is_file()
     assert _files_under(outside) == ["planted.yaml"]
     assert _doctor(repo)["symlinks"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("level", ["events", "month"])
+def test_committed_symlinked_events_or_month_folder_is_refused(tmp_path, level):
+    env = _now_env()
+    repo = make_repo(tmp_path / "repo")
+    from handoff import model
+    yesterday = {"HANDOFF_NOW": model.format_ts(model.parse_ts(env["HANDOFF_NOW"]) - 40 * 86_400_000)}
+    sid = repo.j("session", "new", "--agent", "alice", "--channel", "dev", env=yesterday)["session_id"]
+    folder = ".handoffs/events" if level == "events" else _day_folder(env).rsplit("/", 1)[0]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if (repo.path / folder).exists():
+        shutil.rmtree(repo.path / folder)
+    os.symlink(outside, repo.path / folder)
+    repo.git("add", "-A", ".handoffs")
+    repo.git("commit", "-qm", f"link {level}")
+    head = repo.git("rev-parse", "HEAD")
+    r = repo.h("send", "--session", sid, "--channel", "dev", "--text", "where to?", "-o", "json", env=env)
+    assert r.code != 0
+    assert r.json["error"]["reason_code"] == "symlink_refused" and folder in r.json["error"]["message"]
+    assert _files_under(outside) == [] and repo.git("rev-parse", "HEAD") == head
+    assert folder in _doctor(repo)["symlinks"]["message"]
 
 
 # ------------------------------------------------------------------ temp files of killed writers
