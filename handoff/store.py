@@ -242,7 +242,8 @@ def atomic_write_local(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        # (init writes its template files here too, into .handoffs/: a planted link at the temp name is not followed)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
