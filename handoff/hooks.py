@@ -55,9 +55,12 @@ def _ours(path: Path) -> bool:
 
 
 def _in_worktree(worktree: Path, path: Path) -> str | None:
-    """``path`` relative to the work tree, or None when it lies outside (``.git/hooks``, an absolute hooksPath)."""
+    """``path`` relative to the work tree, or None when it lies outside (``.git/hooks``, an absolute hooksPath).
+
+    The hook itself is not resolved: a ``.git/hooks/pre-commit`` symlink to a tracked script is chained by
+    renaming the link, which leaves the script alone."""
     try:
-        rel = path.resolve().relative_to(worktree.resolve())
+        rel = (path.parent.resolve() / path.name).relative_to(worktree.resolve())
     except ValueError:
         return None
     return None if rel.parts[:1] == (".git",) else rel.as_posix()

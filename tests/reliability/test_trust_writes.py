@@ -362,3 +362,23 @@ def test_sync_conflict_leaves_the_users_commits_as_they_were(clones):
     assert a.git("rev-parse", "HEAD").strip() == head
     assert a.git("status", "--porcelain") == "" and not (a.path / ".git" / "MERGE_HEAD").exists()
     assert (a.path / "README.txt").read_text() == "a's line\n"
+
+
+def test_hooks_install_chains_a_link_to_a_tracked_script_without_touching_it(repo):
+    (repo.path / "scripts").mkdir()
+    script = repo.path / "scripts" / "pre-commit"
+    script.write_text("#!/bin/sh\necho project-hook >> \"$(git rev-parse --show-toplevel)/.ran\"\n")
+    script.chmod(0o755)
+    repo.git("add", "scripts/pre-commit")
+    repo.git("commit", "-qm", "project hook script")
+    hooks = repo.path / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    os.symlink("../../scripts/pre-commit", hooks / "pre-commit")
+    r = repo.j("hooks", "install")
+    assert r["chained"] and os.path.islink(r["chained"]) and "note" not in r
+    assert script.read_text().startswith("#!/bin/sh\necho project-hook")
+    (repo.path / "a.txt").write_text("a\n")
+    repo.git("add", "a.txt")
+    repo.git("commit", "-qm", "user work")
+    assert (repo.path / ".ran").read_text() == "project-hook\n"  # the chained script still runs
+    assert repo.git("status", "--porcelain") == "?? .ran\n"
