@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
-from . import gitcmd
+from . import gitcmd, store
 from .errors import HandoffError
 
 MARKER = "# handoff pre-commit hook"
@@ -106,10 +107,17 @@ def install(repo: str | None) -> dict:
         result["note"] = (f"{rel} is in the work tree (core.hooksPath): it shows as untracked in `git status`; "
                           "commit it to share it, or list it in .git/info/exclude")
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / ".pre-commit.handoff.tmp"
-    tmp.write_text(text)
-    tmp.chmod(0o755)
-    os.replace(tmp, hook)
+    # mkstemp: a fresh random name, O_EXCL | O_NOFOLLOW: a file or link someone committed beside the hook
+    # is never written through (nor removed)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".pre-commit.handoff.", suffix=".tmp")
+    try:
+        with open(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, hook)
+    except BaseException:
+        store.discard([Path(tmp)])
+        raise
     return result
 
 

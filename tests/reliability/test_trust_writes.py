@@ -382,3 +382,17 @@ def test_hooks_install_chains_a_link_to_a_tracked_script_without_touching_it(rep
     repo.git("commit", "-qm", "user work")
     assert (repo.path / ".ran").read_text() == "project-hook\n"  # the chained script still runs
     assert repo.git("status", "--porcelain") == "?? .ran\n"
+
+
+def test_hooks_install_never_writes_through_a_planted_link(repo, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    hooks = repo.path / ".githooks"
+    hooks.mkdir()
+    os.symlink(victim, hooks / ".pre-commit.handoff.tmp")  # as if committed with the project's hooks
+    repo.git("config", "core.hooksPath", ".githooks")
+    repo.j("hooks", "install")
+    assert victim.read_text() == "precious\n"
+    assert (hooks / ".pre-commit.handoff.tmp").is_symlink()  # left as it was
+    assert sorted(os.listdir(hooks)) == [".pre-commit.handoff.tmp", "pre-commit"]  # no temp file left
+    assert not (hooks / "pre-commit").is_symlink() and "handoff pre-commit hook" in (hooks / "pre-commit").read_text()
