@@ -30,6 +30,7 @@ def run(repo: str | None, session: str | None) -> dict:
         checks.append(_c("git repository", "fail", err.message, err.hint or "run inside a git repository"))
         return _result(checks)
     checks.append(check_identity(paths))
+    checks.append(check_symlinks(paths.worktree))
     ws, cfg_checks = check_workspace(repo)
     checks += cfg_checks
     state = None
@@ -64,6 +65,46 @@ def check_identity(paths) -> dict:
                   'git config user.name "Your Agent" && git config user.email agent@example.com')
     ident = proc.stdout.decode("utf-8", "replace").rsplit(">", 1)[0] + ">"
     return _c("git identity", "ok", f"commits are made as {ident.strip()}")
+
+
+def find_symlinks(worktree: Path) -> list[tuple[str, str]]:
+    """(repo-relative path, target) of ``.handoffs`` and of everything under it that is a symlink (not followed)."""
+    top = worktree / ".handoffs"
+    if top.is_symlink():
+        return [(".handoffs", _readlink(top))]
+    out = []
+    stack = [str(top)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:  # d_type: no stat per file
+                if entry.is_symlink():
+                    out.append((os.path.relpath(entry.path, worktree), _readlink(entry.path)))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return sorted(out)
+
+
+def _readlink(path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def check_symlinks(worktree: Path) -> dict:
+    found = find_symlinks(worktree)
+    if not found:
+        return _c("symlinks", "ok", "no symlink in or as .handoffs/")
+    shown = "; ".join(f"{rel} -> {target}" for rel, target in found[:10])
+    more = f" (+{len(found) - 10} more)" if len(found) > 10 else ""
+    return _c("symlinks", "fail", f"{len(found)} symlink(s), which handoff never reads or writes through: "
+              f"{shown}{more}", "remove each link (`rm PATH`, plus `git rm --cached PATH` if it is committed) "
+              "and put a real directory or file there (copy in what it points to if those are your events); "
+              "`handoff verify` fails a branch that adds one")
 
 
 def check_workspace(repo: str | None):
@@ -256,7 +297,7 @@ def check_inotify(root: Path) -> dict:
     except (OSError, ValueError):
         return _c("inotify limits", "skip", "not Linux (or /proc unreadable): the watcher uses the native API "
                   "or polling")
-    dirs = sum(1 for _ in root.rglob("*") if _.is_dir()) + 1 if root.is_dir() else 1
+    dirs = sum(1 for _ in root.rglob("*") if _.is_dir()) + 1 if root.is_dir() and not root.is_symlink() else 1
     need = max(MIN_WATCHES, dirs * 4)
     if watches < need or instances < 16:
         return _c("inotify limits", "warn", f"max_user_watches={watches}, max_user_instances={instances}; "

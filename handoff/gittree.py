@@ -159,7 +159,7 @@ def _write_trees(paths, new: dict[str, tuple[str, bytes]]) -> None:
     names = []
     try:
         for i, (d, (sha, raw)) in enumerate(new.items()):
-            name = tmp / f"tree.{os.getpid()}.{i}"
+            name = tmp / f"tree.{os.getpid()}.{i}.part"  # swept like staged files if we are killed here
             name.write_bytes(raw)
             names.append(name)
         ids = gitcmd.out(paths.worktree, "hash-object", "-w", "-t", "tree", "--stdin-paths",

@@ -27,9 +27,10 @@ def init_workspace(repo: str | None, workspace: str | None, *, commit: bool | No
     ids.check_id("workspace", workspace)
     created, kept = [], []
     src = template_dir()
-    (root / "events").mkdir(parents=True, exist_ok=True)
+    store.refuse_symlinks(paths.worktree, ".handoffs/events", create=True)  # never follows a symlinked .handoffs
     for name in TEMPLATE_FILES:
         dest = root / name
+        store.refuse_symlinks(paths.worktree, f".handoffs/{name}")
         if dest.exists():
             kept.append(f".handoffs/{name}")
             continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,11 +49,64 @@ def stage(data: bytes, tmp_dir: Path, name: str) -> Path:
     return tmp
 
 
+def refuse_symlinks(top: Path, rel: str, *, create: bool = False) -> None:
+    """Refuse if a component of ``top/rel`` below ``top`` is a symlink: one lstat each, no walk.
+
+    A committed symlink (``.handoffs`` itself, ``events``, a month or a day folder) would make a write
+    land outside the repository, or a read come from outside it.  With ``create``, missing components
+    are made (real directories, one ``mkdir`` each: ``Path.mkdir(parents=True)`` would follow a
+    symlink on the way); without, the first missing one ends the check (nothing there to follow).  A
+    component that is a file also ends it: the caller then fails on it with its own error.
+    """
+    cur = str(top)
+    for part in rel.split("/"):
+        cur = f"{cur}/{part}"
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            if not create:
+                return
+            try:
+                os.mkdir(cur)
+            except FileExistsError:  # made meanwhile (another writer): look again
+                pass
+            st = os.lstat(cur)
+        if stat.S_ISLNK(st.st_mode):
+            shown = os.path.relpath(cur, top)
+            raise HandoffError("symlink_refused", f"{shown} is a symlink (to {_target(cur)}): handoff never "
+                                                  "reads or writes through a symlink under .handoffs/",
+                               hint=f"remove the link (`rm {shown}`, plus `git rm --cached {shown}` if it is "
+                                    "committed) and put a real directory there (copy in what it points to if "
+                                    "those are your events); `handoff doctor` lists every symlink under .handoffs/")
+        if not stat.S_ISDIR(st.st_mode):
+            return
+
+
+def is_real_file(top: Path, rel: str) -> bool:
+    """``top/rel`` is a regular file reached through real directories only (no symlink on the way)."""
+    try:
+        refuse_symlinks(top, rel)
+        return stat.S_ISREG(os.lstat(f"{top}/{rel}").st_mode)
+    except (HandoffError, OSError):
+        return False
+
+
+def _target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
 def link(tmp: Path, root: Path, rel_path: str) -> Path:
-    """Make a staged temp file visible at ``root/rel_path`` in one step; never overwrite (the second half)."""
+    """Make a staged temp file visible at ``root/rel_path`` in one step; never overwrite (the second half).
+
+    Every directory on the way is made or checked with lstat just before the link (``refuse_symlinks``),
+    so a symlinked folder never receives the file.
+    """
     final = root / rel_path
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        refuse_symlinks(root, rel_path.rsplit("/", 1)[0], create=True)
         try:
             os.link(tmp, final)
         except FileExistsError:
@@ -62,11 +117,13 @@ def link(tmp: Path, root: Path, rel_path: str) -> Path:
                 raise
             # No hard links here (other filesystem, FAT...): a dot-named copy beside the target, then rename.
             side = final.parent / f".{final.name}.part"
-            with open(tmp, "rb") as src, open(side, "wb") as dst:
+            discard([side])  # a leftover, or a planted symlink: never written through
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with open(tmp, "rb") as src, open(fd, "wb") as dst:
                 dst.write(src.read())
                 dst.flush()
                 os.fsync(dst.fileno())
-            if final.exists():
+            if os.path.lexists(final):
                 os.unlink(side)
                 raise HandoffError("id_conflict", f"{rel_path} already exists", hint="retry") from None
             os.rename(side, final)
@@ -85,12 +142,20 @@ def discard(tmps: list[Path]) -> None:
 
 
 def sweep_temp(tmp_dir: Path) -> None:
-    """Remove staged files a killed writer left behind.  Call only under the writer lock."""
+    """Remove staged files and tree objects a killed writer left behind.  Call only under the writer lock.
+
+    Every writer makes its temp files (``*.part``) under that lock and removes them before letting go,
+    so any found under it belongs to a writer that was killed.  ``tree.<pid>.<n>`` is the name
+    ``gittree`` used before it ended in ``.part``.
+    """
     try:
         names = os.listdir(tmp_dir)
     except OSError:
         return
-    discard([tmp_dir / n for n in names if n.endswith(".part")])
+    discard([tmp_dir / n for n in names if n.endswith(".part") or _OLD_TREE.fullmatch(n)])
+
+
+_OLD_TREE = re.compile(r"tree\.\d+\.\d+")
 
 
 def _os_error(exc: OSError, path: Path) -> HandoffError:
@@ -122,6 +187,7 @@ def list_event_files(root: Path) -> list[tuple[str, os.stat_result | None, str |
     Symlinks and non-regular files are reported, never followed.  Names
     starting with a dot (temp files) are skipped.
     """
+    refuse_symlinks(root.parent, f"{root.name}/{EVENTS}")  # the walk below follows neither, but would start in them
     out: list = []
     base = root / EVENTS
     stack = [base]
@@ -149,11 +215,9 @@ def list_event_files(root: Path) -> list[tuple[str, os.stat_result | None, str |
 
 
 def read_event_file(root: Path, rel: str, st: os.stat_result | None) -> bytes:
-    if st is not None and st.st_size > MAX_FILE_BYTES:
-        # Read one byte past the cap so the codec reports the size without loading a huge file.
-        with open(root / rel, "rb") as fh:
-            return fh.read(MAX_FILE_BYTES + 1)
-    with open(root / rel, "rb") as fh:
+    """At most one byte past the cap (so the codec reports the size without loading a huge file); a file
+    turned into a symlink since it was listed is not followed (ELOOP)."""
+    with open(os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
         return fh.read(MAX_FILE_BYTES + 1)
 
 
@@ -178,7 +242,8 @@ def atomic_write_local(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        # (init writes its template files here too, into .handoffs/: a planted link at the temp name is not followed)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

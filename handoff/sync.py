@@ -1,10 +1,14 @@
 """``handoff sync``: push this branch, fetch everyone's, through an ordinary git remote.
 
 Push first.  When the remote branch moved (another clone pushed to the same
-branch), fetch and integrate it (rebase by default, ``sync.integrate:
-merge`` in the config to merge) only when that cannot touch the user's
+branch), fetch and integrate it only when that cannot touch the user's
 uncommitted work: no staged or unstaged change to a tracked file, no merge
-or rebase in progress.  Otherwise stop and say what to do.  Then fetch, so
+or rebase in progress.  Otherwise stop and say what to do.  Integrating
+never rewrites a commit that is not handoff's own: by default (``rebase``)
+the unpushed commits are rebased only when every one of them is a handoff
+commit (``own_commit``); if any is the user's (their work, a merge of
+theirs) the remote branch is merged instead.  ``sync.integrate: merge`` in
+the config (or ``--integrate merge``) always merges.  Then fetch, so
 the remote-tracking refs hold every branch's events; reads union them with
 the work tree (see ``remotes``).  Nothing is ever merged across branches.
 """
@@ -63,8 +67,9 @@ def _push_branch(paths: gitcmd.RepoPaths, remote: str, branch: str, method: str,
         if not any(marker in text for marker in _REJECTED):
             raise gitcmd.GitError(args, proc.returncode, text)
         _fetch(cwd, remote)
-        _integrate(paths, f"refs/remotes/{remote}/{branch}", method)
-        result["integrated"] = method
+        result["integrated"], note = _integrate(paths, f"refs/remotes/{remote}/{branch}", method)
+        if note:
+            result["integrated_note"] = note
     raise HandoffError("sync_failed", f"{remote}/{branch} kept moving: pushed nothing after {PUSH_ATTEMPTS} tries",
                        hint="run `handoff sync` again")
 
@@ -73,8 +78,31 @@ def _fetch(cwd, remote: str) -> None:
     gitcmd.run(cwd, "fetch", "--prune", "--quiet", remote, env=_env())
 
 
-def _integrate(paths: gitcmd.RepoPaths, upstream: str, method: str) -> None:
-    """Bring ``upstream`` into the current branch, only where no uncommitted work can be touched."""
+def own_commit(parents: list[str], subject: str, changes: list[tuple[str, str]]) -> bool:
+    """A commit handoff made (so ``sync`` may rebase it): one parent, a ``handoff:`` subject, and only
+    files added under ``.handoffs/`` (``changes``: (status letter, path)).  Anything else is the user's."""
+    return (len(parents) == 1 and subject.startswith("handoff:") and bool(changes)
+            and all(st == "A" and path.startswith(".handoffs/") for st, path in changes))
+
+
+def _unpushed(cwd, upstream: str) -> list[tuple[list[str], str, list[tuple[str, str]]]]:
+    """(parents, subject, changes) of every commit on HEAD that ``upstream`` lacks, in one ``git log``."""
+    text = gitcmd.run(cwd, "log", "--no-color", "--format=%x01%P%x02%s", "--name-status", "--no-renames", "-z",
+                      f"{upstream}..HEAD").stdout.decode("utf-8", "surrogateescape")
+    out = []
+    for chunk in text.split("\x01")[1:]:  # "\x01<parents>\x02<subject>\0" then "\n<status>\0<path>\0"...
+        head, _, rest = chunk.partition("\x02")
+        subject, _, names = rest.partition("\0")
+        fields = names.lstrip("\n").split("\0")[:-1]
+        out.append((head.split(), subject, list(zip(fields[0::2], fields[1::2]))))
+    return out
+
+
+def _integrate(paths: gitcmd.RepoPaths, upstream: str, method: str) -> tuple[str, str | None]:
+    """Bring ``upstream`` into the current branch, only where no uncommitted work can be touched.
+
+    Returns the method used, and why it is not the one asked for (a rebase would rewrite the user's commits).
+    """
     cwd = paths.worktree
     dirty = gitcmd.run(cwd, "status", "--porcelain", "-z", "--untracked-files=no").stdout
     _ref, _head, why = gitcmd.head_state(paths)
@@ -82,17 +110,28 @@ def _integrate(paths: gitcmd.RepoPaths, upstream: str, method: str) -> None:
         reason = why or "you have uncommitted changes to tracked files"
         raise HandoffError("sync_blocked", f"the remote branch has commits this one lacks, and {reason}: "
                                            "not integrating them automatically",
-                           hint=f"commit or stash your changes, then `git {'pull --rebase' if method == 'rebase' else 'pull'}` "
-                                "and run `handoff sync` again")
+                           hint="commit or stash your changes, then run `handoff sync` again (it integrates the "
+                                "remote branch without rewriting your commits)")
+    note = None
     with store.file_lock(paths.shared / "lock"):  # no handoff writer commits while HEAD moves
+        if method == "rebase":
+            theirs = [c for c in _unpushed(cwd, upstream) if not own_commit(*c)]
+            if theirs:
+                method = "merge"
+                note = (f"merged instead of rebasing: {len(theirs)} unpushed commit(s) here are not handoff's "
+                        "(your work or your merges), and sync never rewrites them")
         if method == "rebase":
             proc = gitcmd.run(cwd, "rebase", "--quiet", upstream, env=_env(), check=False)
             abort = ("rebase", "--abort")
         else:
-            proc = gitcmd.run(cwd, "merge", "--quiet", "--no-edit", upstream, env=_env(), check=False)
+            # --ff: fast-forward when possible, whatever merge.ff (false, only) says in the user's config
+            proc = gitcmd.run(cwd, "merge", "--quiet", "--no-edit", "--ff", upstream, env=_env(), check=False)
             abort = ("merge", "--abort")
         if proc.returncode != 0:
+            said = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()
+            why = said[-1] if said else f"exit {proc.returncode}"
             gitcmd.run(cwd, *abort, env=_env(), check=False)
-            raise HandoffError("sync_conflict", f"{method} onto {upstream} conflicted; nothing was changed",
+            raise HandoffError("sync_conflict", f"{method} of {upstream} failed ({why}); nothing was changed",
                                hint=f"integrate by hand (git {method} {upstream.split('/', 2)[-1]}), "
                                     "then run `handoff sync` again")
+    return method, note

@@ -39,6 +39,8 @@ class Workspace:
     def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
         self.paths = gitcmd.discover(repo)
         self.root = self.paths.worktree / HANDOFFS
+        self._refuse_symlinks()
+        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/config.yaml")
         if require_init and not (self.root / "config.yaml").exists():
             raise HandoffError("not_initialized", f"{self.root} has no config.yaml",
                                hint="run `handoff init` in the repository first")
@@ -66,14 +68,22 @@ class Workspace:
         return str(self.config.get("commit", "auto")).lower() not in ("off", "false", "no")
 
     # -------------------------------------------------------------- reads
+    def _refuse_symlinks(self) -> None:
+        """Never read or write through a symlinked ``.handoffs`` or ``events`` (two lstats; deeper links are
+        reported by the listing and refused by every write).  Checked again on each read: a long-lived
+        process (watcher, MCP server) may see a checkout put one there."""
+        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/{store.EVENTS}")
+
     def records(self) -> list[dict]:
         from .index import load_records
+        self._refuse_symlinks()
         return load_records(self)
 
     def state(self, refresh: bool = False) -> dict:
         """``reducer.reduce`` of every record (plus ``clock_diagnostics`` for now), read lazily from the index."""
         if self._state is None or refresh:
             from . import index
+            self._refuse_symlinks()
             self._state = index.state(self, clock.now_ms())
         return self._state
 
@@ -97,6 +107,8 @@ class Workspace:
                 return WriteResult(events=[d["_replay"] for d in drafts], paths=[], replayed=True)
             events = self._stamp(state, [d for d in drafts if not d.get("_replay")])
             files = [(f"{HANDOFFS}/{model.event_path(ev)}", codec.dump(ev)) for ev in events]
+            for folder in sorted({rel.rsplit("/", 1)[0] for rel, _ in files}):  # refuse before anything is written
+                store.refuse_symlinks(self.paths.worktree, folder)
             result = WriteResult(events=events, paths=[rel for rel, _ in files])
             skipped = None
             if commit:
@@ -164,7 +176,8 @@ class Workspace:
                 rel = (pending_dir / name).read_text().strip()
             except OSError:
                 continue
-            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and (self.paths.worktree / rel).is_file():
+            wt = self.paths.worktree
+            if rel.startswith(f"{HANDOFFS}/") and ".." not in rel.split("/") and store.is_real_file(wt, rel):
                 out.append((rel, name))
             else:  # a marker whose file never got published (killed in between): nothing to commit
                 self._clear_pending([name])
@@ -198,7 +211,7 @@ class Workspace:
         last, recent = ledger
         if not head or not recent or last == head:
             return []
-        rels = [rel for _ms, rel in recent if (self.paths.worktree / rel).is_file()]
+        rels = [rel for _ms, rel in recent if store.is_real_file(self.paths.worktree, rel)]
         if not rels:
             return []
         proc = gitcmd.run(self.paths.worktree, "cat-file", "--batch-check",

@@ -143,6 +143,7 @@ def _sync_once(cx: Cx, remote: str, push: bool, integrate: Optional[str]) -> dic
 def _sync_human(r: dict) -> str:
     push = r.get("push") or ""
     extra = f", integrated by {r['integrated']}" if r.get("integrated") else ""
+    extra += f" ({r['integrated_note']})" if r.get("integrated_note") else ""
     seen = (f"; {r['events_from_other_branches']} event(s) visible from other branches"
             if r.get("events_from_other_branches") is not None else "")
     return f"sync {r['remote']}: {render.safe(r.get('branch') or '-')}: {push}{extra}; fetched{seen}"
@@ -201,7 +202,8 @@ def hooks_install(cx: Cx):
     from ..hooks import install
     r = install(cx.repo)
     cx.emit(r, lambda d: f"{'updated' if d['updated'] else 'installed'} {d['hook']}"
-            + (f"\n  runs the previous hook first: {d['chained']}" if d["chained"] else ""))
+            + (f"\n  runs the previous hook first: {d['chained']}" if d["chained"] else "")
+            + (f"\n  note: {d['note']}" if d.get("note") else ""))
 
 
 @command(hooks_app, "uninstall")
