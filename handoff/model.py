@@ -123,7 +123,8 @@ def check_event(ev: dict) -> None:
     try:
         schema.check_shape(ev, kind in ENVELOPE_KINDS)
     except schema.ShapeError as exc:
-        raise bad(exc.reason, exc.message) from None
+        raise bad(exc.reason, exc.message, "correct that value and try again (docs/DESIGN.md, 'Event shape', "
+                                           "lists the type and bounds of every field)") from None
     if ev.get("protocol") not in ACCEPTED_PROTOCOLS:
         raise bad("unsupported_profile", f"protocol {ev.get('protocol')!r} is not supported",
                   f"expected {PROTOCOL!r}; upgrade handoff if this file was written by a newer version")
