@@ -161,6 +161,11 @@ class Handoff:
         sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
         result = self.ws.write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=name,
                                                            session_id=sid, workspace=workspace), commit=self.commit)
+        if not result.replayed:
+            from .local import remember_session
+            ev = result.events[0]
+            remember_session(self.ws, {"session_id": sid, "peer_id": ev["from"], "agent": ev["body"]["agent"],
+                                       "name": ev["body"].get("name"), "open_event_id": ev["id"]})
         sess = Session(self, sid)
         sess.opened = {**views.session_view(views.find_session(self.ws.state(), sid)),
                        "event_id": result.events[0]["id"], "path": (result.paths or [None])[0],
@@ -212,7 +217,9 @@ class Session:
 
     # -------------------------------------------------------------- writes
     def _write(self, builder) -> WriteResult:
-        return self.ws.write(lambda st: builder(st, ops.session_for(st, self.ident)), commit=self.hf.commit)
+        from .local import own_sessions
+        own = own_sessions(self.ws)
+        return self.ws.write(lambda st: builder(st, ops.session_for(st, self.ident, own=own)), commit=self.hf.commit)
 
     def send(self, channel: str, body: dict | None = None, *, kind: str = "say", text: str | None = None,
              surface: str | None = None, thread: str | None = None, direct: str | None = None,
@@ -311,7 +318,9 @@ class Session:
         return self._move(lambda st, s: ops.cancel(st, s, handoff_id, message=message, given_id=id))
 
     def close(self) -> JSON:
-        result = self.ws.write(lambda st: ops.session_close(st, ops.session_for(st, self.ident)),
+        from .local import own_sessions
+        own = own_sessions(self.ws)
+        result = self.ws.write(lambda st: ops.session_close(st, ops.session_for(st, self.ident, own=own)),
                                commit=self.hf.commit)
         return {"session_id": result.events[0]["session_id"], "state": "closed", **write_meta(result)}
 

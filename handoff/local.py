@@ -35,6 +35,39 @@ def add_acks(ws: "Workspace", session_id: str, message_ids: list[str]) -> None:
         os.fsync(fh.fileno())
 
 
+# ------------------------------------------------------------ own sessions
+#
+# The sessions this clone opened, as it opened them: when another open of the same id sorts first in
+# the shared log (a back-dated copy committed by someone else), writes still go out as the peer this
+# clone opened, never as the other one.  One JSON line per open, appended (a torn line is skipped).
+
+
+def remember_session(ws: "Workspace", opened: dict) -> None:
+    path = ws.paths.shared / "sessions.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(opened, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def own_sessions(ws: "Workspace") -> dict[str, dict]:
+    """session id -> {session_id, peer_id, agent, name, open_event_id}, first record of each id."""
+    out: dict[str, dict] = {}
+    try:
+        lines = (ws.paths.shared / "sessions.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("session_id"), str) and isinstance(rec.get("peer_id"), str):
+            out.setdefault(rec["session_id"], rec)
+    return out
+
+
 def read_json(ws: "Workspace", name: str) -> dict:
     try:
         return json.loads((ws.paths.shared / name).read_text())

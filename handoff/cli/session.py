@@ -128,8 +128,10 @@ def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or 
 
     Example: handoff session close sess_receiver
     """
+    from ..local import own_sessions
     ws = cx.ws
-    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id, write=False), given_id),
-                      commit=cx.commit)
+    own = own_sessions(ws)
+    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id, write=False, own=own),
+                                                   given_id), commit=cx.commit)
     cx.emit({"session_id": result.events[0]["session_id"], "state": "closed", **_write_meta(result)},
             lambda d: f"closed {d['session_id']}")
