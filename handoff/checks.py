@@ -72,19 +72,21 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     return out
 
 
-def append_only(changes: list[Change], identity_changed: bool = False) -> tuple[list[dict], set[str]]:
+def append_only(changes: list[Change], identity_changed: bool = False,
+                judged_by_base: bool = True) -> tuple[list[dict], set[str]]:
     """Findings for anything under .handoffs/ that is not a plain addition; and the added paths.
 
     ``identity_changed``: the config's ``identity`` section differs between base and head (a change
     to the rest of config.yaml is ordinary and not reported).  Such a change, or one to
     allowed_signers, is a warning when the range changes nothing else, and an error when the range
     also adds events: new events are judged by the base's identity config, so a change to it is
-    reviewed and merged on its own, never slipped in beside events it would vouch for.
+    reviewed and merged on its own, never slipped in beside events it would vouch for.  (With no base
+    to judge by, ``judged_by_base`` False, the head's config is all there is: a warning.)
     """
     findings, added = [], set()
     config = f"{HANDOFFS}/config.yaml"
     added_by_blob = {c.new_blob: c.path for c in changes if c.status == "A"}
-    with_events = sum(1 for c in changes if c.status == "A" and c.path.startswith(EVENTS))
+    with_events = judged_by_base and sum(1 for c in changes if c.status == "A" and c.path.startswith(EVENTS))
 
     def sensitive(path: str, verb: str) -> dict:
         if with_events:
@@ -243,12 +245,13 @@ def protocol_checks(base_state: dict, head_state: dict, head_paths: set[str]) ->
 
 
 def session_checks(new_events: list[tuple[str, dict]], base_state: dict) -> list[dict]:
-    """A session id belongs to its first opener: a new open of an id the base already has is refused,
-    whatever its clock says (a back-dated copy would sort first and take the session over)."""
+    """A session id belongs to its first opener: a new open of an id the base already has, by another
+    peer or agent, is refused whatever its clock says (a back-dated copy would sort first and take the
+    session over).  The same identity opening it again (two clones, one ``--id``) is harmless."""
     out = []
     for path, ev in new_events:
         owner = base_state["sessions"].get(ev["session_id"]) if ev["kind"] == "session-open" else None
-        if owner is not None and owner["open_event_id"] != ev["id"]:
+        if owner is not None and (ev["from"], ev["body"]["agent"]) != (owner["peer_id"], owner["agent"]):
             out.append(finding("error", path, "session_taken",
                                f"opens session {ev['session_id']} again as {ev['from']}; on the base it belongs to "
                                f"{owner['peer_id']} (agent {owner['agent']!r}): open a session with a new id"))

@@ -272,8 +272,8 @@ def _session_refusal(ev: dict, owner: dict | None, agent_of, admins) -> tuple[st
     if owner is None:
         return None
     if ev["kind"] == "session-open":
-        if ev["id"] == owner["open_event_id"]:
-            return None
+        if ev["id"] == owner["open_event_id"] or (ev["from"], ev["body"]["agent"]) == (owner["peer_id"], owner["agent"]):
+            return None  # (the same identity opening it again, e.g. two clones with the same --id: harmless)
         return ("session_taken", f"session {ev['session_id']} already belongs to {owner['peer_id']} (agent "
                                  f"{owner['agent']!r}, opened by {owner['open_event_id']}); this second open is ignored")
     closer = agent_of(ev["from"])

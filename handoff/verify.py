@@ -148,7 +148,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     base_recs = _records(base_events, blobs)
 
     identity_changed = head_config.get("identity") != _config(base_entries, blobs).get("identity")
-    append_findings, added = checks.append_only(changes, identity_changed)
+    append_findings, added = checks.append_only(changes, identity_changed, judged_by_base=rng["base"] != EMPTY_TREE)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}
     new_paths = {p for p in added if p not in base_paths} | {e.path for e in head_events if e.path not in base_paths}

@@ -162,10 +162,14 @@ def test_close_by_the_same_agent_or_an_admin_is_applied(repo):
     forge(repo, "session-close", "sess_bob", "lead.sess_lead", at_ms=start + 2000, author={})
     code, rep = verify(repo, "--base", "main")
     assert code == 0, rep
-    from handoff import reducer
-    from handoff.workspace import Workspace
-    st = reducer.reduce(Workspace(str(repo.path)).records(), admins=["lead"])
-    assert st["sessions"]["sess_alice"]["state"] == "closed" and st["sessions"]["sess_bob"]["state"] == "closed"
+    assert repo.j("session", "status", "sess_alice")["state"] == "closed"
+    assert repo.j("session", "status", "sess_bob")["state"] == "closed"
+    # the rule follows the config: without the admin entry the lead's close of bob's session is ignored
+    cfg.write_text(cfg.read_text().replace("  admins: ['lead']\n", "  admins: []\n"))
+    assert repo.j("session", "status", "sess_bob")["state"] == "active"
+    assert repo.j("session", "status", "sess_alice")["state"] == "closed"
+    code, rep = verify(repo, "--base", "main")
+    assert code == 0, rep  # verify judges by main's config, which still names the lead
 
 
 # ------------------------------------------------------------------ the config that judges a range
@@ -287,3 +291,29 @@ def test_workflow_push_job_uses_against():
     assert "--against" in push and "--base" not in push
     pr = next(v for k, v in runs.items() if k and "pull request" in k)
     assert "--base" in pr
+
+
+def test_the_same_identity_opening_an_id_again_is_harmless(clones):
+    a, b = clones("a"), clones("b")
+    a.ok("init", "--workspace", "test")
+    a.git("push", "-q", "origin", "main")
+    b.git("pull", "-q", "origin", "main")
+    a.session("ci", "general", sid="sess_ci")  # two clones, one fixed --id: two open events, one identity
+    b.session("ci", "general", sid="sess_ci")
+    a.git("push", "-q", "origin", "main")
+    b.git("checkout", "-q", "-b", "ci-run")
+    b.git("fetch", "-q", "origin")
+    code, rep = verify(b, "--base", "origin/main")
+    assert code == 0, rep
+    b.git("merge", "-q", "--no-edit", "origin/main")
+    code, rep = verify(b, "--base", "origin/main")
+    assert code == 0 and rep["errors"] == 0, rep
+    assert b.j("session", "status", "sess_ci")["state"] == "active"
+
+
+def test_a_full_audit_has_no_base_to_judge_by(repo):
+    _identity_main(repo)
+    repo.j("session", "new", "--agent", "alice", "--channel", "general", env={"GIT_AUTHOR_EMAIL": "alice@example.com"})
+    code, rep = verify(repo, "--all")
+    assert code == 0 and rep["identity"] is True, rep  # the head's config judges; its "change" is a warning
+    assert {f["code"] for f in rep["findings"]} == {"identity_config_changed"}
