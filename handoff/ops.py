@@ -82,11 +82,21 @@ def session_open(state: dict, *, agent: str, channels: list[str], name: str | No
              "body": {k: v for k, v in body.items() if v is not None}}]
 
 
-def session_close(state: dict, session: dict, given_id: str | None = None) -> list[dict]:
+def session_close(state: dict, session: dict, given_id: str | None = None, *, by: dict | None = None,
+                  admins: list[str] = ()) -> list[dict]:
+    """Close ``session``, written by the session itself or by ``by`` (another session of the same agent,
+    or of an ``identity.admins`` agent: the reducer ignores a close by anyone else)."""
     if session["state"] == "closed":  # closing twice changes nothing: the original close is returned
         return [{"_replay": {"kind": "session-close", "id": session.get("close_event_id"), "from": session["peer_id"],
                              "session_id": session["session_id"]}}]
-    draft = {"kind": "session-close", "from": session["peer_id"], "session_id": session["session_id"], "body": {}}
+    closer = by or session
+    if closer["agent"] != session["agent"] and closer["agent"] not in admins:
+        raise HandoffError("not_session_owner",
+                           f"{closer['peer_id']} (agent {closer['agent']!r}) may not close session "
+                           f"{session['session_id']} of agent {session['agent']!r}",
+                           hint="only that agent's sessions, or an agent listed in identity.admins in "
+                                ".handoffs/config.yaml, may close it")
+    draft = {"kind": "session-close", "from": closer["peer_id"], "session_id": session["session_id"], "body": {}}
     apply_idempotency(draft, given_id)
     if draft.get("id"):
         draft["id"] = "evt_" + draft["id"][4:]

@@ -7,7 +7,7 @@ import typer
 
 from .. import clock, ops, render, views
 from . import session_app
-from .common import Cx, IdOpt, command
+from .common import Cx, IdOpt, SessionOpt, command
 
 
 @command(session_app, "new", writes=True)
@@ -123,15 +123,28 @@ def _timeline_human(d: dict) -> str:
 
 
 @command(session_app, "close", writes=True)
-def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or peer id")], given_id: IdOpt = None):
+def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or peer id")], given_id: IdOpt = None,
+          by: SessionOpt = None):
     """Close a session (recorded as an event; its history stays).
 
-    Example: handoff session close sess_receiver
+    With --session (or HANDOFF_SESSION) naming another session, the close is written by that one: it
+    must belong to the same agent or to an agent in identity.admins.
+
+    Example: handoff session close sess_receiver        handoff session close sess_stale --session "$S"
     """
+    from ..checks import admins_of
     from ..local import own_sessions
     ws = cx.ws
     own = own_sessions(ws)
-    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id, write=False, own=own),
-                                                   given_id), commit=cx.commit)
+    admins = admins_of(ws.config)
+
+    def build(st):
+        target = ops.session_for(st, session_id, write=False, own=own)
+        actor = ops.session_for(st, by, own=own) if by else None
+        if actor is not None and actor["session_id"] == target["session_id"]:
+            actor = None
+        return ops.session_close(st, target, given_id, by=actor, admins=admins)
+
+    result = ws.write(build, commit=cx.commit)
     cx.emit({"session_id": result.events[0]["session_id"], "state": "closed", **_write_meta(result)},
             lambda d: f"closed {d['session_id']}")

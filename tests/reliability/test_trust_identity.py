@@ -156,10 +156,17 @@ def test_close_by_the_same_agent_or_an_admin_is_applied(repo):
     repo.session("alice", "general", sid="sess_alice2")
     repo.session("bob", "general", sid="sess_bob")
     repo.session("lead", "general", sid="sess_lead")
+    repo.session("mallory", "general", sid="sess_mallory")
     repo.git("checkout", "-q", "-b", "cleanup")
-    start = opened_at(repo, "sess_lead")
-    forge(repo, "session-close", "sess_alice", "alice.sess_alice2", at_ms=start + 1000, author={})
-    forge(repo, "session-close", "sess_bob", "lead.sess_lead", at_ms=start + 2000, author={})
+    # the CLI writes the close as the acting session, and refuses one the reducer would ignore
+    refused = repo.h("session", "close", "sess_bob", "--session", "sess_mallory", "-o", "json")
+    assert refused.code == 3 and refused.json["error"]["reason_code"] == "not_session_owner", refused.out
+    assert "identity.admins" in refused.json["error"]["hint"]
+    mine = repo.j("session", "close", "sess_alice", "--session", "sess_alice2")
+    admin = repo.j("session", "close", "sess_bob", env={"HANDOFF_SESSION": "sess_lead"})
+    from handoff import codec
+    assert codec.load((repo.path / mine["path"]).read_bytes())["from"] == "alice.sess_alice2"
+    assert codec.load((repo.path / admin["path"]).read_bytes())["from"] == "lead.sess_lead"
     code, rep = verify(repo, "--base", "main")
     assert code == 0, rep
     assert repo.j("session", "status", "sess_alice")["state"] == "closed"
