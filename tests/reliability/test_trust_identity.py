@@ -93,6 +93,10 @@ def test_backdated_second_open_is_refused_by_verify_and_the_owner_keeps_writing_
                        sorted((d["path"], d["reason_code"]) for d in st["diagnostics"])))
     assert len(set(map(repr, states))) == 1
     assert any(code == "session_taken" for _, code in states[0][1])
+    cached = Workspace(str(repo.path)).state(refresh=True).materialize()  # the index's fold agrees
+    assert cached["sessions"] == reducer.reduce(records)["sessions"]
+    assert sorted((d["path"], d["reason_code"]) for d in cached["diagnostics"]
+                  if d["reason_code"] != "future_timestamp") == states[0][1]
 
     # the owner's next send still goes out as the owner's peer, not the attacker's
     sent = repo.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
@@ -142,6 +146,13 @@ def test_close_by_another_agent_is_ignored_and_refused_by_verify(repo):
 
     status = repo.j("session", "status", "sess_alice")
     assert status["state"] == "active"
+    from handoff import reducer
+    from handoff.workspace import Workspace
+    ws = Workspace(str(repo.path))
+    cached = ws.state(refresh=True).materialize()
+    assert [(d["path"], d["reason_code"]) for d in cached["diagnostics"]] == [(close[len(".handoffs/"):],
+                                                                               "not_session_owner")]
+    assert cached["sessions"] == reducer.reduce(ws.records())["sessions"]
     code, rep = verify(repo, "--base", "main")
     assert code == 5 and errors_of(rep) == {close: {"not_session_owner"}}, rep
     # the owner can still write: the session was never closed
