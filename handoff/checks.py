@@ -131,13 +131,15 @@ def append_only(changes: list[Change], identity_changed: bool = False,
 
 def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[str], bool], *, now_ms: int,
                 max_skew_ms: int, elsewhere: dict[str, str], skip: set[str],
-                added_at: Callable[[str], int | None] = lambda p: None, max_backdate_ms: int = 0) -> list[dict]:
+                added_at: Callable[[str], int | None] = lambda p: None, max_backdate_ms: int = 0,
+                backdated_severity: str = "error") -> list[dict]:
     """Mode, name, parse, schema, unique id, clock and causal links of every file under events/.
 
     ``entries``: the tree's (mode, blob, path) under .handoffs/events;
     ``records``: decoded record by repo-relative path; ``elsewhere``: event
     id -> ref for events only other branches hold; ``added_at``: the time (ms) of the
-    commit that adds a new file, which its clock may not precede by more than ``max_backdate_ms``.
+    commit that adds a new file, which its clock may not precede by more than ``max_backdate_ms``
+    (``backdated_severity``: a squash merge re-dates the commit, so a push check only warns).
     """
     findings: list[dict] = []
     events: dict[str, dict] = {}
@@ -176,11 +178,11 @@ def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[s
     for path, ev in sorted(events.items()):
         findings += _clock_and_links(path, ev, is_new(path), now_ms, max_skew_ms, hlc_by_id, elsewhere)
         if is_new(path) and max_backdate_ms:
-            findings += _backdated(path, ev, added_at(path), max_backdate_ms)
+            findings += _backdated(path, ev, added_at(path), max_backdate_ms, backdated_severity)
     return findings
 
 
-def _backdated(path: str, ev: dict, added_ms: int | None, max_backdate_ms: int) -> list[dict]:
+def _backdated(path: str, ev: dict, added_ms: int | None, max_backdate_ms: int, severity: str) -> list[dict]:
     """An event dated long before the commit that adds it: a clock set back, or an event crafted to sort
     before others (a session-open ahead of the real one, an accept ahead of a rival's)."""
     if added_ms is None:
@@ -190,7 +192,7 @@ def _backdated(path: str, ev: dict, added_ms: int | None, max_backdate_ms: int) 
     if earliest >= added_ms - max_backdate_ms:
         return []
     hours = (added_ms - earliest) // 3_600_000
-    return [finding("error", path, "clock_backdated",
+    return [finding(severity, path, "clock_backdated",
                     f"dated {hours} h before the commit that adds it (ts {ev['ts']}, hlc {ev['hlc']}); "
                     f"events are committed within {max_backdate_ms // 3_600_000} h of being written")]
 

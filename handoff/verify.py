@@ -162,7 +162,8 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     findings = list(append_findings)
     findings += checks.file_checks(head_events, head_recs, lambda p: p in new_paths, now_ms=now_ms,
                                   max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged,
-                                  added_at=lambda p: added_by(p).get("at"), max_backdate_ms=MAX_BACKDATE_MS)
+                                  added_at=lambda p: added_by(p).get("at"), max_backdate_ms=MAX_BACKDATE_MS,
+                                  backdated_severity="warning" if rng["exact"] else "error")
     admins = checks.admins_of(config)
     head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins)
     base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins)

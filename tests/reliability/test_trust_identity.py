@@ -253,6 +253,9 @@ def test_backdated_event_is_flagged_like_a_future_one(repo):
                 body={"agent": "bob", "channels": ["general"]}, author={})
     code, rep = verify(repo, "--base", "main")
     assert code == 5 and errors_of(rep) == {old: {"clock_backdated"}}, rep
+    # on a push (--against) only a warning: a squash merge dates its commit at merge time
+    code, rep = verify(repo, "--against", "main")
+    assert code == 0 and [(f["severity"], f["code"]) for f in rep["findings"]] == [("warning", "clock_backdated")]
     # a rebase keeps author times: events written and committed together pass after one
     repo.git("checkout", "-q", "main")
     repo.git("checkout", "-q", "-b", "fresh")
