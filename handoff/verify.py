@@ -139,15 +139,15 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
 
     # New events are judged by the base's config (a range cannot vouch for itself); with no base
     # (--all, or nothing to compare with) the head's is all there is.
-    head_config = _config(head_entries, blobs)
+    head_config, base_config = _config(head_entries, blobs), _config(base_entries, blobs)
     trusted_entries = head_entries if rng["base"] == EMPTY_TREE else base_entries
-    config = head_config if rng["base"] == EMPTY_TREE else _config(base_entries, blobs)
+    config = head_config if rng["base"] == EMPTY_TREE else base_config
     head_events = [e for e in head_entries if e.path.startswith(checks.EVENTS)]
     base_events = [e for e in base_entries if e.path.startswith(checks.EVENTS)]
     head_recs = _records(head_events, blobs)
     base_recs = _records(base_events, blobs)
 
-    identity_changed = head_config.get("identity") != _config(base_entries, blobs).get("identity")
+    identity_changed = head_config.get("identity") != base_config.get("identity")
     append_findings, added = checks.append_only(changes, identity_changed, judged_by_base=rng["base"] != EMPTY_TREE)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}
