@@ -338,3 +338,27 @@ def test_a_full_audit_has_no_base_to_judge_by(repo):
     code, rep = verify(repo, "--all")
     assert code == 0 and rep["identity"] is True, rep  # the head's config judges; its "change" is a warning
     assert {f["code"] for f in rep["findings"]} == {"identity_config_changed"}
+
+
+def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(clones):
+    owner, attacker = clones("owner"), clones("attacker")
+    mine = owner.session("alice", "general", sid="sess_alice")
+    owner.git("push", "-q", "origin", "main")
+    attacker.git("pull", "-q", "origin", "main")
+    attacker.git("checkout", "-q", "-b", "attack")
+    forged = forged_open(attacker, "sess_alice", "mallory", at_ms=opened_at(attacker, "sess_alice") - 2 * DAY_MS)
+    attacker.git("push", "-q", "origin", "attack")
+
+    owner.ok("sync", "--no-push")  # fetch: the attack branch's events are now visible here (remote refs)
+    listed = {s["session_id"]: s for s in owner.j("session", "list")["sessions"]}
+    assert listed["sess_alice"]["peer_id"] == "mallory.sess_alice"  # content order alone gives it away...
+    owner.git("checkout", "-q", "-b", "feature")
+    sent = owner.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
+    from handoff import codec
+    assert codec.load((owner.path / sent["paths"][0]).read_bytes())["from"] == mine["peer_id"]  # ...writes do not
+    code, rep = verify(owner, "--base", "origin/main")
+    assert code == 0, rep  # the owner's branch is not blamed for the attack
+    # and the attack branch fails its own review
+    attacker.git("fetch", "-q", "origin")
+    code, rep = verify(attacker, "--base", "origin/main")
+    assert code == 5 and errors_of(rep) == {forged: {"session_taken", "clock_backdated"}}, rep
