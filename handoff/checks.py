@@ -246,17 +246,52 @@ def protocol_checks(base_state: dict, head_state: dict, head_paths: set[str]) ->
 # ---------------------------------------------------------------- sessions
 
 
-def session_checks(new_events: list[tuple[str, dict]], base_state: dict) -> list[dict]:
+def split_rival_opens(context: list[dict], records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Other branches' records, less their session-opens of ids the checked revisions open themselves.
+
+    Events on other branches are unreviewed context: they may resolve a reference, never take a
+    session over in the judgement of a range (a branch pushed with a back-dated copy of someone's
+    session-open would otherwise sort first and get the owner's own events refused).  Returns the
+    context to reduce and the rival opens left out (reported as warnings by ``session_checks``).
+    """
+    held = {r["event"]["id"] for r in records if "event" in r}
+    opened = {r["event"]["session_id"] for r in records if "event" in r and r["event"]["kind"] == "session-open"}
+    keep, rivals = [], []
+    for r in context:
+        ev = r.get("event")
+        if ev is not None and ev["kind"] == "session-open" and ev["session_id"] in opened and ev["id"] not in held:
+            rivals.append(r)
+        else:
+            keep.append(r)
+    return keep, rivals
+
+
+def session_checks(new_events: list[tuple[str, dict]], base_state: dict, rival_opens: list[dict] = ()) -> list[dict]:
     """A session id belongs to its first opener: a new open of an id the base already has, by another
     peer or agent, is refused whatever its clock says (a back-dated copy would sort first and take the
-    session over).  The same identity opening it again (two clones, one ``--id``) is harmless."""
+    session over).  The same identity opening it again (two clones, one ``--id``) is harmless.  A new
+    open of an id another branch opens differently is a warning: merging both keeps one of them."""
     out = []
+    rivals: dict[str, list[dict]] = {}
+    for r in rival_opens:
+        rivals.setdefault(r["event"]["session_id"], []).append(r)
     for path, ev in new_events:
-        owner = base_state["sessions"].get(ev["session_id"]) if ev["kind"] == "session-open" else None
-        if owner is not None and (ev["from"], ev["body"]["agent"]) != (owner["peer_id"], owner["agent"]):
+        if ev["kind"] != "session-open":
+            continue
+        me = (ev["from"], ev["body"]["agent"])
+        owner = base_state["sessions"].get(ev["session_id"])
+        if owner is not None and me != (owner["peer_id"], owner["agent"]):
             out.append(finding("error", path, "session_taken",
                                f"opens session {ev['session_id']} again as {ev['from']}; on the base it belongs to "
                                f"{owner['peer_id']} (agent {owner['agent']!r}): open a session with a new id"))
+        elif owner is None:
+            for r in rivals.get(ev["session_id"], []):
+                other = r["event"]
+                if (other["from"], other["body"]["agent"]) != me:
+                    out.append(finding("warning", path, "session_elsewhere",
+                                       f"session {ev['session_id']} is also opened by {other['from']} on "
+                                       f"{r.get('ref', 'another branch')}: once both are merged only the first "
+                                       "open in event order keeps the id"))
     return out
 
 

@@ -154,6 +154,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     new_paths = {p for p in added if p not in base_paths} | {e.path for e in head_events if e.path not in base_paths}
 
     context = remotes.context_records(paths, config, {e.path for e in head_events} | base_paths) if use_remotes else []
+    context, rival_opens = checks.split_rival_opens(context, list(head_recs.values()) + list(base_recs.values()))
     elsewhere = {r["event"]["id"]: r.get("ref", "another branch") for r in context if "event" in r}
     head_ids = {r["event"]["id"] for r in head_recs.values() if "event" in r}
     elsewhere = {k: v for k, v in elsewhere.items() if k not in head_ids}
@@ -168,7 +169,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins)
     base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins)
     new_events = [(p, head_recs[p]["event"]) for p in sorted(new_paths) if "event" in head_recs.get(p, {})]
-    findings += checks.session_checks(new_events, base_state)
+    findings += checks.session_checks(new_events, base_state, rival_opens)
     findings += [f for f in checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
                  if f["code"] != "session_taken" or f["path"] in new_paths]  # (an older open is the victim)
 

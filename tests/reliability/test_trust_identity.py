@@ -356,9 +356,24 @@ def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(cl
     sent = owner.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
     from handoff import codec
     assert codec.load((owner.path / sent["paths"][0]).read_bytes())["from"] == mine["peer_id"]  # ...writes do not
+    owner.ok("session", "close", "sess_alice")  # written as the owner's peer too
     code, rep = verify(owner, "--base", "origin/main")
-    assert code == 0, rep  # the owner's branch is not blamed for the attack
+    assert code == 0 and rep["findings"] == [], rep  # the owner's branch is not blamed for the attack
     # and the attack branch fails its own review
     attacker.git("fetch", "-q", "origin")
     code, rep = verify(attacker, "--base", "origin/main")
     assert code == 5 and errors_of(rep) == {forged: {"session_taken", "clock_backdated"}}, rep
+
+
+def test_an_id_opened_differently_on_another_branch_is_a_warning(clones):
+    a, b = clones("a"), clones("b")
+    a.git("checkout", "-q", "-b", "one")
+    a.session("alice", "general", sid="sess_shared")
+    a.git("push", "-q", "origin", "one")
+    b.git("checkout", "-q", "-b", "two")
+    opened = b.session("bob", "general", sid="sess_shared")  # b has not fetched yet: no write-time refusal
+    b.git("fetch", "-q", "origin")
+    code, rep = verify(b, "--base", "origin/main")
+    assert code == 0, rep
+    assert [(f["severity"], f["path"], f["code"]) for f in rep["findings"]] == [
+        ("warning", path_of(b, opened["event_id"]), "session_elsewhere")]
