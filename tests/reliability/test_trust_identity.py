@@ -6,9 +6,16 @@ branches, and the owner's own commands.
 """
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 
 import yaml
+
+from handoff import clock, codec, model, reducer
+from handoff.workspace import Workspace
+
+from conftest import ROOT
 
 DAY_MS = 24 * 3600 * 1000
 MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@evil.example",
@@ -18,7 +25,6 @@ MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@evil.examp
 def forge(repo, kind: str, sid: str, peer: str, *, at_ms: int, body: dict | None = None,
           author: dict = MALLORY, message: str = "forged") -> str:
     """Write one crafted event (valid by schema, dated ``at_ms``) and commit it as ``author``."""
-    from handoff import clock, codec, model
     ev = {"protocol": model.PROTOCOL, "workspace_id": "test", "kind": kind, "from": peer, "session_id": sid,
           "body": body or {}, "ts": model.format_ts(at_ms), "hlc": model.format_hlc(at_ms, 0),
           "id": model.new_event_id(kind, clock.new_ulid(at_ms))}
@@ -38,8 +44,6 @@ def forged_open(repo, sid: str, agent: str, *, at_ms: int, **kw) -> str:
 
 
 def commit_as(repo, author: dict, message: str) -> None:
-    import os
-    import subprocess
     proc = subprocess.run(["git", "commit", "-qm", message], cwd=repo.path, capture_output=True, text=True,
                           env={**os.environ, **author})
     assert proc.returncode == 0, proc.stderr
@@ -59,8 +63,7 @@ def errors_of(report) -> dict[str, set[str]]:
 
 
 def opened_at(repo, sid: str) -> int:
-    from handoff.model import parse_ts
-    return parse_ts(repo.j("session", "status", sid)["opened_at"])
+    return model.parse_ts(repo.j("session", "status", sid)["opened_at"])
 
 
 def path_of(repo, event_id: str) -> str:
@@ -82,8 +85,6 @@ def test_backdated_second_open_is_refused_by_verify_and_the_owner_keeps_writing_
     assert all(f["path"] != owner_path for f in rep["findings"]), rep  # the victim's file is not blamed
 
     # the reducer is deterministic: whatever the file order, one open owns the id, the other is a diagnostic
-    from handoff import reducer
-    from handoff.workspace import Workspace
     records = list(Workspace(str(repo.path)).records())
     states = []
     for seed in range(5):
@@ -100,7 +101,6 @@ def test_backdated_second_open_is_refused_by_verify_and_the_owner_keeps_writing_
 
     # the owner's next send still goes out as the owner's peer, not the attacker's
     sent = repo.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
-    from handoff import codec
     ev = codec.load((repo.path / sent["paths"][0]).read_bytes())
     assert ev["from"] == owner["peer_id"] == "alice.sess_alice"
     by_peer = repo.j("send", "--session", "alice.sess_alice", "--channel", "general", "--text", "me, by peer")
@@ -146,8 +146,6 @@ def test_close_by_another_agent_is_ignored_and_refused_by_verify(repo):
 
     status = repo.j("session", "status", "sess_alice")
     assert status["state"] == "active"
-    from handoff import reducer
-    from handoff.workspace import Workspace
     ws = Workspace(str(repo.path))
     cached = ws.state(refresh=True).materialize()
     assert [(d["path"], d["reason_code"]) for d in cached["diagnostics"]] == [(close[len(".handoffs/"):],
@@ -175,7 +173,6 @@ def test_close_by_the_same_agent_or_an_admin_is_applied(repo):
     assert "identity.admins" in refused.json["error"]["hint"]
     mine = repo.j("session", "close", "sess_alice", "--session", "sess_alice2")
     admin = repo.j("session", "close", "sess_bob", env={"HANDOFF_SESSION": "sess_lead"})
-    from handoff import codec
     assert codec.load((repo.path / mine["path"]).read_bytes())["from"] == "alice.sess_alice2"
     assert codec.load((repo.path / admin["path"]).read_bytes())["from"] == "lead.sess_lead"
     code, rep = verify(repo, "--base", "main")
@@ -305,7 +302,6 @@ def test_github_annotations_carry_a_line_and_a_missing_base_is_an_error_line(rep
 
 
 def test_workflow_push_job_uses_against():
-    from conftest import ROOT
     wf = yaml.safe_load((ROOT / "examples" / "github-workflow.yml").read_text())
     runs = {s.get("name"): s.get("run", "") for s in wf["jobs"]["verify"]["steps"]}
     push = next(v for k, v in runs.items() if k and "push" in k)
@@ -354,7 +350,6 @@ def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(cl
     assert listed["sess_alice"]["peer_id"] == "mallory.sess_alice"  # content order alone gives it away...
     owner.git("checkout", "-q", "-b", "feature")
     sent = owner.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
-    from handoff import codec
     assert codec.load((owner.path / sent["paths"][0]).read_bytes())["from"] == mine["peer_id"]  # ...writes do not
     owner.ok("session", "close", "sess_alice")  # written as the owner's peer too
     code, rep = verify(owner, "--base", "origin/main")
