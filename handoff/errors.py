@@ -41,7 +41,6 @@ _EXIT_BY_REASON = {
     "already_responded": EXIT_REFUSED,
     "legacy_field_rejected": EXIT_REFUSED,
     "not_session_owner": EXIT_REFUSED,
-    "session_taken": EXIT_REFUSED,
     # not found
     "not_found": EXIT_NOT_FOUND,
     "conversation_not_found": EXIT_NOT_FOUND,
