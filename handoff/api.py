@@ -218,7 +218,7 @@ class Session:
     # -------------------------------------------------------------- writes
     def _write(self, builder) -> WriteResult:
         from .local import own_sessions
-        own = own_sessions(self.ws)
+        own = own_sessions(self.ws, self.ident)
         return self.ws.write(lambda st: builder(st, ops.session_for(st, self.ident, own=own)), commit=self.hf.commit)
 
     def send(self, channel: str, body: dict | None = None, *, kind: str = "say", text: str | None = None,
@@ -319,7 +319,7 @@ class Session:
 
     def close(self) -> JSON:
         from .local import own_sessions
-        own = own_sessions(self.ws)
+        own = own_sessions(self.ws, self.ident)
         result = self.ws.write(lambda st: ops.session_close(st, ops.session_for(st, self.ident, own=own)),
                                commit=self.hf.commit)
         return {"session_id": result.events[0]["session_id"], "state": "closed", **write_meta(result)}

@@ -39,32 +39,34 @@ def add_acks(ws: "Workspace", session_id: str, message_ids: list[str]) -> None:
 #
 # The sessions this clone opened, as it opened them: when another open of the same id sorts first in
 # the shared log (a back-dated copy committed by someone else), writes still go out as the peer this
-# clone opened, never as the other one.  One JSON line per open, appended (a torn line is skipped).
+# clone opened, never as the other one.  One small file per session id, written once.
+
+
+def _own_path(ws: "Workspace", session_id: str):
+    return ws.paths.shared / "sessions" / f"{session_id}.json"
 
 
 def remember_session(ws: "Workspace", opened: dict) -> None:
-    path = ws.paths.shared / "sessions.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(opened, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Record ``opened`` ({session_id, peer_id, agent, name, open_event_id}); the first record of an id stays."""
+    path = _own_path(ws, opened["session_id"])
+    if not path.exists():
+        store.atomic_write_local(path, json.dumps(opened, sort_keys=True).encode())
 
 
-def own_sessions(ws: "Workspace") -> dict[str, dict]:
-    """session id -> {session_id, peer_id, agent, name, open_event_id}, first record of each id."""
+def own_sessions(ws: "Workspace", *idents: str | None) -> dict[str, dict]:
+    """session id -> this clone's record of opening it, for the sessions ``idents`` name (ids or peer ids)."""
+    from .ids import is_valid
     out: dict[str, dict] = {}
-    try:
-        lines = (ws.paths.shared / "sessions.jsonl").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return out
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
+    for ident in idents:
+        sid = ident.rsplit(".", 1)[-1] if isinstance(ident, str) else None  # (a peer id ends in its session id)
+        if not is_valid("session", sid) or sid in out:
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("session_id"), str) and isinstance(rec.get("peer_id"), str):
-            out.setdefault(rec["session_id"], rec)
+        try:
+            rec = json.loads(_own_path(ws, sid).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("session_id") == sid and isinstance(rec.get("peer_id"), str):
+            out[sid] = rec
     return out
 
 

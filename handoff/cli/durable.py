@@ -155,7 +155,7 @@ def _lease_cmd(cx: Cx, kind: str, ident: str, session: str | None, lease: str | 
     now = clock.now_ms()
 
     def build(state):
-        s = ops.session_for(state, session, own=own_sessions(ws))
+        s = ops.session_for(state, session, own=own_sessions(ws, session))
         w = ops.find_work(state, ident)
         return [leases.draft(state, s, w, kind, now_ms=now, lease_ms=lease_ms, given_id=given_id)]
 
@@ -226,7 +226,7 @@ def sweep(cx: Cx, session: SessionOpt = None,
         pass
 
     def build(state):
-        s = ops.session_for(state, session, own=own_sessions(ws))
+        s = ops.session_for(state, session, own=own_sessions(ws, session))
         drafts = deadlines.sweep(state, s, now, given_id)
         if not drafts:
             raise _Nothing()

@@ -135,7 +135,7 @@ def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or 
     from ..checks import admins_of
     from ..local import own_sessions
     ws = cx.ws
-    own = own_sessions(ws)
+    own = own_sessions(ws, session_id, by)
     admins = admins_of(ws.config)
 
     def build(st):
