@@ -50,8 +50,9 @@ def list_(cx: Cx, all_: Annotated[bool, typer.Option("--all", help="include clos
 
 
 def _session(cx: Cx, ident: str) -> tuple[dict, dict]:
+    from ..local import own_sessions
     state = cx.ws.state()
-    return state, ops.session_for(state, ident, write=False)
+    return state, ops.session_for(state, ident, write=False, own=own_sessions(cx.ws, ident))
 
 
 @command(session_app, "status")

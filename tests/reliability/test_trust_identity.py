@@ -105,6 +105,11 @@ def test_backdated_second_open_is_refused_by_verify_and_the_owner_keeps_writing_
     assert ev["from"] == owner["peer_id"] == "alice.sess_alice"
     by_peer = repo.j("send", "--session", "alice.sess_alice", "--channel", "general", "--text", "me, by peer")
     assert codec.load((repo.path / by_peer["paths"][0]).read_bytes())["from"] == "alice.sess_alice"
+    # and the owner's inbox is the owner's: a direct message to its peer is there
+    repo.session("bob", "general", sid="sess_bob")
+    dm = repo.j("send", "--session", "sess_bob", "--channel", "general", "--to", "alice.sess_alice", "--text", "hi")
+    inbox = repo.j("inbox", "--session", "sess_alice")
+    assert inbox["peer_id"] == "alice.sess_alice" and dm["id"] in {e["id"] for e in inbox["entries"]}, inbox
 
 
 def test_second_open_refused_whatever_its_clock_and_twice_in_one_branch(repo):
@@ -348,6 +353,7 @@ def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(cl
     owner.ok("sync", "--no-push")  # fetch: the attack branch's events are now visible here (remote refs)
     listed = {s["session_id"]: s for s in owner.j("session", "list")["sessions"]}
     assert listed["sess_alice"]["peer_id"] == "mallory.sess_alice"  # content order alone gives it away...
+    assert owner.j("session", "status", "sess_alice")["peer_id"] == mine["peer_id"]  # (this clone's own view)
     owner.git("checkout", "-q", "-b", "feature")
     sent = owner.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
     assert codec.load((owner.path / sent["paths"][0]).read_bytes())["from"] == mine["peer_id"]  # ...writes do not
