@@ -5,7 +5,7 @@ Three git calls whatever the size of history (two ``ls-tree``, one
 """
 from __future__ import annotations
 
-from . import codec, gitcmd, reducer, remotes, report, revision
+from . import checks, codec, gitcmd, reducer, remotes, report, revision
 from .revision import EMPTY_TREE
 from .verify import resolve_range
 
@@ -23,9 +23,11 @@ def branch_activity(repo: str | None, *, base: str | None = None, rev: str | Non
                                 limit=MAX_FILE_BYTES + 1)
     head_recs = revision.decode_blobs(head_entries, blobs)
     base_recs = revision.decode_blobs(base_entries, blobs)
-    context = remotes.context_records(paths, _config(paths), {e.path for e in head_entries + base_entries})
-    head_state = reducer.reduce(head_recs + remotes.not_held(context, head_recs))
-    base_state = reducer.reduce(base_recs + remotes.not_held(context, base_recs))
+    config = _config(paths)
+    context = remotes.context_records(paths, config, {e.path for e in head_entries + base_entries})
+    admins = checks.admins_of(config)
+    head_state = reducer.reduce(head_recs + remotes.not_held(context, head_recs), admins)
+    base_state = reducer.reduce(base_recs + remotes.not_held(context, base_recs), admins)
     new_ids = _ids(head_recs) - _ids(base_recs)
     rep = report.build(base_state, head_state, new_ids)
     proc = gitcmd.run(cwd, "symbolic-ref", "-q", "--short", "HEAD", check=False)

@@ -161,6 +161,11 @@ class Handoff:
         sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
         result = self.ws.write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=name,
                                                            session_id=sid, workspace=workspace), commit=self.commit)
+        if not result.replayed:
+            from .local import remember_session
+            ev = result.events[0]
+            remember_session(self.ws, {"session_id": sid, "peer_id": ev["from"], "agent": ev["body"]["agent"],
+                                       "name": ev["body"].get("name"), "open_event_id": ev["id"]})
         sess = Session(self, sid)
         sess.opened = {**views.session_view(views.find_session(self.ws.state(), sid)),
                        "event_id": result.events[0]["id"], "path": (result.paths or [None])[0],
@@ -199,8 +204,13 @@ class Session:
     def ws(self) -> Workspace:
         return self.hf.ws
 
+    def _me(self, state, *, write: bool = False) -> dict:
+        """The session this object acts as, resolved in ``state`` (as this clone opened it: ``ops.session_for``)."""
+        from .local import own_sessions
+        return ops.session_for(state, self.ident, write=write, own=own_sessions(self.ws, self.ident))
+
     def info(self) -> JSON:
-        return views.session_view(ops.session_for(self.hf.state(), self.ident, write=False))
+        return views.session_view(self._me(self.hf.state()))
 
     @property
     def session_id(self) -> str:
@@ -212,7 +222,7 @@ class Session:
 
     # -------------------------------------------------------------- writes
     def _write(self, builder) -> WriteResult:
-        return self.ws.write(lambda st: builder(st, ops.session_for(st, self.ident)), commit=self.hf.commit)
+        return self.ws.write(lambda st: builder(st, self._me(st, write=True)), commit=self.hf.commit)
 
     def send(self, channel: str, body: dict | None = None, *, kind: str = "say", text: str | None = None,
              surface: str | None = None, thread: str | None = None, direct: str | None = None,
@@ -234,7 +244,7 @@ class Session:
         """``handoff inbox``: what waits for this session.  Reading never changes it; ``ack`` records local acks."""
         from .local import add_acks, read_acks
         st = self.hf.state()
-        s = ops.session_for(st, self.ident, write=False)
+        s = self._me(st)
         now = clock.now_ms()
         acked = read_acks(self.ws, s["session_id"])
         from .index import for_inbox
@@ -311,8 +321,7 @@ class Session:
         return self._move(lambda st, s: ops.cancel(st, s, handoff_id, message=message, given_id=id))
 
     def close(self) -> JSON:
-        result = self.ws.write(lambda st: ops.session_close(st, ops.session_for(st, self.ident)),
-                               commit=self.hf.commit)
+        result = self.ws.write(lambda st: ops.session_close(st, self._me(st, write=True)), commit=self.hf.commit)
         return {"session_id": result.events[0]["session_id"], "state": "closed", **write_meta(result)}
 
     # --------------------------------------------------------------- reads
@@ -322,7 +331,7 @@ class Session:
         from .index import for_inbox
         from .local import read_acks
         st = self.hf.state()
-        s = ops.session_for(st, self.ident, write=False)
+        s = self._me(st)
         acked = read_acks(self.ws, s["session_id"])
         # (its inbox part reads only this session's messages from the index, as `handoff inbox` does)
         return brief.build(for_inbox(st, s, skip=acked), s, acked, clock.now_ms(), limit=limit)

@@ -72,15 +72,29 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     return out
 
 
-def append_only(changes: list[Change], identity_changed: bool = False) -> tuple[list[dict], set[str]]:
+def append_only(changes: list[Change], identity_changed: bool = False,
+                judged_by_base: bool = True) -> tuple[list[dict], set[str]]:
     """Findings for anything under .handoffs/ that is not a plain addition; and the added paths.
 
     ``identity_changed``: the config's ``identity`` section differs between base and head (a change
-    to the rest of config.yaml is ordinary and not reported).
+    to the rest of config.yaml is ordinary and not reported).  Such a change, or one to
+    allowed_signers, is a warning when the range changes nothing else, and an error when the range
+    also adds events: new events are judged by the base's identity config, so a change to it is
+    reviewed and merged on its own, never slipped in beside events it would vouch for.  (With no base
+    to judge by, ``judged_by_base`` False, the head's config is all there is: a warning.)
     """
     findings, added = [], set()
     config = f"{HANDOFFS}/config.yaml"
     added_by_blob = {c.new_blob: c.path for c in changes if c.status == "A"}
+    with_events = judged_by_base and sum(1 for c in changes if c.status == "A" and c.path.startswith(EVENTS))
+
+    def sensitive(path: str, verb: str) -> dict:
+        if with_events:
+            return finding("error", path, "identity_config_changed",
+                           f"{verb} in a range that also adds {with_events} event file(s): new events are judged "
+                           "by the base's identity config; change identity in a range of its own")
+        return finding("warning", path, "identity_config_changed",
+                       f"{verb} in this range: review who may write as which agent")
     for c in changes:
         if c.status == "A":
             added.add(c.path)
@@ -88,8 +102,7 @@ def append_only(changes: list[Change], identity_changed: bool = False) -> tuple[
                 findings.append(finding("warning", c.path, "unknown_file",
                                         "not an event file nor a known .handoffs/ file; handoff ignores it"))
             elif c.path in SENSITIVE and (c.path != config or identity_changed):
-                findings.append(finding("warning", c.path, "identity_config_changed",
-                                        "added in this range: review who may write as which agent"))
+                findings.append(sensitive(c.path, "added"))
             continue
         if c.status == "D":
             moved = added_by_blob.get(c.old_blob)
@@ -104,8 +117,7 @@ def append_only(changes: list[Change], identity_changed: bool = False) -> tuple[
                                     f"changed from {_mode_name(c.old_mode)} to {_mode_name(c.new_mode)}"))
         elif c.status == "M" and c.path in EDITABLE:
             if c.path in SENSITIVE and (c.path != config or identity_changed):
-                findings.append(finding("warning", c.path, "identity_config_changed",
-                                        "changed in this range: review who may write as which agent"))
+                findings.append(sensitive(c.path, "changed"))
         elif c.status == "M":
             findings.append(finding("error", c.path, "edited",
                                     "a committed event file was changed: write a new event instead"))
@@ -118,12 +130,16 @@ def append_only(changes: list[Change], identity_changed: bool = False) -> tuple[
 
 
 def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[str], bool], *, now_ms: int,
-                max_skew_ms: int, elsewhere: dict[str, str], skip: set[str]) -> list[dict]:
+                max_skew_ms: int, elsewhere: dict[str, str], skip: set[str],
+                added_at: Callable[[str], int | None] = lambda p: None, max_backdate_ms: int = 0,
+                backdated_severity: str = "error") -> list[dict]:
     """Mode, name, parse, schema, unique id, clock and causal links of every file under events/.
 
     ``entries``: the tree's (mode, blob, path) under .handoffs/events;
     ``records``: decoded record by repo-relative path; ``elsewhere``: event
-    id -> ref for events only other branches hold.
+    id -> ref for events only other branches hold; ``added_at``: the time (ms) of the
+    commit that adds a new file, which its clock may not precede by more than ``max_backdate_ms``
+    (``backdated_severity``: a squash merge re-dates the commit, so a push check only warns).
     """
     findings: list[dict] = []
     events: dict[str, dict] = {}
@@ -161,7 +177,24 @@ def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[s
                                         f"{_old(is_new(p))}"))
     for path, ev in sorted(events.items()):
         findings += _clock_and_links(path, ev, is_new(path), now_ms, max_skew_ms, hlc_by_id, elsewhere)
+        if is_new(path) and max_backdate_ms:
+            findings += _backdated(path, ev, added_at(path), max_backdate_ms, backdated_severity)
     return findings
+
+
+def _backdated(path: str, ev: dict, added_ms: int | None, max_backdate_ms: int, severity: str) -> list[dict]:
+    """An event dated long before the commit that adds it: a clock set back, or an event crafted to sort
+    before others (a session-open ahead of the real one, an accept ahead of a rival's)."""
+    if added_ms is None:
+        return []
+    ts = parse_ts(ev["ts"])
+    earliest = min(parse_hlc(ev["hlc"])[0], ts if ts is not None else parse_hlc(ev["hlc"])[0])
+    if earliest >= added_ms - max_backdate_ms:
+        return []
+    hours = (added_ms - earliest) // 3_600_000
+    return [finding(severity, path, "clock_backdated",
+                    f"dated {hours} h before the commit that adds it (ts {ev['ts']}, hlc {ev['hlc']}); "
+                    f"events are committed within {max_backdate_ms // 3_600_000} h of being written")]
 
 
 def _clock_and_links(path: str, ev: dict, new: bool, now_ms: int, max_skew_ms: int,
@@ -210,6 +243,58 @@ def protocol_checks(base_state: dict, head_state: dict, head_paths: set[str]) ->
     return out
 
 
+# ---------------------------------------------------------------- sessions
+
+
+def split_rival_opens(context: list[dict], records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Other branches' records, less their session-opens of ids the checked revisions open themselves.
+
+    Events on other branches are unreviewed context: they may resolve a reference, never take a
+    session over in the judgement of a range (a branch pushed with a back-dated copy of someone's
+    session-open would otherwise sort first and get the owner's own events refused).  Returns the
+    context to reduce and the rival opens left out (reported as warnings by ``session_checks``).
+    """
+    held = {r["event"]["id"] for r in records if "event" in r}
+    opened = {r["event"]["session_id"] for r in records if "event" in r and r["event"]["kind"] == "session-open"}
+    keep, rivals = [], []
+    for r in context:
+        ev = r.get("event")
+        if ev is not None and ev["kind"] == "session-open" and ev["session_id"] in opened and ev["id"] not in held:
+            rivals.append(r)
+        else:
+            keep.append(r)
+    return keep, rivals
+
+
+def session_checks(new_events: list[tuple[str, dict]], base_state: dict, rival_opens: list[dict] = ()) -> list[dict]:
+    """A session id belongs to its first opener: a new open of an id the base already has, by another
+    peer or agent, is refused whatever its clock says (a back-dated copy would sort first and take the
+    session over).  The same identity opening it again (two clones, one ``--id``) is harmless.  A new
+    open of an id another branch opens differently is a warning: merging both keeps one of them."""
+    out = []
+    rivals: dict[str, list[dict]] = {}
+    for r in rival_opens:
+        rivals.setdefault(r["event"]["session_id"], []).append(r)
+    for path, ev in new_events:
+        if ev["kind"] != "session-open":
+            continue
+        me = (ev["from"], ev["body"]["agent"])
+        owner = base_state["sessions"].get(ev["session_id"])
+        if owner is not None and me != (owner["peer_id"], owner["agent"]):
+            out.append(finding("error", path, "session_taken",
+                               f"opens session {ev['session_id']} again as {ev['from']}; on the base it belongs to "
+                               f"{owner['peer_id']} (agent {owner['agent']!r}): open a session with a new id"))
+        elif owner is None:
+            for r in rivals.get(ev["session_id"], []):
+                other = r["event"]
+                if (other["from"], other["body"]["agent"]) != me:
+                    out.append(finding("warning", path, "session_elsewhere",
+                                       f"session {ev['session_id']} is also opened by {other['from']} on "
+                                       f"{r.get('ref', 'another branch')}: once both are merged only the first "
+                                       "open in event order keeps the id"))
+    return out
+
+
 # ---------------------------------------------------------------- identity
 
 
@@ -228,6 +313,14 @@ def identity_config(config: dict) -> dict | None:
     return {"agents": agents, "signatures": signatures,
             "email_of": "committer" if raw.get("email_of") == "committer" else "author",
             "allowed_signers": str(raw.get("allowed_signers") or "allowed_signers")}
+
+
+def admins_of(config: dict) -> list[str]:
+    """``identity.admins``: agents that may close any agent's session (read even with enforce off:
+    it is a protocol rule of the reducer, not an identity check)."""
+    raw = config.get("identity")
+    admins = raw.get("admins") if isinstance(raw, dict) else None
+    return sorted({a for a in admins if isinstance(a, str)}) if isinstance(admins, list) else []
 
 
 def email_allowed(email: str | None, patterns: list[str]) -> bool:

@@ -40,6 +40,7 @@ _EXIT_BY_REASON = {
     "no_lease": EXIT_REFUSED,
     "already_responded": EXIT_REFUSED,
     "legacy_field_rejected": EXIT_REFUSED,
+    "not_session_owner": EXIT_REFUSED,
     # not found
     "not_found": EXIT_NOT_FOUND,
     "conversation_not_found": EXIT_NOT_FOUND,

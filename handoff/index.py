@@ -450,6 +450,7 @@ class _Index:
         version = code_version()
         boot = _boot_id()
         want_view = {"code": version} if boot is None else {"code": version, "boot": boot}
+        want_view["admins"] = ",".join(self._admins())  # (the fold's session-close rule reads them)
         for _attempt in range(3):
             # (the long wait until the files are known to be in WAL mode: see ``_use_wal``)
             db = sqlite3.connect(str(self.view_path), timeout=FIRST_BUILD_BUSY_MS / 1000, isolation_level=None,
@@ -518,6 +519,11 @@ class _Index:
         if any(meta.get(k) != v for k, v in want.items()):
             return None
         return meta.get(token_key) if token_key else "ok"
+
+    def _admins(self) -> list[str]:
+        """``identity.admins`` of the config: agents whose session-close the fold applies to any session."""
+        from .checks import admins_of
+        return admins_of(self.ws.config)
 
     def _connect_memory(self) -> sqlite3.Connection:
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -769,14 +775,14 @@ class _Index:
         # the state: fold the new records on, or fold everything again
         if not refold:
             records = _records_of(db, new_pairs, fresh)
-            if _extend(db, records, plan.new_stamps, dict(new_pairs)):
+            if _extend(db, records, plan.new_stamps, dict(new_pairs), self._admins()):
                 STATS["extend"] += 1
                 _trace(f"extend {len(records)}")
                 return
         STATS["refold"] += 1
         del fresh, need, new_pairs, local_now  # (everything is in the parse cache: the fold reads it back)
         scan.present = []
-        _refold(db, plan.new_stamps)
+        _refold(db, plan.new_stamps, self._admins())
         _trace("refold")
 
 
@@ -1443,7 +1449,8 @@ def _any_in(db: sqlite3.Connection, table: str, ids: list[str]) -> bool:
     return False
 
 
-def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dict[str, str]) -> bool:
+def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dict[str, str],
+            admins: list[str]) -> bool:
     """Fold new records onto the saved state if they all sort after it; False if a full fold is needed."""
     acc0 = marshal.loads(_meta(db, "acc"))
     if acc0.get("cyclic"):
@@ -1498,7 +1505,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     agents = marshal.loads(_meta(db, "agents"))
     acc = {"sessions": sessions, "agent_by_peer": agents, "messages": _MessageSink(acc0["messages"], blobs),
            "threads": _Rows(load_box("thread")), "directs": _Rows(load_box("direct")), "work": _Rows(load_work),
-           "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"]}
+           "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"], "admins": admins}
     _prefetch(db, acc, events, saved_work)
     reducer.fold(acc, ordered, paths)
     _save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths, saved_sessions=saved_sessions,
@@ -1506,7 +1513,7 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     return True
 
 
-def _refold(db: sqlite3.Connection, stamps: dict) -> None:
+def _refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
     """Fold every file again from the parse cache (the file table must be up to date).
 
     Memory stays flat in the number of events: events are ordered by their keys (``okey``: id, clock,
@@ -1597,7 +1604,7 @@ def _refold(db: sqlite3.Connection, stamps: dict) -> None:
         db.execute(ddl)
     _trace("drop")
     stream = _EventStream(db, order, where, special, conflicted)
-    acc = reducer.new_fold()
+    acc = reducer.new_fold(admins)
     acc["diagnostics"] = diagnostics
     acc["messages"] = sink = _StreamSink(db, stream.blobs)
     acc["threads"] = _Rows(lambda key: None)

@@ -35,6 +35,41 @@ def add_acks(ws: "Workspace", session_id: str, message_ids: list[str]) -> None:
         os.fsync(fh.fileno())
 
 
+# ------------------------------------------------------------ own sessions
+#
+# The sessions this clone opened, as it opened them: when another open of the same id sorts first in
+# the shared log (a back-dated copy committed by someone else), writes still go out as the peer this
+# clone opened, never as the other one.  One small file per session id, written once.
+
+
+def _own_path(ws: "Workspace", session_id: str):
+    return ws.paths.shared / "sessions" / f"{session_id}.json"
+
+
+def remember_session(ws: "Workspace", opened: dict) -> None:
+    """Record ``opened`` ({session_id, peer_id, agent, name, open_event_id}); the first record of an id stays."""
+    path = _own_path(ws, opened["session_id"])
+    if not path.exists():
+        store.atomic_write_local(path, json.dumps(opened, sort_keys=True).encode())
+
+
+def own_sessions(ws: "Workspace", *idents: str | None) -> dict[str, dict]:
+    """session id -> this clone's record of opening it, for the sessions ``idents`` name (ids or peer ids)."""
+    from .ids import is_valid
+    out: dict[str, dict] = {}
+    for ident in idents:
+        sid = ident.rsplit(".", 1)[-1] if isinstance(ident, str) else None  # (a peer id ends in its session id)
+        if not is_valid("session", sid) or sid in out:
+            continue
+        try:
+            rec = json.loads(_own_path(ws, sid).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("session_id") == sid and isinstance(rec.get("peer_id"), str):
+            out[sid] = rec
+    return out
+
+
 def read_json(ws: "Workspace", name: str) -> dict:
     try:
         return json.loads((ws.paths.shared / name).read_text())

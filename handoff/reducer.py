@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from typing import Iterable
 
 from . import codec, ids, lifecycle
 from .model import (CONVERSATION_KINDS, ENVELOPE_KINDS, TERMINAL_STATES, EventError, check_event, check_name,
@@ -124,15 +125,18 @@ def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], d
     return events, paths
 
 
-def reduce(records: list[dict]) -> dict:
-    """Fold decoded records into state (plain dicts, JSON-ready)."""
+def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
+    """Fold decoded records into state (plain dicts, JSON-ready).
+
+    ``admins``: agents that may close any session (``identity.admins`` in the config).
+    """
     diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
     events, paths = _dedupe(records, diagnostics)
     ordered, cyclic = order_events(events)
     for eid in cyclic:
         diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
                             "message": "causal links (after) form a cycle; ordered by clock instead"})
-    acc = new_fold()
+    acc = new_fold(admins)
     acc["diagnostics"] = diagnostics
     fold(acc, ordered, paths)
     threads, directs, work = acc["threads"], acc["directs"], acc["work"]
@@ -164,9 +168,9 @@ def reduce(records: list[dict]) -> dict:
 # folds only new events that sort after everything already folded, and finishes the boxes it touched.
 
 
-def new_fold() -> dict:
+def new_fold(admins: Iterable[str] = ()) -> dict:
     return {"sessions": {}, "agent_by_peer": {}, "messages": [], "threads": {}, "directs": {}, "work": {},
-            "leases": [], "diagnostics": [], "counters": {"transitions": 0}}
+            "leases": [], "diagnostics": [], "counters": {"transitions": 0}, "admins": sorted(set(admins))}
 
 
 def work_box(w: dict) -> tuple[str, str]:
@@ -192,6 +196,11 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
 
     ``ordered`` is iterated twice unless ``identities`` gives its session-open events (in the same order)
     for the first pass; ``paths[id]`` is asked only for the event being folded.
+
+    Session rules (see docs/DESIGN.md, "Who owns a session"): a session id belongs to the first
+    session-open of it in event order; a later open of the same id is not applied
+    (``session_taken``), and a session-close is applied only when its sender is the session's own
+    peer, another session of the same agent, or an agent in ``acc["admins"]`` (``not_session_owner``).
     """
     sessions: dict[str, dict] = acc["sessions"]
     agent_by_peer: dict[str, str] = acc["agent_by_peer"]
@@ -219,8 +228,16 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
     orphans: list[dict] = []
     session_by_peer = {s["peer_id"]: s for s in sessions.values()}
 
+    admins = acc.get("admins") or ()
+
     for ev in ordered:
         kind = ev["kind"]
+        if kind in ("session-open", "session-close"):
+            refusal = _session_refusal(ev, sessions.get(ev["session_id"]), agent_of, admins)
+            if refusal is not None:  # not applied: it touches neither the session nor its activity
+                diagnostics.append({"path": paths[ev["id"]], "id": ev["id"], "reason_code": refusal[0],
+                                    "message": refusal[1]})
+                continue
         sess = sessions.get(ev.get("session_id") or "") or session_by_peer.get(ev["from"])
         if sess is not None and ev["ts"] > sess["last_activity_at"]:
             sess["last_activity_at"] = ev["ts"]
@@ -258,6 +275,22 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
         messages.append(msg)
         if kind in CONVERSATION_KINDS:
             _account_container(msg, threads, directs)
+
+
+def _session_refusal(ev: dict, owner: dict | None, agent_of, admins) -> tuple[str, str] | None:
+    """Why a session-open or session-close is not applied to the session it names (None: applied)."""
+    if owner is None:
+        return None
+    if ev["kind"] == "session-open":
+        if ev["id"] == owner["open_event_id"] or (ev["from"], ev["body"]["agent"]) == (owner["peer_id"], owner["agent"]):
+            return None  # (the same identity opening it again, e.g. two clones with the same --id: harmless)
+        return ("session_taken", f"session {ev['session_id']} already belongs to {owner['peer_id']} (agent "
+                                 f"{owner['agent']!r}, opened by {owner['open_event_id']}); this second open is ignored")
+    closer = agent_of(ev["from"])
+    if ev["from"] == owner["peer_id"] or (closer is not None and (closer == owner["agent"] or closer in admins)):
+        return None
+    return ("not_session_owner", f"{ev['from']} (agent {closer!r}) may not close session {ev['session_id']} of "
+                                 f"agent {owner['agent']!r}; only that agent or an identity.admins agent may")
 
 
 def _account_container(msg: dict, threads: dict, directs: dict) -> None:

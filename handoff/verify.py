@@ -16,6 +16,7 @@ from .errors import HandoffError
 from .revision import EMPTY_TREE, HANDOFFS
 
 MAX_SKEW_MS = 3600 * 1000
+MAX_BACKDATE_MS = 24 * 3600 * 1000  # an event dated more than this before the commit that adds it
 DEFAULT_BRANCH_CANDIDATES = ("refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master",
                              "refs/heads/main", "refs/heads/master")
 
@@ -45,9 +46,14 @@ def _head_commit(cwd: Path) -> str | None:
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
-def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool, everything: bool) -> dict:
+def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool, everything: bool,
+                  against: str | None = None) -> dict:
     if staged and rev:
         raise HandoffError("usage", "--staged and --rev are exclusive", hint="--staged checks the index against HEAD")
+    if against and (base or everything):
+        raise HandoffError("usage", "--against is exclusive with --base and --all",
+                           hint="--base REV compares with the merge base (a pull request); --against REV with "
+                                "REV itself (a push: catches a force-push that dropped events)")
     if staged:
         head = None
     elif rev is None and _head_commit(cwd) is None:
@@ -55,6 +61,9 @@ def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool,
     else:
         head = revision.resolve(cwd, rev or "HEAD")
     anchor = None if head == EMPTY_TREE else (head or _head_commit(cwd))
+    if against:
+        return {"base": revision.resolve(cwd, against), "head": head, "against": against, "staged": staged,
+                "exact": True}
     against = None
     if everything or anchor is None:
         base_id = EMPTY_TREE
@@ -66,7 +75,7 @@ def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool,
         against = "HEAD"
     else:
         base_id, against = default_base(cwd, anchor)
-    return {"base": base_id, "head": head, "against": against, "staged": staged}
+    return {"base": base_id, "head": head, "against": against, "staged": staged, "exact": False}
 
 
 def index_env() -> dict | None:
@@ -86,33 +95,41 @@ def _diff(cwd: Path, rng: dict) -> list[checks.Change]:
     return checks.parse_raw_diff(gitcmd.run(cwd, *args, "--", HANDOFFS, env=env).stdout)
 
 
-def _email_lookup(cwd: Path, rng: dict, which: str):
-    """path -> email of the commit that added it (or of the commit being made, with --staged)."""
+def _added_lookup(cwd: Path, rng: dict):
+    """path -> {"author", "committer", "at"} of the commit that added it (or of the commit being made,
+    with --staged): the emails the identity check compares, and the author time (ms) the back-dating
+    check compares (a rebase keeps author times, so rebased events are not flagged)."""
     if rng["staged"]:
-        var = "GIT_COMMITTER_IDENT" if which == "committer" else "GIT_AUTHOR_IDENT"
-        ident = gitcmd.out(cwd, "var", var)
-        email = ident[ident.find("<") + 1:ident.find(">")] if "<" in ident else None
-        return lambda path: email
-    fmt = "%x01%ce" if which == "committer" else "%x01%ae"
+        idents = {k: gitcmd.out(cwd, "var", var) for k, var in (("author", "GIT_AUTHOR_IDENT"),
+                                                                ("committer", "GIT_COMMITTER_IDENT"))}
+        info = {k: v[v.find("<") + 1:v.find(">")] if "<" in v else None for k, v in idents.items()}
+        stamp = idents["author"].rpartition(">")[2].split()
+        info["at"] = int(stamp[0]) * 1000 if stamp and stamp[0].isdigit() else None
+        return lambda path: info
     span = rng["head"] if rng["base"] == EMPTY_TREE else f"{rng['base']}..{rng['head']}"
-    data = gitcmd.run(cwd, "log", "-z", "--no-renames", "--diff-filter=A", "--name-only", f"--format={fmt}",
-                      span, "--", f"{HANDOFFS}/events").stdout.decode("utf-8", "surrogateescape")
-    by_path: dict[str, str] = {}
+    data = gitcmd.run(cwd, "log", "-z", "--no-renames", "--diff-filter=A", "--name-only",
+                      "--format=%x01%ae%x02%ce%x02%at", span, "--", f"{HANDOFFS}/events"
+                      ).stdout.decode("utf-8", "surrogateescape")
+    by_path: dict[str, dict] = {}
     for chunk in data.split("\x01")[1:]:
-        email, _, files = chunk.partition("\0")
+        meta, _, files = chunk.partition("\0")
+        author, committer, at = (meta.split("\x02") + ["", "", ""])[:3]
+        info = {"author": author.strip(), "committer": committer.strip(),
+                "at": int(at) * 1000 if at.strip().isdigit() else None}
         for f in files.split("\0"):
             f = f.strip("\n")
             if f:
-                by_path.setdefault(f, email.strip())  # newest first: the last commit that added it
-    return by_path.get
+                by_path.setdefault(f, info)  # newest first: the last commit that added it
+    return lambda path: by_path.get(path, {})
 
 
-def verify(repo: str | None, *, base: str | None = None, rev: str | None = None, staged: bool = False,
-           everything: bool = False, use_remotes: bool = True, now_ms: int | None = None) -> dict:
+def verify(repo: str | None, *, base: str | None = None, against: str | None = None, rev: str | None = None,
+           staged: bool = False, everything: bool = False, use_remotes: bool = True,
+           now_ms: int | None = None) -> dict:
     paths = gitcmd.discover(repo)
     cwd = paths.worktree
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    rng = resolve_range(cwd, base=base, rev=rev, staged=staged, everything=everything)
+    rng = resolve_range(cwd, base=base, against=against, rev=rev, staged=staged, everything=everything)
     changes = _diff(cwd, rng)
     head_entries = revision.index_entries(cwd, env=index_env()) if staged else revision.tree_entries(cwd, rng["head"])
     base_entries = [] if rng["base"] == EMPTY_TREE else revision.tree_entries(cwd, rng["base"])
@@ -120,36 +137,49 @@ def verify(repo: str | None, *, base: str | None = None, rev: str | None = None,
     from .codec import MAX_FILE_BYTES
     blobs = revision.read_blobs(cwd, wanted, limit=MAX_FILE_BYTES + 1)
 
-    config = _config(head_entries, blobs)
+    # New events are judged by the base's config (a range cannot vouch for itself); with no base
+    # (--all, or nothing to compare with) the head's is all there is.
+    head_config, base_config = _config(head_entries, blobs), _config(base_entries, blobs)
+    trusted_entries = head_entries if rng["base"] == EMPTY_TREE else base_entries
+    config = head_config if rng["base"] == EMPTY_TREE else base_config
     head_events = [e for e in head_entries if e.path.startswith(checks.EVENTS)]
     base_events = [e for e in base_entries if e.path.startswith(checks.EVENTS)]
     head_recs = _records(head_events, blobs)
     base_recs = _records(base_events, blobs)
 
-    identity_changed = config.get("identity") != _config(base_entries, blobs).get("identity")
-    append_findings, added = checks.append_only(changes, identity_changed)
+    identity_changed = head_config.get("identity") != base_config.get("identity")
+    append_findings, added = checks.append_only(changes, identity_changed, judged_by_base=rng["base"] != EMPTY_TREE)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}
     new_paths = {p for p in added if p not in base_paths} | {e.path for e in head_events if e.path not in base_paths}
 
     context = remotes.context_records(paths, config, {e.path for e in head_events} | base_paths) if use_remotes else []
+    context, rival_opens = checks.split_rival_opens(context, list(head_recs.values()) + list(base_recs.values()))
     elsewhere = {r["event"]["id"]: r.get("ref", "another branch") for r in context if "event" in r}
     head_ids = {r["event"]["id"] for r in head_recs.values() if "event" in r}
     elsewhere = {k: v for k, v in elsewhere.items() if k not in head_ids}
+    added_by = _added_lookup(cwd, rng)
 
     findings = list(append_findings)
     findings += checks.file_checks(head_events, head_recs, lambda p: p in new_paths, now_ms=now_ms,
-                                  max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged)
-    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()))
-    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()))
-    findings += checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
+                                  max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged,
+                                  added_at=lambda p: added_by(p).get("at"), max_backdate_ms=MAX_BACKDATE_MS,
+                                  backdated_severity="warning" if rng["exact"] else "error")
+    admins = checks.admins_of(config)
+    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins)
+    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins)
+    new_events = [(p, head_recs[p]["event"]) for p in sorted(new_paths) if "event" in head_recs.get(p, {})]
+    findings += checks.session_checks(new_events, base_state, rival_opens)
+    findings += [f for f in checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
+                 if f["code"] != "session_taken" or f["path"] in new_paths]  # (an older open is the victim)
 
     ident = checks.identity_config(config)
     if ident:
-        findings += _identity(cwd, rng, ident, head_entries, blobs, head_recs, new_paths, head_state)
+        findings += _identity(ident, trusted_entries, blobs, new_events, head_state, added_by)
     verdict = checks.summarize(findings)
     return {"ok": verdict["ok"], "base": rng["base"], "head": rng["head"] or "index", "against": rng["against"],
-            "files": len(head_events), "new_files": len([p for p in new_paths if p.startswith(checks.EVENTS)]),
+            "exact": rng["exact"], "files": len(head_events),
+            "new_files": len([p for p in new_paths if p.startswith(checks.EVENTS)]),
             "identity": bool(ident), "errors": verdict["errors"], "warnings": verdict["warnings"],
             "findings": verdict["findings"]}
 
@@ -180,17 +210,17 @@ def _config(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict:
     return {}
 
 
-def _identity(cwd: Path, rng: dict, ident: dict, head_entries, blobs, head_recs, new_paths, head_state) -> list[dict]:
-    new_events = [(p, head_recs[p]["event"]) for p in sorted(new_paths) if "event" in head_recs.get(p, {})]
+def _identity(ident: dict, trusted_entries, blobs, new_events, head_state, added_by) -> list[dict]:
     check_sig = None
     if ident["signatures"]:
         signers_path = f"{HANDOFFS}/{ident['allowed_signers']}"
-        signers = next((blobs.get(e.blob) for e in head_entries if e.path == signers_path), None)
+        signers = next((blobs.get(e.blob) for e in trusted_entries if e.path == signers_path), None)
         if signers is None:
             return [checks.finding("error", signers_path, "no_allowed_signers",
                                   "identity.signatures is on but this file is missing")]
 
         def check_sig(ev: dict, principal: str) -> str | None:
             return signing.verify(signing.canonical(ev), ev["sig"], signers, principal)
-    email_of = _email_lookup(cwd, rng, ident["email_of"]) if ident["agents"] else (lambda p: None)
-    return checks.identity_checks(new_events, ident, checks.agent_resolver(head_state), email_of, check_sig)
+    which = ident["email_of"]
+    return checks.identity_checks(new_events, ident, checks.agent_resolver(head_state),
+                                  lambda p: added_by(p).get(which), check_sig)

@@ -66,7 +66,7 @@ def test_hook_does_nothing_without_handoffs(tmp_path):
 def test_pre_commit_framework_manifest_and_workflow_example():
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hooks[0]["id"] == "handoff-verify" and hooks[0]["entry"] == "handoff verify --staged"
-    assert hooks[0]["pass_filenames"] is False
+    assert hooks[0]["pass_filenames"] is False and hooks[0]["always_run"] is True and "files" not in hooks[0]
     wf = yaml.safe_load((ROOT / "examples" / "github-workflow.yml").read_text())
     steps = wf["jobs"]["verify"]["steps"]
     assert steps[0]["with"]["fetch-depth"] == 0

@@ -99,7 +99,7 @@ def test_edit_delete_rename_chmod_symlink_submodule_each_fail_by_name(branched):
     # GitHub annotations point at the files
     gh = repo.h("verify", "--base", "main", "--format", "github")
     assert gh.code == 5
-    assert f"::error file={edited},title=handoff verify%3A edited::" in gh.out
+    assert f"::error file={edited},line=1,title=handoff verify%3A edited::" in gh.out
     assert gh.out.rstrip().splitlines()[-1].startswith("::error::handoff verify failed")
 
 

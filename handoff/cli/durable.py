@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import clock, deadlines, leases, ops, render, views
+from ..local import own_sessions
 from ..errors import HandoffError
 from . import app
 from .common import Cx, IdOpt, SessionOpt, command
@@ -154,7 +155,7 @@ def _lease_cmd(cx: Cx, kind: str, ident: str, session: str | None, lease: str | 
     now = clock.now_ms()
 
     def build(state):
-        s = ops.session_for(state, session)
+        s = ops.session_for(state, session, own=own_sessions(ws, session))
         w = ops.find_work(state, ident)
         return [leases.draft(state, s, w, kind, now_ms=now, lease_ms=lease_ms, given_id=given_id)]
 
@@ -225,7 +226,7 @@ def sweep(cx: Cx, session: SessionOpt = None,
         pass
 
     def build(state):
-        s = ops.session_for(state, session)
+        s = ops.session_for(state, session, own=own_sessions(ws, session))
         drafts = deadlines.sweep(state, s, now, given_id)
         if not drafts:
             raise _Nothing()

@@ -97,10 +97,11 @@ def log(cx: Cx,
     Example: handoff log --trace trace_release_20260416 -o jsonl
     """
     from .. import audit, reducer
+    from ..checks import admins_of
     from ..commits import added_by
     ws = cx.ws
     records = ws.records()
-    state = reducer.reduce(records)
+    state = reducer.reduce(records, admins_of(ws.config))
     entries = audit.timeline(records, state, work=work, thread=thread, trace=trace, session=session, channel=channel)
     commits = added_by(ws.paths) if entries else {}
     prefix = ws.root.relative_to(ws.paths.worktree).as_posix()

@@ -19,6 +19,9 @@ app.add_typer(hooks_app, name="hooks")
 
 BaseOpt = Annotated[Optional[str], typer.Option("--base", help="compare with the merge base of REV "
                                                                "(default: the default branch, e.g. origin/main)")]
+AgainstOpt = Annotated[Optional[str], typer.Option("--against", help="compare with REV itself, not the merge base: "
+                                                                     "every event REV holds must still be there "
+                                                                     "(a push; catches force-pushes)")]
 RevOpt = Annotated[Optional[str], typer.Option("--rev", help="check this revision instead of HEAD (no checkout)")]
 
 
@@ -27,6 +30,8 @@ RevOpt = Annotated[Optional[str], typer.Option("--rev", help="check this revisio
 
 def _verify_human(r: dict) -> str:
     base = "the empty tree" if r["against"] is None else f"{r['against']} ({r['base'][:12]})"
+    if r.get("exact"):
+        base += " itself"
     head = r["head"] if r["head"] == "index" else r["head"][:12]
     verdict = "OK" if r["ok"] else "FAILED"
     lines = [f"handoff verify: {verdict}: {r['files']} event file(s), {r['new_files']} new since {base}, "
@@ -48,7 +53,8 @@ def github_annotations(r: dict) -> str:
     for f in r["findings"]:
         level = "error" if f["severity"] == "error" else "warning"
         title = _gh_escape(f"handoff verify: {f['code']}", prop=True)
-        lines.append(f"::{level} file={_gh_escape(f['path'], prop=True)},title={title}::"
+        # (findings are about whole files: line 1 anchors the annotation in the PR's diff view)
+        lines.append(f"::{level} file={_gh_escape(f['path'], prop=True)},line=1,title={title}::"
                      f"{_gh_escape(render.safe(f['message']))}")
     summary = f"handoff verify {'passed' if r['ok'] else 'failed'}: {r['new_files']} new event file(s), " \
               f"{r['errors']} error(s), {r['warnings']} warning(s)"
@@ -56,8 +62,15 @@ def github_annotations(r: dict) -> str:
     return "\n".join(lines)
 
 
+def github_error(err: HandoffError) -> str:
+    """A refusal before any check ran (a base that is not there, bad arguments) as one ::error:: line."""
+    title = _gh_escape(f"handoff verify: {err.reason_code}", prop=True)
+    text = err.message + (f" ({err.hint})" if err.hint else "")
+    return f"::error title={title}::{_gh_escape(render.safe(text))}"
+
+
 @command(app, "verify")
-def verify(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
+def verify(cx: Cx, base: BaseOpt = None, against: AgainstOpt = None, rev: RevOpt = None,
            staged: Annotated[bool, typer.Option("--staged", help="check the index (for a pre-commit hook)")] = False,
            all_: Annotated[bool, typer.Option("--all", help="treat every file as new (full audit, no base)")] = False,
            remotes: Annotated[bool, typer.Option("--remotes/--no-remotes",
@@ -65,12 +78,21 @@ def verify(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
            fmt: Annotated[Optional[str], typer.Option("--format", help="github: workflow annotations")] = None):
     """The reviewer's and CI's check: append-only, schema, lifecycle, identity. Exit 5 on failure.
 
-    Example: handoff verify --base origin/main        handoff verify --staged        handoff verify --format github
+    --base REV (pull requests) compares with the merge base of REV and HEAD; --against REV (pushes)
+    compares with REV itself, so events REV holds and the new tip lacks (a force-push) are deleted ones.
+
+    Example: handoff verify --base origin/main        handoff verify --against "$BEFORE"        handoff verify --staged
     """
     from ..verify import verify as run_verify
     if fmt not in (None, "github"):
         raise HandoffError("usage", f"unknown --format {fmt!r}", hint="the only format is github; see also -o")
-    r = run_verify(cx.repo, base=base, rev=rev, staged=staged, everything=all_, use_remotes=remotes)
+    try:
+        r = run_verify(cx.repo, base=base, against=against, rev=rev, staged=staged, everything=all_,
+                       use_remotes=remotes)
+    except HandoffError as err:
+        if fmt == "github":
+            sys.stdout.write(github_error(err) + "\n")
+        raise
     if not r["ok"]:
         r["error"] = {"reason_code": "verification_failed",
                       "message": f"{r['errors']} problem(s) in .handoffs/ on this range",

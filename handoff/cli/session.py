@@ -7,7 +7,7 @@ import typer
 
 from .. import clock, ops, render, views
 from . import session_app
-from .common import Cx, IdOpt, command
+from .common import Cx, IdOpt, SessionOpt, command
 
 
 @command(session_app, "new", writes=True)
@@ -50,8 +50,9 @@ def list_(cx: Cx, all_: Annotated[bool, typer.Option("--all", help="include clos
 
 
 def _session(cx: Cx, ident: str) -> tuple[dict, dict]:
+    from ..local import own_sessions
     state = cx.ws.state()
-    return state, ops.session_for(state, ident, write=False)
+    return state, ops.session_for(state, ident, write=False, own=own_sessions(cx.ws, ident))
 
 
 @command(session_app, "status")
@@ -123,13 +124,28 @@ def _timeline_human(d: dict) -> str:
 
 
 @command(session_app, "close", writes=True)
-def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or peer id")], given_id: IdOpt = None):
+def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or peer id")], given_id: IdOpt = None,
+          by: SessionOpt = None):
     """Close a session (recorded as an event; its history stays).
 
-    Example: handoff session close sess_receiver
+    With --session (or HANDOFF_SESSION) naming another session, the close is written by that one: it
+    must belong to the same agent or to an agent in identity.admins.
+
+    Example: handoff session close sess_receiver        handoff session close sess_stale --session "$S"
     """
+    from ..checks import admins_of
+    from ..local import own_sessions
     ws = cx.ws
-    result = ws.write(lambda st: ops.session_close(st, ops.session_for(st, session_id, write=False), given_id),
-                      commit=cx.commit)
+    own = own_sessions(ws, session_id, by)
+    admins = admins_of(ws.config)
+
+    def build(st):
+        target = ops.session_for(st, session_id, write=False, own=own)
+        actor = ops.session_for(st, by, own=own) if by else None
+        if actor is not None and actor["session_id"] == target["session_id"]:
+            actor = None
+        return ops.session_close(st, target, given_id, by=actor, admins=admins)
+
+    result = ws.write(build, commit=cx.commit)
     cx.emit({"session_id": result.events[0]["session_id"], "state": "closed", **_write_meta(result)},
             lambda d: f"closed {d['session_id']}")
