@@ -1474,6 +1474,8 @@ def _extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: di
     if _any_in(db, "dangling", ids):
         return False  # an event already folded named one of these as its parent: the order changes
     sessions, saved_sessions = _load_sessions(db, events)
+    if any(ev["kind"] == "session-open" and ev["session_id"] in sessions for ev in events):
+        return False  # a second open of an id: which one owns it may depend on where each file is (_refold)
     opened = [x for ev in events if ev["kind"] == "session-open" and ev["session_id"] not in sessions
               for x in (ev["from"], ev["session_id"])]
     if _any_in(db, "peers", opened):
@@ -1586,10 +1588,14 @@ def _refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
             blob_of[path] = b
         kept, kept_paths = reducer._dedupe(recs, diagnostics)
         ev = kept[0]
+        if any("ref" in r and r["path"] == kept_paths[eid] for r in recs):
+            src_of[eid] = next(src for _how, _ref, src in members if src)
+        else:
+            src_of.pop(eid, None)
         special[eid] = (ev, kept_paths[eid], blob_of[kept_paths[eid]])
         keys[eid] = (ev["hlc"], tuple(ev.get("after") or ()) or None)
         (opens.add if ev["kind"] == "session-open" else opens.discard)(eid)
-    del groups, src_of
+    del groups
     _trace(f"keys {len(keys)}")
     order, cyclic = reducer.order_keys(keys)
     _trace("order")
@@ -1610,7 +1616,11 @@ def _refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
     acc["threads"] = _Rows(lambda key: None)
     acc["directs"] = _Rows(lambda key: None)
     acc["work"] = _Rows(lambda key: None)
-    identities = list(_EventStream(db, [eid for eid in order if eid in opens], where, special, conflicted))
+    # a session's owner is its first opener on this branch; only ids this branch never opens go to remote refs
+    open_order = [eid for eid in order if eid in opens]
+    open_order = [eid for eid in open_order if eid not in src_of] + [eid for eid in open_order if eid in src_of]
+    del src_of
+    identities = list(_EventStream(db, open_order, where, special, conflicted))
     reducer.fold(acc, stream, stream.paths, identities=identities)
     del identities
     _trace("fold")

@@ -138,7 +138,11 @@ def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
                             "message": "causal links (after) form a cycle; ordered by clock instead"})
     acc = new_fold(admins)
     acc["diagnostics"] = diagnostics
-    fold(acc, ordered, paths)
+    # a session's owner is its first opener on this branch; only ids this branch never opens go to remote refs
+    remote = {r["event"]["id"] for r in records if "ref" in r and "event" in r and paths[r["event"]["id"]] == r["path"]}
+    opens = [ev for ev in ordered if ev["kind"] == "session-open"]
+    fold(acc, ordered, paths, identities=[ev for ev in opens if ev["id"] not in remote]
+         + [ev for ev in opens if ev["id"] in remote])
     threads, directs, work = acc["threads"], acc["directs"], acc["work"]
     for w in work.values():
         if w["state"] not in TERMINAL_STATES:

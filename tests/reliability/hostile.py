@@ -163,3 +163,23 @@ def run_everything(repo, outputs=(("-o", "json"), ())) -> dict[str, int]:
             assert r.code in (0, 1, 5), f"{args} -> {r.code}: {r.out[-500:]} {r.err[-500:]}"
             codes[" ".join(args + list(out))] = r.code
     return codes
+
+
+def assert_index_agrees(path) -> None:
+    """The index's saved fold equals ``reducer.reduce`` of the same records (work tree and remote refs), in any
+    order of the files: sessions, work units and diagnostics."""
+    import random
+
+    from handoff import reducer
+    from handoff.workspace import Workspace
+    ws = Workspace(str(path))
+    records = list(ws.records())
+    cached = Workspace(str(path)).state(refresh=True).materialize()
+    for seed in range(3):
+        random.Random(seed).shuffle(records)
+        st = reducer.reduce(records)
+        assert cached["sessions"] == st["sessions"]
+        assert {w: u["state"] for w, u in cached["work"].items()} == {w: u["state"] for w, u in st["work"].items()}
+        assert sorted((d["path"], d["reason_code"]) for d in cached["diagnostics"]
+                      if d["reason_code"] != "future_timestamp") == \
+            sorted((d["path"], d["reason_code"]) for d in st["diagnostics"])

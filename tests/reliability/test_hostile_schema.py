@@ -213,6 +213,7 @@ def test_remote_branch_cannot_rewrite_reviewed_state(how, clones):
     assert any(d["path"] == rel[len(".handoffs/"):] and "ignored" in d["message"] for d in conflicts), conflicts
     doctor = main.h("doctor")
     assert "id_conflict" in doctor.out
+    hostile.assert_index_agrees(main.path)
     # on the attack branch itself, verify refuses the reused id
     r = evil.h("verify", "--base", "origin/main", "-o", "json")
     assert r.code == 5 and rel in {f["path"] for f in r.json["findings"]}, r.out

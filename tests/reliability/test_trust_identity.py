@@ -352,11 +352,19 @@ def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(cl
 
     owner.ok("sync", "--no-push")  # fetch: the attack branch's events are now visible here (remote refs)
     listed = {s["session_id"]: s for s in owner.j("session", "list")["sessions"]}
-    assert listed["sess_alice"]["peer_id"] == "mallory.sess_alice"  # content order alone gives it away...
-    assert owner.j("session", "status", "sess_alice")["peer_id"] == mine["peer_id"]  # (this clone's own view)
+    # a remote ref's open never takes over an id this branch opens, whatever its clock: the list, the status
+    # and the writes all stay the owner's, and the forged open is a diagnostic
+    assert listed["sess_alice"]["peer_id"] == mine["peer_id"]
+    assert owner.j("session", "status", "sess_alice")["peer_id"] == mine["peer_id"]
+    from handoff.workspace import Workspace
+    diags = Workspace(owner.path).state()["diagnostics"]
+    assert any(d["reason_code"] == "session_taken" and d["path"].endswith(forged.rsplit("/", 1)[-1])
+               for d in diags), diags
+    from .hostile import assert_index_agrees
+    assert_index_agrees(owner.path)
     owner.git("checkout", "-q", "-b", "feature")
     sent = owner.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")
-    assert codec.load((owner.path / sent["paths"][0]).read_bytes())["from"] == mine["peer_id"]  # ...writes do not
+    assert codec.load((owner.path / sent["paths"][0]).read_bytes())["from"] == mine["peer_id"]
     owner.ok("session", "close", "sess_alice")  # written as the owner's peer too
     code, rep = verify(owner, "--base", "origin/main")
     assert code == 0 and rep["findings"] == [], rep  # the owner's branch is not blamed for the attack
