@@ -40,9 +40,9 @@ ID_PREFIX = {"session-open": "evt", "session-close": "evt", "claim": "evt", "hea
              "release": "evt"}
 
 FILENAME_RE = re.compile(
-    r"^(?P<id>[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26})\.(?P<kind>[a-z0-9-]{1,32})\.(?P<sender>[a-z0-9][a-z0-9._-]{0,127})\.yaml$")
-HLC_RE = re.compile(r"^(?P<wall>[0-9]{16})-(?P<counter>[0-9]{5})$")
-TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+    r"^(?P<id>[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26})\.(?P<kind>[a-z0-9-]{1,32})\.(?P<sender>[a-z0-9][a-z0-9._-]{0,127})\.yaml\Z")
+HLC_RE = re.compile(r"^(?P<wall>[0-9]{16})-(?P<counter>[0-9]{5})\Z")
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z")
 MAX_TEXT = 64 * 1024
 
 
@@ -122,7 +122,7 @@ def new_event_id(kind: str, ulid: str) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_REF = re.compile(r"[/\\\x00-\x1f\x7f\s]")
-_EVENT_ID = re.compile(r"^[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26}$")
+_EVENT_ID = re.compile(r"^[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26}\Z")
 
 
 def _opt_str(ev: dict, key: str, grammar: str | None = None) -> None:

@@ -8,6 +8,7 @@ stderr that it rebuilt the cache, and the next run is quiet.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -267,3 +268,110 @@ def test_reads_while_another_process_deletes_the_cache(populated):
         assert "FAIL" not in out and "Traceback" not in err, (out[-3000:], err[-2000:])
         assert out.split() == ["inbox", str(want)] * 15
     restore(repo, pristine)
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+
+@pytest.fixture
+def two(repo):
+    repo.session("alice", "general", "sess_alice")
+    bob = repo.session("bob", "general", "sess_bob")
+    work = repo.j("request", "--session", "sess_alice", "--to", bob["peer_id"], "--channel", "general",
+                  "-d", "do it")["work_id"]
+    return repo, bob["peer_id"], work
+
+
+def refused(repo, args, reason: str, code: int = 2, **kw) -> dict:
+    """Run as a real process (a hang is a failure, not a stuck suite): refused with ``reason``, and the
+    human form names it too, with no traceback."""
+    r = repo.proc(*args, "-o", "json", timeout=60, **kw)
+    assert r.returncode == code, (args, r.returncode, r.stdout[-500:], r.stderr[-1500:])
+    err = json.loads(r.stdout)["error"]
+    assert err["reason_code"] == reason and err["message"] and err["hint"], err
+    h = repo.proc(*args, timeout=60, **kw)
+    assert h.returncode == code and "Traceback" not in h.stderr and f"({reason})" in h.stderr, h.stderr[-1500:]
+    return err
+
+
+def test_init_where_handoffs_is_a_file(tmp_path):
+    from conftest import make_repo
+    repo = make_repo(tmp_path / "r", init=False)
+    (repo.path / ".handoffs").write_text("not a folder\n")
+    err = refused(repo, ["init"], "not_a_directory")
+    assert ".handoffs" in err["message"]
+    assert (repo.path / ".handoffs").read_text() == "not a folder\n"
+    (repo.path / ".handoffs").unlink()
+    (repo.path / ".handoffs").mkdir()
+    (repo.path / ".handoffs" / "events").write_text("")
+    refused(repo, ["init"], "not_a_directory")
+
+
+def test_at_file_arguments_are_capped(two, tmp_path):
+    repo, bob, work = two
+    before = sorted(repo.event_files())
+    send = ["send", "--session", "sess_alice", "--channel", "general"]
+    err = refused(repo, [*send, "--body", "@/dev/zero"], "argument_too_large")
+    assert "/dev/zero" in err["message"] and "1 MiB" in err["message"]
+    refused(repo, ["complete", work, "--session", "sess_bob", "--result", "@/dev/zero"], "argument_too_large")
+    refused(repo, ["request", "--session", "sess_alice", "--to", bob, "--channel", "general", "-d", "x",
+                   "--context", "@/dev/zero"], "argument_too_large")
+    big = tmp_path / "big.json"
+    with open(big, "wb") as fh:
+        fh.truncate(50 * 1024 * 1024)  # (sparse: 50 MB without writing them)
+    err = refused(repo, [*send, "--body", f"@{big}"], "argument_too_large")
+    assert "50.0 MiB" in err["message"] and "52428800 bytes" in err["message"], err
+    err = refused(repo, [*send, "--body", "@-"], "argument_too_large", input="x" * (2 * 1024 * 1024))
+    assert "stdin" in err["message"]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes to it: read as empty, never waited on
+    refused(repo, [*send, "--body", f"@{fifo}"], "invalid_body")
+    assert sorted(repo.event_files()) == before
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"text": "from a file"}))
+    assert repo.j(*send, "--body", f"@{ok}")["kind"] == "say"
+
+
+def test_times_and_timeouts_out_of_range(two):
+    repo, bob, work = two
+    before = sorted(repo.event_files())
+    req = ["request", "--session", "sess_alice", "--to", bob, "--channel", "general", "-d", "x"]
+    for deadline in ("99999999999999999", "9999999999999h", "99999999999w", "10000-01-01T00:00:00Z"):
+        refused(repo, [*req, "--deadline", deadline], "invalid_argument")
+    refused(repo, ["send", "--session", "sess_alice", "--channel", "general", "--text", "x",
+                   "--expires-at", "99999999999999999"], "invalid_argument")
+    for timeout in ("inf", "nan", "-1", "1e300"):
+        refused(repo, ["wait", work, "--timeout", timeout], "invalid_argument")
+    refused(repo, ["watch", "--session", "sess_bob", "--once", "--exec-timeout", "inf"], "invalid_argument")
+    refused(repo, ["watch", "--session", "sess_bob", "--once", "--remind-every", "99999999999999999d"],
+            "invalid_argument")
+    assert sorted(repo.event_files()) == before
+    assert repo.j(*req, "--deadline", "9999-12-31T00:00:00Z")["work_id"]
+    assert repo.j(*req, "--deadline", "2h")["work_id"]
+
+
+def test_ids_ending_in_a_newline_are_refused(two):
+    repo, bob, work = two
+    before = sorted(repo.event_files())
+    send = ["send", "--session", "sess_alice", "--channel", "general", "--text", "x"]
+    for args in ([*send, "--to", bob, "--work", "work_x\n"],
+                 ["send", "--session", "sess_alice\n", "--channel", "general", "--text", "x"],
+                 ["send", "--session", "sess_alice", "--channel", "general\n", "--text", "x"],
+                 [*send, "--thread", "thread_abc\n"],
+                 [*send, "--to", bob + "\n", "--work", "work_y"],
+                 ["session", "new", "--agent", "carol", "--channel", "general", "--id", "sess_carol\n"],
+                 ["accept", work + "\n", "--session", "sess_bob"]):
+        r = repo.h(*args, "-o", "json")
+        assert r.code == 2 and r.json["error"]["reason_code"] == "invalid_id", (args, r.code, r.out)
+    assert sorted(repo.event_files()) == before
+
+
+def test_grammars_and_file_patterns_end_at_the_end():
+    from handoff import ids, model
+    for kind, good in (("work", "work_x"), ("session", "sess_a"), ("channel", "general"),
+                       ("thread", "thread_abc"), ("peer", "bob.sess_b"), ("message", "msg_abc")):
+        assert ids.is_valid(kind, good) and not ids.is_valid(kind, good + "\n"), kind
+    name = "msg_01jv8zk3m2n4p5q6r7s8t9v0wx.say.alice.sess_a.yaml"
+    assert model.FILENAME_RE.match(name) and not model.FILENAME_RE.match(name + "\n")
+    assert not model.HLC_RE.match("0001796635502769-00000\n")
+    assert not model.TS_RE.match("2026-01-01T00:00:00Z\n")
