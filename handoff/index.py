@@ -255,6 +255,28 @@ def recover(ws: "Workspace", exc: BaseException) -> None:
             idx.close()
 
 
+def damaged_files(cache_dir: Path) -> list[tuple[str, str]]:
+    """(name, error) of each cache file SQLite cannot open and read the first table of (for ``doctor``:
+    a look at the header and the schema, not an integrity check of every page)."""
+    from urllib.parse import quote
+    try:
+        names = sorted(n for n in os.listdir(cache_dir) if n.endswith(".sqlite3"))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        try:
+            db = sqlite3.connect(f"file:{quote(str(cache_dir / name))}?mode=ro", uri=True)
+            try:
+                db.execute("SELECT count(*) FROM meta").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if trouble(exc) == "damaged":
+                out.append((name, str(exc)))
+    return out
+
+
 def unreadable(exc: BaseException) -> "HandoffError":
     """The refusal when the cache still fails after being built again."""
     from .errors import HandoffError

@@ -375,3 +375,19 @@ def test_grammars_and_file_patterns_end_at_the_end():
     assert model.FILENAME_RE.match(name) and not model.FILENAME_RE.match(name + "\n")
     assert not model.HLC_RE.match("0001796635502769-00000\n")
     assert not model.TS_RE.match("2026-01-01T00:00:00Z\n")
+
+
+def test_doctor_reports_a_cache_it_cannot_open(populated):
+    repo, pristine = populated
+    restore(repo, pristine)
+    checks = {c["check"]: c for c in repo.j("doctor")["checks"]}
+    assert checks["cache"]["status"] == "ok"
+    view = next(n for n in os.listdir(pristine) if n.startswith("view-") and n.endswith(".sqlite3"))
+    data = bytearray((pristine / view).read_bytes())
+    data[0] ^= 0xFF
+    restore(repo, pristine, {view: bytes(data)})
+    r = repo.h("doctor", "-o", "json")
+    cache = {c["check"]: c for c in r.json["checks"]}["cache"]
+    assert cache["status"] == "warn" and view in cache["message"] and "rebuilt" in cache["message"], cache
+    assert {c["check"]: c for c in repo.j("doctor")["checks"]}["cache"]["status"] == "ok"  # (doctor read it)
+    restore(repo, pristine)
