@@ -219,6 +219,8 @@ def trouble(exc: BaseException) -> str | None:
     "gone": an I/O error, as when the files are deleted during a read (open them again); "damaged": the
     files or the bytes in them cannot be read (drop them and build again).
     """
+    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return "gone"  # (a connection closed under a state that still reads through it)
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         primary = code & 0xFF if isinstance(code, int) else None
