@@ -622,6 +622,8 @@ class _Index:
                 if kind is None:
                     raise
                 if attempt == 2:
+                    if not isinstance(exc, sqlite3.Error):
+                        raise  # (bytes still unreadable in a cache built afresh: a bug, not damage)
                     raise unreadable(exc) from None
                 self.close()
                 if kind == "damaged":

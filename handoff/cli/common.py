@@ -170,8 +170,8 @@ def _run(fn: Callable, output: str, repo: str | None, commit: bool | None, kwarg
         raise
     except Exception as exc:
         from .. import index
-        if cx._ws is None or index.trouble(exc) is None:
-            raise
+        if cx._ws is None or index.trouble(exc) is None or not isinstance(exc, index.sqlite3.Error):
+            raise  # (not SQLite's error on a fresh build: a bug, whose traceback is wanted)
         raise index.unreadable(exc) from None
 
 
