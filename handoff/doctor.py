@@ -35,6 +35,7 @@ def run(repo: str | None, session: str | None) -> dict:
     checks += cfg_checks
     state = None
     if ws is not None:
+        checks.append(check_cache(ws))
         try:
             state = ws.state()
         except HandoffError as err:
@@ -144,6 +145,18 @@ def check_workspace(repo: str | None):
     else:
         out.append(_c(".handoffs/ layout", "ok", "config, README, .gitattributes, .gitignore and events/ present"))
     return ws, out
+
+
+def check_cache(ws) -> dict:
+    from . import index
+    cache = ws.paths.shared / "cache"
+    bad = index.damaged_files(cache)
+    if bad:
+        listed = "; ".join(f"{name}: {why}" for name, why in bad)
+        return _c("cache", "warn", f"cannot read {listed}: it is only a cache, rebuilt from the event files "
+                  "by the next command (this one included)",
+                  f"nothing to do; if it happens again, check the disk under {cache}")
+    return _c("cache", "ok", "the cache files open")
 
 
 def check_events(state: dict) -> dict:

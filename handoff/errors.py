@@ -20,6 +20,8 @@ _EXIT_BY_REASON = {
     "invalid_id": EXIT_USAGE,
     "invalid_body": EXIT_USAGE,
     "body_too_large": EXIT_USAGE,
+    "argument_too_large": EXIT_USAGE,
+    "not_a_directory": EXIT_USAGE,
     "invalid_surface": EXIT_USAGE,
     "unsupported_kind": EXIT_USAGE,
     "malformed": EXIT_USAGE,

@@ -13,17 +13,17 @@ CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 # Grammars (AGH Network v0, current model).  Written ids must match these;
 # every id also must be safe as a path component (checked by ``check_id``).
-CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-PEER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-THREAD_RE = re.compile(r"^thread_[a-z0-9][a-z0-9_-]{2,95}$")
-DIRECT_RE = re.compile(r"^direct_[a-f0-9]{32}$")
-WORK_RE = re.compile(r"^work_[a-zA-Z0-9_-]{1,64}$")
-WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_-]{0,63}$")
-SESSION_RE = re.compile(r"^sess_[a-z0-9_-]{1,64}$")
-MESSAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,7}_[a-z0-9_-]{1,100}$")
-AGENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+PEER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}\Z")
+THREAD_RE = re.compile(r"^thread_[a-z0-9][a-z0-9_-]{2,95}\Z")
+DIRECT_RE = re.compile(r"^direct_[a-f0-9]{32}\Z")
+WORK_RE = re.compile(r"^work_[a-zA-Z0-9_-]{1,64}\Z")
+WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_-]{0,63}\Z")
+SESSION_RE = re.compile(r"^sess_[a-z0-9_-]{1,64}\Z")
+MESSAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,7}_[a-z0-9_-]{1,100}\Z")
+AGENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 # Lenient reading rule for ids found in files: no separators, no control chars.
-_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]|^\.\.?$")
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]|^\.\.?\Z")
 
 GRAMMARS = {
     "channel": (CHANNEL_RE, "lowercase letters, digits, '_' or '-', starting with a letter or digit (max 64)"),
@@ -46,6 +46,11 @@ def check_id(kind: str, value: str | None) -> str:
         raise HandoffError("invalid_id", f"invalid {kind} id {shown!r}: expected {rule}",
                            hint=f"pick a {kind} id that matches the grammar")
     return value
+
+
+def is_safe(value: str) -> bool:
+    """No path separator, control character (a trailing newline included), ``.`` or ``..``."""
+    return not _UNSAFE.search(value)
 
 
 def is_valid(kind: str, value: object) -> bool:

@@ -205,6 +205,89 @@ def drop(ws: "Workspace") -> None:
     _remove_all(ws.paths.shared / "cache")
 
 
+# SQLite's primary result codes that say nothing is wrong inside the files (``trouble``)
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED: another command holds them
+_UNUSABLE_CODES = {3, 7, 8, 13, 14, 15, 23}  # PERM, NOMEM, READONLY, FULL, CANTOPEN, PROTOCOL, AUTH
+_IOERR = 10  # SQLITE_IOERR: the files were deleted or replaced under the connection, or the disk failed
+
+
+def trouble(exc: BaseException) -> str | None:
+    """What an error met while using the cache means, or None when it is not the cache's.
+
+    "busy": another command holds the files; "unusable": full, read-only or cannot be opened (answer
+    from memory, delete nothing: deleting would free space a write then reports it did not have);
+    "gone": an I/O error, as when the files are deleted during a read (open them again); "damaged": the
+    files or the bytes in them cannot be read (drop them and build again).
+    """
+    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return "gone"  # (a connection closed under a state that still reads through it)
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary in _BUSY_CODES or (primary is None and "locked" in str(exc)):
+            return "busy"
+        if primary in _UNUSABLE_CODES:
+            return "unusable"
+        return "gone" if primary == _IOERR else "damaged"
+    if isinstance(exc, (ValueError, EOFError, TypeError, KeyError)):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            return "damaged"  # raised here, not in code this module calls: bytes marshal cannot read
+    return None
+
+
+def note_rebuilt(cache_dir: Path, exc: BaseException) -> None:
+    """Say on stderr (once per repair: the files it names are gone after it) that the cache was rebuilt."""
+    why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    sys.stderr.write(f"handoff: the cache in {cache_dir} could not be read ({why}); "
+                     "rebuilt it from the event files\n")
+
+
+def recover(ws: "Workspace", exc: BaseException) -> None:
+    """A command failed reading the cache (``trouble(exc)`` is not None): close it, and when the files
+    are damaged drop them and say so, so that the command can run once more on a fresh build."""
+    kind = trouble(exc)
+    if kind == "damaged":
+        drop(ws)
+        note_rebuilt(ws.paths.shared / "cache", exc)
+    else:
+        for idx in list(ws.__dict__.get("_indexes", {}).values()):
+            idx.close()
+
+
+def damaged_files(cache_dir: Path) -> list[tuple[str, str]]:
+    """(name, error) of each cache file SQLite cannot open and read the first table of (for ``doctor``:
+    a look at the header and the schema, not an integrity check of every page)."""
+    from urllib.parse import quote
+    try:
+        names = sorted(n for n in os.listdir(cache_dir) if n.endswith(".sqlite3"))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        try:
+            db = sqlite3.connect(f"file:{quote(str(cache_dir / name))}?mode=ro", uri=True)
+            try:
+                db.execute("SELECT count(*) FROM meta").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if trouble(exc) == "damaged":
+                out.append((name, str(exc)))
+    return out
+
+
+def unreadable(exc: BaseException) -> "HandoffError":
+    """The refusal when the cache still fails after being built again."""
+    from .errors import HandoffError
+    return HandoffError("cache_unreadable", f"the cache under .git/handoff/cache cannot be used even after "
+                        f"rebuilding it: {exc}",
+                        hint="check the disk (space, permissions, errors), then delete .git/handoff/cache "
+                             "and retry; the event files are not affected")
+
+
 def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozenset()):
     """The state ``views.inbox`` needs for ``session``: only the messages it can keep or count as replies.
 
@@ -425,18 +508,18 @@ class _Index:
         if self.db is None:
             try:
                 self.db = self._connect_files()
-            except (sqlite3.OperationalError, OSError):
+            except (sqlite3.Error, OSError) as exc:
                 self.close()
-                self.db = self._connect_memory()  # unwritable, full or locked: correct, only not cached
-            except sqlite3.DatabaseError:
-                self.close()
-                _remove_db(self.view_path)  # corrupt, truncated, not a database: it is only a cache
-                _remove_db(self.parsed_path)
-                try:
-                    self.db = self._connect_files()
-                except (sqlite3.DatabaseError, OSError):
-                    self.close()
-                    self.db = self._connect_memory()
+                kind = trouble(exc) if isinstance(exc, sqlite3.Error) else "unusable"
+                if kind == "damaged":
+                    self._repair(exc)  # corrupt, truncated, not a database: it is only a cache
+                if kind in ("damaged", "gone"):
+                    try:
+                        self._connect_files()
+                    except (sqlite3.Error, OSError):
+                        self.close()
+                if self.db is None:
+                    self.db = self._connect_memory()  # unwritable, full or locked: correct, only not cached
             weakref.finalize(self, self.db.close)  # closed when the Workspace (and this index) goes
         return self.db
 
@@ -540,21 +623,28 @@ class _Index:
         for attempt in range(3):
             try:
                 return self._fresh_state()
-            except sqlite3.OperationalError as exc:
-                # A full disk, a read-only or locked-up cache: answer from memory this time, delete nothing
-                # (deleting would free space the caller's own write then reports it did not have).
-                if attempt == 2:
+            except (sqlite3.Error, ValueError, EOFError, TypeError, KeyError) as exc:
+                kind = trouble(exc)
+                if kind is None:
                     raise
-                self.close()
-                self.db = self._connect_memory()
-                del exc
-            except sqlite3.DatabaseError:
                 if attempt == 2:
-                    raise
+                    if not isinstance(exc, sqlite3.Error):
+                        raise  # (bytes still unreadable in a cache built afresh: a bug, not damage)
+                    raise unreadable(exc) from None
                 self.close()
-                _remove_db(self.view_path)  # not a database, or a damaged one: it is only a cache
-                _remove_db(self.parsed_path)
+                if kind == "damaged":
+                    self._repair(exc)  # not a database, or a damaged one: it is only a cache
+                elif kind != "gone" or attempt:
+                    # A full disk, a read-only or locked-up cache (or files gone twice): answer from memory
+                    # this time, delete nothing (see ``trouble``).
+                    self.db = self._connect_memory()
         raise AssertionError("unreachable")
+
+    def _repair(self, exc: BaseException) -> None:
+        """Drop both files (damaged: they are only a cache) and say so."""
+        _remove_db(self.view_path)
+        _remove_db(self.parsed_path)
+        note_rebuilt(self.dir, exc)
 
     def _retry_wal(self, db: sqlite3.Connection, wait_ms: int = 0) -> None:
         """Switch files still in rollback-journal mode to WAL, once their first build is committed (until

@@ -30,6 +30,10 @@ def session_for(state: dict, ident: str | None, *, write: bool = True, own: dict
     if not ident:
         raise HandoffError("no_session", "no session given",
                            hint="pass --session ID or set HANDOFF_SESSION (create one with `handoff session new`)")
+    if not ids.is_safe(ident):
+        raise HandoffError("invalid_id", f"session {ident!r} is not a session or peer id",
+                           hint="pass a session id (sess_...) or a peer id (agent.sess_...), e.g. from "
+                                "`handoff session list`")
     s = views.find_session(state, ident)
     mine = _own_session(own or {}, ident, s)
     if mine is not None:
@@ -147,27 +151,37 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not allowed")
 
 
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time an RFC 3339 string can hold
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
 def parse_time(value: str | None, now_ms: int, what: str) -> str | None:
-    """An RFC 3339 time, unix seconds, or a duration from now (``90s``, ``10m``, ``2h``, ``1d``)."""
+    """An RFC 3339 time, unix seconds, or a duration from now (``90s``, ``10m``, ``2h``, ``1d``), up to
+    year 9999."""
     if value is None:
         return None
     m = re.fullmatch(r"(\d+)\s*([smhdw])", value.strip())
-    if m:
-        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return format_ts(now_ms + int(m[1]) * mult * 1000)
-    ms = parse_ts(value.strip())
+    ms = now_ms + int(m[1]) * _UNIT_S[m[2]] * 1000 if m else parse_ts(value.strip())
     if ms is None:
         raise HandoffError("invalid_argument", f"{what} {value!r} is not a time",
+                           hint="use 2026-05-02T21:00:00Z, unix seconds, or a duration like 30m or 2h")
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise HandoffError("invalid_argument", f"{what} {value!r} is out of range: times go from 1970 to year 9999",
                            hint="use 2026-05-02T21:00:00Z, unix seconds, or a duration like 30m or 2h")
     return format_ts(ms)
 
 
 def parse_duration(value: str) -> int:
+    """A duration in milliseconds (seconds, or 90s, 10m, 2h, 1d), at most what fits before year 9999."""
     m = re.fullmatch(r"(\d+)\s*([smhd]?)", value.strip())
     if not m:
         raise HandoffError("invalid_argument", f"duration {value!r} is not understood",
                            hint="use a number of seconds or 90s, 10m, 2h, 1d")
-    return int(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]] * 1000
+    ms = int(m[1]) * _UNIT_S[m[2]] * 1000
+    if ms > MAX_TIME_MS:
+        raise HandoffError("invalid_argument", f"duration {value!r} is too long",
+                           hint="use a number of seconds or 90s, 10m, 2h, 1d")
+    return ms
 
 
 def _ref(value: str | None, what: str) -> str | None:
@@ -408,6 +422,9 @@ def _work_id_used(state: dict, wid: str) -> bool:
 
 
 def find_work(state: dict, ident: str) -> dict:
+    if not isinstance(ident, str) or not ids.is_safe(ident):
+        raise HandoffError("invalid_id", f"{ident!r} is not a work or handoff id",
+                           hint="list work with `handoff work list` or handoffs with `handoff list`")
     w = state["work"].get(ident)
     if w is None:
         units = state["work"]

@@ -27,7 +27,17 @@ def init_workspace(repo: str | None, workspace: str | None, *, commit: bool | No
     ids.check_id("workspace", workspace)
     created, kept = [], []
     src = template_dir()
-    store.refuse_symlinks(paths.worktree, ".handoffs/events", create=True)  # never follows a symlinked .handoffs
+    store.refuse_symlinks(paths.worktree, ".handoffs/events")  # never follows a symlinked .handoffs
+    for d in (root, root / "events"):
+        if d.exists() and not d.is_dir():
+            raise HandoffError("not_a_directory", f"{d.relative_to(paths.worktree)} is a file, not a directory",
+                               hint="move that file away (handoff keeps its events in the .handoffs/ folder), "
+                                    "then run `handoff init` again")
+    try:
+        store.refuse_symlinks(paths.worktree, ".handoffs/events", create=True)
+    except OSError as exc:
+        raise HandoffError("not_a_directory", f"cannot create .handoffs/events: {exc.strerror or exc}",
+                           hint="check that .handoffs/ is a writable folder, then run `handoff init` again") from None
     for name in TEMPLATE_FILES:
         dest = root / name
         store.refuse_symlinks(paths.worktree, f".handoffs/{name}")
@@ -39,8 +49,12 @@ def init_workspace(repo: str | None, workspace: str | None, *, commit: bool | No
             data = data.replace("{workspace_id}", workspace)
         store.atomic_write_local(dest, data.encode())
         created.append(f".handoffs/{name}")
-    from .codec import load
-    cfg = load((root / "config.yaml").read_bytes())
+    from .codec import CodecError, load
+    try:
+        cfg = load((root / "config.yaml").read_bytes())
+    except (OSError, CodecError) as exc:
+        raise HandoffError("malformed", f".handoffs/config.yaml cannot be read: {exc}",
+                           hint="fix or remove .handoffs/config.yaml, then run `handoff init` again") from None
     result = {"workspace_id": cfg.get("workspace_id", workspace), "root": str(root), "created": created,
               "kept": kept, "commit": None}
     do_commit = commit if commit is not None else str(cfg.get("commit", "auto")).lower() not in ("off", "false")

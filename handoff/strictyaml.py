@@ -121,7 +121,7 @@ def _repr_float(dumper, value: float):
     return dumper.represent_scalar("tag:yaml.org,2002:float", repr(value))
 
 
-_PLAIN_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+_PLAIN_KEY = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 _AMBIGUOUS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 

@@ -46,6 +46,7 @@ class Workspace:
                                hint="run `handoff init` in the repository first")
         self._state: dict | None = None
         self._config: dict | None = None
+        self.wrote = False  # this workspace published event files
 
     # ------------------------------------------------------------- config
     @property
@@ -151,6 +152,7 @@ class Workspace:
                     publish()
             finally:
                 store.discard(staged)
+            self.wrote = True  # (a command that fails after this must not be run again: see cli.common._run)
             self._note_written([(rel[len(HANDOFFS) + 1:], data, ev) for (rel, data), ev in zip(files, events)
                                 if (self.paths.worktree / rel).exists()])
             if skipped:

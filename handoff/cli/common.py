@@ -134,8 +134,7 @@ def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, 
         commit = kwargs.pop("commit", None)
         repo = kwargs.pop("repo")
         try:
-            cx = Cx(output, repo, commit)
-            return fn(cx, **kwargs)
+            return _run(fn, output, repo, commit, kwargs)
         except HandoffError as err:
             fail(output if output in render.FORMATS else "human", err)
 
@@ -144,6 +143,36 @@ def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, 
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     _SEQ[id(wrapper)] = seq
     group.command(name, **kw)(wrapper)
+
+
+def _run(fn: Callable, output: str, repo: str | None, commit: bool | None, kwargs: dict):
+    """Run a command body; when reading the cache fails (damaged, or deleted under the read), drop it and
+    run the body once more on a fresh build -- unless it already wrote, which must not happen twice."""
+    cx = Cx(output, repo, commit)
+    try:
+        return fn(cx, **kwargs)
+    except HandoffError:
+        raise
+    except Exception as exc:
+        from .. import index
+        ws = cx._ws
+        if ws is None or index.trouble(exc) is None:
+            raise
+        index.recover(ws, exc)
+        if getattr(ws, "wrote", False):
+            raise HandoffError("cache_unreadable", f"the write went through, but reading the cache afterwards "
+                               f"failed ({exc}); the cache was dropped",
+                               hint="read again (e.g. `handoff status`): the next command rebuilds the cache") from None
+    cx = Cx(output, repo, commit)
+    try:
+        return fn(cx, **kwargs)
+    except HandoffError:
+        raise
+    except Exception as exc:
+        from .. import index
+        if cx._ws is None or index.trouble(exc) is None or not isinstance(exc, index.sqlite3.Error):
+            raise  # (not SQLite's error on a fresh build: a bug, whose traceback is wanted)
+        raise index.unreadable(exc) from None
 
 
 def typing_hints(fn: Callable) -> dict:

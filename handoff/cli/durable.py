@@ -15,6 +15,7 @@ from .common import Cx, IdOpt, SessionOpt, command
 from .messages import write_meta
 
 IdArg = Annotated[str, typer.Argument(help="handoff / work id")]
+MAX_WAIT_S = 30 * 86400.0  # the longest --timeout or --exec-timeout (leave --timeout out to wait for ever)
 PollOpt = Annotated[Optional[bool], typer.Option("--poll/--no-poll",
                                                  help="force polling (or forbid it); default: inotify, "
                                                       "polling when inotify cannot be used")]
@@ -77,6 +78,9 @@ def watch(cx: Cx,
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", consumer):
         raise HandoffError("invalid_argument", f"--consumer {consumer!r} is not a valid name",
                            hint="letters, digits, '.', '_' or '-'")
+    if not exec_timeout <= MAX_WAIT_S:  # (nan, inf, too long; 0 or less: no limit, as before)
+        raise HandoffError("invalid_argument", f"--exec-timeout {exec_timeout} is not a number of seconds up to "
+                           f"{MAX_WAIT_S:.0f} (30 days)", hint="seconds, e.g. --exec-timeout 300")
     every = 0 if remind_every.strip() in ("0", "0s", "off", "never") else ops.parse_duration(remind_every)
     opts = Options(sessions=list(session or []), all_sessions=all_sessions, consumer=consumer, poll=poll,
                    once=once, limit=limit, remind_every_ms=every, remind_max=max(0, remind_max),
@@ -119,8 +123,10 @@ def wait(cx: Cx, handoff_id: IdArg,
     Example: handoff wait work_01jv8... --timeout 600 -o json
     """
     from ..watch import WAIT_EXIT, wait_for
-    if timeout is not None and timeout < 0:
-        raise HandoffError("invalid_argument", "--timeout must be >= 0", hint="seconds, e.g. --timeout 600")
+    if timeout is not None and not 0 <= timeout <= MAX_WAIT_S:  # (also refuses nan and inf)
+        raise HandoffError("invalid_argument", f"--timeout {timeout} is not a number of seconds from 0 to "
+                           f"{MAX_WAIT_S:.0f} (30 days)",
+                           hint="seconds, e.g. --timeout 600; leave it out to wait as long as it takes")
     payload, outcome = wait_for(cx.ws, handoff_id, timeout, until_input, poll)
     payload["wait_result"] = outcome
     cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result'].upper()}  (state {d['state']})"

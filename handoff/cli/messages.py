@@ -12,17 +12,42 @@ from . import app, directs_app, threads_app
 from .common import Cx, IdOpt, SessionOpt, command
 
 
+MAX_ARG_FILE = 1024 * 1024  # what ``@file`` / ``@-`` reads at most (a body is far smaller: ops.MAX_BODY_BYTES)
+
+
 def read_arg(value: str | None) -> str | None:
-    """``@file`` reads the file; ``@-`` reads stdin; anything else is the value itself."""
+    """``@file`` reads the file; ``@-`` reads stdin; anything else is the value itself.
+
+    At most ``MAX_ARG_FILE`` bytes are read (``@/dev/zero`` must not fill memory): larger is refused,
+    with the file's real size when it has one."""
     if value is None or not value.startswith("@"):
         return value
     import sys
-    if value == "@-":
-        return sys.stdin.read()
+    name = "stdin" if value == "@-" else value[1:]
     try:
-        return Path(value[1:]).read_text(encoding="utf-8")
+        if value == "@-":
+            data = sys.stdin.buffer.read(MAX_ARG_FILE + 1) if hasattr(sys.stdin, "buffer") else \
+                sys.stdin.read(MAX_ARG_FILE + 1).encode("utf-8", "surrogateescape")
+            size = None
+        else:
+            import fcntl
+            import os
+            import stat
+            fd = os.open(value[1:], os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO nobody writes to: no hang at open)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            with open(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                size = st.st_size if stat.S_ISREG(st.st_mode) else None
+                data = b"" if size is not None and size > MAX_ARG_FILE else fh.read(MAX_ARG_FILE + 1)
+        if (size or 0) > MAX_ARG_FILE or len(data) > MAX_ARG_FILE:
+            shown = f"{size / 1048576:.1f} MiB ({size} bytes)" if size else "more than 1 MiB"
+            raise HandoffError("argument_too_large", f"{name} is {shown}: an argument read with @ may be "
+                               f"at most 1 MiB ({MAX_ARG_FILE} bytes)",
+                               hint="pass a smaller file; put large content in a file in the repo and reference "
+                                    "its path")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise HandoffError("invalid_argument", f"cannot read {value[1:]}: {exc}", hint="check the file path") from None
+        raise HandoffError("invalid_argument", f"cannot read {name}: {exc}", hint="check the file path") from None
 
 
 def write_meta(result) -> dict:
