@@ -5,7 +5,7 @@ Three git calls whatever the size of history (two ``ls-tree``, one
 """
 from __future__ import annotations
 
-from . import checks, codec, gitcmd, reducer, remotes, report, revision
+from . import checks, codec, gitcmd, reducer, remotes, report, revision, store
 from .revision import EMPTY_TREE
 from .verify import resolve_range
 
@@ -40,6 +40,8 @@ def _ids(records: list[dict]) -> set[str]:
 
 
 def _config(paths: gitcmd.RepoPaths) -> dict:
+    if not store.is_real_file(paths.worktree, f"{revision.HANDOFFS}/config.yaml"):
+        return {}  # (missing, or reached through a symlink: never read)
     try:
         return codec.load((paths.worktree / revision.HANDOFFS / "config.yaml").read_bytes())
     except (OSError, codec.CodecError):

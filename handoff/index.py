@@ -1213,7 +1213,7 @@ def _read(path) -> tuple[tuple[int, int, int, int], bytes]:
 
     (A buffered ``read(cap + 1)`` allocates the whole cap every time: sized reads are much faster.)
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))  # (listed as a file: never a link)
     try:
         st = os.fstat(fd)
         want = min(st.st_size, store.MAX_FILE_BYTES) + 1

@@ -40,8 +40,8 @@ ID_PREFIX = {"session-open": "evt", "session-close": "evt", "claim": "evt", "hea
              "release": "evt"}
 
 FILENAME_RE = re.compile(
-    r"(?P<id>[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26})\.(?P<kind>[a-z0-9-]{1,32})\.(?P<sender>[a-z0-9][a-z0-9._-]{0,127})\.yaml")
-HLC_RE = re.compile(r"(?P<wall>[0-9]{16})-(?P<counter>[0-9]{5})")
+    r"(?P<id>[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26})\.(?P<kind>[a-z0-9-]{1,32})\.(?P<sender>[a-z0-9][a-z0-9._-]{0,127})\.yaml\Z")
+HLC_RE = re.compile(r"(?P<wall>[0-9]{16})-(?P<counter>[0-9]{5})\Z")
 MAX_TEXT = schema.MAX_TEXT
 
 

@@ -374,7 +374,10 @@ def test_grammars_and_file_patterns_end_at_the_end():
     name = "msg_01jv8zk3m2n4p5q6r7s8t9v0wx.say.alice.sess_a.yaml"
     assert model.FILENAME_RE.match(name) and not model.FILENAME_RE.match(name + "\n")
     assert not model.HLC_RE.match("0001796635502769-00000\n")
-    assert not model.TS_RE.match("2026-01-01T00:00:00Z\n")
+    assert model.parse_hlc("0001796635502769-00000\n") is None
+    from handoff import schema
+    with pytest.raises(schema.ShapeError):
+        schema.check_shape({"ts": "2026-01-01T00:00:00Z\n"}, True)
 
 
 def test_doctor_reports_a_cache_it_cannot_open(populated):
