@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -255,13 +256,14 @@ def test_reads_while_another_process_deletes_the_cache(populated):
     restore(repo, pristine)
     want = repo.j("inbox", "--session", "sess_bob")["count"]
     cache = cache_dir(repo)
-    deleter = subprocess.Popen(["bash", "-c", f"while true; do rm -rf '{cache}' 2>/dev/null; done"])
+    deleter = subprocess.Popen(["bash", "-c", f"while true; do rm -rf '{cache}' 2>/dev/null; done"],
+                               start_new_session=True)  # (its own group: the kill below takes a running rm too)
     try:
         readers = [subprocess.Popen([sys.executable, "-c", DELETE_LOOP, str(repo.path), "15"], env=child_env(),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         outs = [p.communicate(timeout=300) for p in readers]
     finally:
-        deleter.kill()
+        os.killpg(deleter.pid, signal.SIGKILL)
         deleter.wait()
     for (out, err), p in zip(outs, readers):
         assert p.returncode == 0, err[-2000:]
