@@ -148,31 +148,27 @@ def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, 
 def _run(fn: Callable, output: str, repo: str | None, commit: bool | None, kwargs: dict):
     """Run a command body; when reading the cache fails (damaged, or deleted under the read), drop it and
     run the body once more on a fresh build -- unless it already wrote, which must not happen twice."""
-    cx = Cx(output, repo, commit)
-    try:
-        return fn(cx, **kwargs)
-    except HandoffError:
-        raise
-    except Exception as exc:
-        from .. import index
-        ws = cx._ws
-        if ws is None or index.trouble(exc) is None:
+    for fresh in (False, True):
+        cx = Cx(output, repo, commit)
+        try:
+            return fn(cx, **kwargs)
+        except HandoffError:
             raise
-        index.recover(ws, exc)
-        if getattr(ws, "wrote", False):
-            raise HandoffError("cache_unreadable", f"the write went through, but reading the cache afterwards "
-                               f"failed ({exc}); the cache was dropped",
-                               hint="read again (e.g. `handoff status`): the next command rebuilds the cache") from None
-    cx = Cx(output, repo, commit)
-    try:
-        return fn(cx, **kwargs)
-    except HandoffError:
-        raise
-    except Exception as exc:
-        from .. import index
-        if cx._ws is None or index.trouble(exc) is None or not isinstance(exc, index.sqlite3.Error):
-            raise  # (not SQLite's error on a fresh build: a bug, whose traceback is wanted)
-        raise index.unreadable(exc) from None
+        except Exception as exc:
+            from .. import index
+            ws = cx._ws
+            if ws is None or index.trouble(exc) is None:
+                raise
+            if fresh:
+                if not isinstance(exc, index.sqlite3.Error):
+                    raise  # (not SQLite's error on a fresh build: a bug, whose traceback is wanted)
+                raise index.unreadable(exc) from None
+            index.recover(ws, exc)
+            if getattr(ws, "wrote", False):
+                raise HandoffError("cache_unreadable", f"the write went through, but reading the cache "
+                                   f"afterwards failed ({exc}); the cache was dropped",
+                                   hint="read again (e.g. `handoff status`): the next command rebuilds the "
+                                        "cache") from None
 
 
 def typing_hints(fn: Callable) -> dict:

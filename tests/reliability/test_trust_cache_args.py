@@ -89,6 +89,20 @@ def answers(repo) -> tuple[list, str]:
     return out, err
 
 
+def settles(repo, want, what: str, noticed: bool) -> None:
+    """After a damaged run: the next runs answer as undamaged.  Damage that run found was rebuilt, so the
+    next is quiet; damage it never read (a page no command touched: a refold drops it, an extension may keep
+    it) is rebuilt, and said once, when a later read meets it, and the run after that is quiet."""
+    again, err = answers(repo)
+    assert again == want and "Traceback" not in err, (what, err)
+    if noticed:
+        assert err == "", (what, err)
+        return
+    assert len([n for n in err.splitlines() if n]) <= 1, (what, err)
+    third, err3 = answers(repo)
+    assert third == want and err3 == "", (what, err3)
+
+
 def page_size(data: bytes) -> int:
     size = int.from_bytes(data[16:18], "big")
     return 65536 if size == 1 else size
@@ -131,8 +145,7 @@ def test_single_byte_damage_to_either_cache_file_is_rebuilt_once(populated):
             assert len(notes) <= 1 and all(REBUILT in n for n in notes), (what, err)
             if "page 1" in what or "magic" in what or "cut" in what:
                 assert len(notes) == 1, (what, err)  # (a page no command reads may go unnoticed)
-            again, err2 = answers(repo)
-            assert again == want and err2 == "", (what, err2)
+            settles(repo, want, what, noticed=bool(notes))
             cases += 1
     assert cases == 28
     print(f"\ncache damage: {cases} cases, each answered as undamaged")
@@ -171,8 +184,7 @@ def test_damaged_wal_and_shm_are_rebuilt(populated, tmp_path):
         got, err = answers(repo)
         assert got == want, what
         assert "Traceback" not in err and len(err.splitlines()) <= 1, (what, err)
-        again, err2 = answers(repo)
-        assert again == want and err2 == "", (what, err2)
+        settles(repo, want, what, noticed=bool(err.strip()))
 
 
 def test_a_locked_cache_is_waited_for_not_dropped(populated, monkeypatch):
