@@ -1706,9 +1706,7 @@ def _refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
     acc["threads"] = _Rows(lambda key: None)
     acc["directs"] = _Rows(lambda key: None)
     acc["work"] = _Rows(lambda key: None)
-    # a session's owner is its first opener on this branch; only ids this branch never opens go to remote refs
-    open_order = [eid for eid in order if eid in opens]
-    open_order = [eid for eid in open_order if eid not in src_of] + [eid for eid in open_order if eid in src_of]
+    open_order = reducer.local_first([eid for eid in order if eid in opens], src_of.__contains__)
     del src_of
     identities = list(_EventStream(db, open_order, where, special, conflicted))
     reducer.fold(acc, stream, stream.paths, identities=identities)

@@ -39,9 +39,9 @@ ALLOWED_FIELDS = frozenset(ENVELOPE_FIELDS + META_FIELDS)
 ID_PREFIX = {"session-open": "evt", "session-close": "evt", "claim": "evt", "heartbeat": "evt",
              "release": "evt"}
 
-FILENAME_RE = re.compile(
-    r"(?P<id>[a-z][a-z0-9]{0,7}_[0-9a-hjkmnp-tv-z]{26})\.(?P<kind>[a-z0-9-]{1,32})\.(?P<sender>[a-z0-9][a-z0-9._-]{0,127})\.yaml\Z")
-HLC_RE = re.compile(r"(?P<wall>[0-9]{16})-(?P<counter>[0-9]{5})\Z")
+_ID = schema.EVENT_ID_RE.pattern.removesuffix(r"\Z")
+FILENAME_RE = re.compile(rf"(?P<id>{_ID})\.(?P<kind>[a-z0-9-]{{1,32}})\.(?P<sender>[a-z0-9][a-z0-9._-]{{0,127}})\.yaml\Z")
+HLC_RE = schema.HLC_RE
 MAX_TEXT = schema.MAX_TEXT
 
 

@@ -11,7 +11,7 @@ import json
 import re
 from collections import ChainMap
 
-from . import ids, lifecycle, views
+from . import ids, lifecycle, schema, views
 from .errors import HandoffError
 from .model import CONVERSATION_KINDS, ENVELOPE_KINDS, MAX_TEXT, TERMINAL_STATES, format_ts, parse_ts
 
@@ -151,7 +151,7 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not allowed")
 
 
-MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time an RFC 3339 string can hold
+MAX_TIME_MS = schema.MAX_MS  # 9999-12-31T23:59:59.999Z: the last time an RFC 3339 string can hold
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

@@ -138,11 +138,9 @@ def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
                             "message": "causal links (after) form a cycle; ordered by clock instead"})
     acc = new_fold(admins)
     acc["diagnostics"] = diagnostics
-    # a session's owner is its first opener on this branch; only ids this branch never opens go to remote refs
     remote = {r["event"]["id"] for r in records if "ref" in r and "event" in r and paths[r["event"]["id"]] == r["path"]}
-    opens = [ev for ev in ordered if ev["kind"] == "session-open"]
-    fold(acc, ordered, paths, identities=[ev for ev in opens if ev["id"] not in remote]
-         + [ev for ev in opens if ev["id"] in remote])
+    opens = local_first([ev for ev in ordered if ev["kind"] == "session-open"], lambda ev: ev["id"] in remote)
+    fold(acc, ordered, paths, identities=opens)
     threads, directs, work = acc["threads"], acc["directs"], acc["work"]
     for w in work.values():
         if w["state"] not in TERMINAL_STATES:
@@ -170,6 +168,12 @@ def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
 
 # The fold is split out so the index (index.py) can resume it: it loads the saved accumulator (lazily),
 # folds only new events that sort after everything already folded, and finishes the boxes it touched.
+
+
+def local_first(opens: list, is_remote) -> list:
+    """Session-opens (or their ids) in event order, this branch's first: a session's owner is its first
+    opener on this branch, and only ids this branch never opens go to an open read from a remote ref."""
+    return [o for o in opens if not is_remote(o)] + [o for o in opens if is_remote(o)]
 
 
 def new_fold(admins: Iterable[str] = ()) -> dict:
