@@ -33,9 +33,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from handoff import model, ops, reducer  # noqa: E402
+from handoff.core import model
+
+from handoff.core import ops
+
+from handoff.core import reducer  # noqa: E402
 from handoff.errors import HandoffError  # noqa: E402
-from handoff.workspace import Workspace  # noqa: E402
+from handoff.app.workspace import Workspace  # noqa: E402
 
 AGENTS = ["reviewer", "builder", "tester", "planner", "docs", "release", "security", "infra", "frontend",
           "backend"]
@@ -300,7 +304,7 @@ def make_repo(path: Path, workspace: str = "bench") -> None:
     (path / "README.md").write_text("bench repo\n")
     subprocess.run(["git", "add", "README.md"], cwd=path, check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "initial"], cwd=path, check=True, env=env)
-    from handoff.setup import init_workspace
+    from handoff.app.init import init_workspace
     init_workspace(str(path), workspace, commit=True)
 
 
@@ -323,7 +327,7 @@ def generate(path: Path, n: int, *, seed: int = 7, start: str = "2026-01-05T08:0
     path = Path(path)
     if not (path / ".handoffs" / "config.yaml").exists():
         make_repo(path)
-    from handoff import store
+    from handoff.store import files as store
     real_fsync, real_local = os.fsync, store.atomic_write_local
     os.fsync = lambda fd: None  # durability is not what this measures; the bytes written are the same
     store.atomic_write_local = lambda p, data: None  # only the writer's clock file: the in-memory state has it

@@ -176,11 +176,11 @@ def pick_session(repo: Path) -> tuple[str, str, str]:
 
 def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None:
     """The same inbox in every repo: what waits is acknowledged, then ``n`` new messages arrive for it."""
-    from handoff import ops
-    from handoff.workspace import Workspace
+    from handoff.core import ops
+    from handoff.app.workspace import Workspace
     timed(handoff(repo, "inbox", "--session", sid, "--ack", "all", "-o", "json"), repo)
     sender = "sess_benchsender"
-    from handoff import model
+    from handoff.core import model
     env = dict(ENV, HANDOFF_NOW=model.format_ts(model.parse_ts(_last_ts(repo)) + 30_000))
     subprocess.run(handoff(repo, "session", "new", "--agent", "bench-sender", "--channel", channel, "--id", sender,
                            "-o", "json"), cwd=repo, env=env, capture_output=True)
@@ -287,7 +287,7 @@ def measure_incremental(repo: Path, sid: str, warm_s: float, rounds: int, batch:
     del state
     last_ts = _last_ts(repo)
     ours, floors = [], []
-    from handoff import model
+    from handoff.core import model
     for r in range(rounds):
         start = model.format_ts(model.parse_ts(last_ts) + 60_000 + r * 86_400_000)
         gen.generate(peer, batch, seed=100 + r, start=start, days=1, commit=False, tag=f"p{r}")
@@ -306,7 +306,7 @@ def measure_incremental(repo: Path, sid: str, warm_s: float, rounds: int, batch:
 
 
 def _last_ts(repo: Path) -> str:
-    code = ("import sys; from handoff.workspace import Workspace; s = Workspace(sys.argv[1]).state(); "
+    code = ("import sys; from handoff.app.workspace import Workspace; s = Workspace(sys.argv[1]).state(); "
             "print(max(m['ts'] for m in s['messages'][-50:]))")
     return subprocess.run([PY, "-c", code, str(repo)], env=ENV, capture_output=True, check=True,
                           text=True).stdout.strip()
@@ -314,7 +314,7 @@ def _last_ts(repo: Path) -> str:
 
 def measure_refold(repo: Path, sid: str) -> float:
     """A full fold from the parse cache (what a branch switch or an out-of-order pull costs): no parsing."""
-    code = ("import sys, time; from handoff.workspace import Workspace; from handoff import index; "
+    code = ("import sys, time; from handoff.app.workspace import Workspace; from handoff import index; "
             "ws = Workspace(sys.argv[1]); ws.state(); idx = index._open(ws); db = idx._connect(); "
             "db.execute('COMMIT') if db.in_transaction else None; db.execute(\"DELETE FROM main.meta WHERE k IN ('acc', 'gen')\"); "
             "t = time.perf_counter(); Workspace(sys.argv[1]).state(); print(time.perf_counter() - t)")
@@ -351,8 +351,8 @@ def measure_watch(repo: Path, sid: str, peer: str, channel: str, count: int) -> 
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    from handoff import ops
-    from handoff.workspace import Workspace
+    from handoff.core import ops
+    from handoff.app.workspace import Workspace
     time.sleep(2.0)  # let the watcher start and print what is already waiting
     ws = Workspace(repo)
     sent: dict[str, float] = {}

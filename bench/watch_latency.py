@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PUBLISHER = r"""
 import json, random, sys, time
-from handoff import clock, ops, store
-from handoff.workspace import Workspace
+from handoff.store import clock
+from handoff.core import ops
+from handoff.store import files as store
+from handoff.app.workspace import Workspace
 
 repo, sender, to, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 stamps = {}
@@ -160,8 +162,11 @@ def seed_events(repo: Path, n: int) -> None:
         return
     code = r"""
 import sys
-from handoff import clock, codec, model, ops
-from handoff.workspace import Workspace
+from handoff.store import clock
+from handoff.core.yaml import codec
+from handoff.core import model
+from handoff.core import ops
+from handoff.app.workspace import Workspace
 ws = Workspace(sys.argv[1]); n = int(sys.argv[2])
 ws.write(lambda st: ops.session_open(st, agent="filler", channels=["bench"], name=None,
                                       session_id="sess_filler01", workspace=None))

@@ -8,9 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handoff import clock, index, ops, views  # noqa: E402
-from handoff.watchfs import FileWatcher  # noqa: E402
-from handoff.workspace import Workspace  # noqa: E402
+from handoff.store import clock
+
+from handoff import index
+
+from handoff.core import ops
+
+from handoff.views import payloads as views  # noqa: E402
+from handoff.app.watchfs import FileWatcher  # noqa: E402
+from handoff.app.workspace import Workspace  # noqa: E402
 
 
 def main(repo: str, session: str) -> None:

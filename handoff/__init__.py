@@ -11,7 +11,7 @@ stays cheap.
 from __future__ import annotations
 
 __all__ = ["Handoff", "Session", "HandoffError"]
-_WHERE = {"Handoff": "api", "Session": "api", "HandoffError": "errors"}
+_WHERE = {"Handoff": "app.api", "Session": "app.api", "HandoffError": "errors"}
 
 
 def __getattr__(name: str):

@@ -1,3 +1,3 @@
-from .cli import run
+from handoff.faces.cli import run
 
 run()

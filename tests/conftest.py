@@ -65,7 +65,7 @@ class Repo:
 
     def h(self, *args: str, env: dict | None = None, stdin: str | None = None) -> Result:
         """Run the CLI in-process against this repo."""
-        from handoff.cli import main
+        from handoff.faces.cli import main
         out, err = io.StringIO(), io.StringIO()
         old_env = {}
         for k, v in (env or {}).items():

@@ -143,7 +143,7 @@ def test_log_uncommitted_files_have_no_commit(repo):
 
 
 def test_log_uses_a_constant_number_of_git_calls(repo, monkeypatch):
-    from handoff import gitcmd
+    from handoff.git import cmd as gitcmd
     calls = []
     real = gitcmd.run
 

@@ -19,16 +19,18 @@ from conftest import ROOT, git, make_repo
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from handoff import index, reducer  # noqa: E402
-from handoff.workspace import Workspace  # noqa: E402
+from handoff import index
+
+from handoff.core import reducer  # noqa: E402
+from handoff.app.workspace import Workspace  # noqa: E402
 
 HEAVY = bool(os.environ.get("HANDOFF_HEAVY"))
 
 
 def reference(path: Path) -> dict:
     """What main's loader folds: every work-tree file, then remote-tracking branches' other files."""
-    from handoff.remotes import remote_records
-    from handoff import clock
+    from handoff.git.remotes import remote_records
+    from handoff.store import clock
     ws = Workspace(path)
     local = index.read_all_records(ws)
     records = local + remote_records(ws, {r["path"] for r in local})
@@ -221,7 +223,7 @@ def test_worktrees_share_the_parse_cache(repo, tmp_path, monkeypatch):
 
 
 def test_inbox_from_the_index_equals_the_full_view(tmp_path):
-    from handoff import views
+    from handoff.views import payloads as views
     repo = tmp_path / "r"
     generate(repo, 250)
     ws = Workspace(repo)
@@ -304,7 +306,9 @@ def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(r
     """A full fold orders events by their keys and reads them back from the parse cache a batch at a time,
     writing message rows as it goes: batch edges, id clashes, cycles and events dated ahead must all come
     out as a full reduce gives them, cold and re-folded."""
-    from handoff import codec, ids, model
+    from handoff.core.yaml import codec
+    from handoff.core import ids
+    from handoff.core import model
     monkeypatch.setattr(index._EventStream, "BATCH", 3)
     monkeypatch.setattr(index._StreamSink, "FLUSH", 2)
     a = repo.session("alpha", "general", "sess_a")
@@ -354,7 +358,9 @@ def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(r
 def test_a_file_first_seen_misnamed_then_renamed_right(repo):
     """The parse cache holds one record per blob: a misnamed file's diagnostic must not stick to the same
     bytes once they sit under the right name (and a misnamed copy of a good file stays flagged)."""
-    from handoff import codec, ids, model
+    from handoff.core.yaml import codec
+    from handoff.core import ids
+    from handoff.core import model
     repo.session("a", "general", "sess_a")
     repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "one")
     good = [p for p in repo.event_files() if ".say." in p.name][0]
@@ -476,7 +482,7 @@ def test_a_cold_build_killed_midway_is_undone_and_the_next_command_answers(tmp_p
                     "step = index._trace\n"
                     "index._trace = lambda what: (step(what), what.startswith('keys') and os.kill(os.getpid(), "
                     "signal.SIGKILL))\n"
-                    "from handoff.cli import run\n"
+                    "from handoff.faces.cli import run\n"
                     "sys.argv = ['handoff', 'status', '-o', 'json']\n"
                     "run()\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -288,7 +288,7 @@ def test_past_expiry_is_refused_at_write(at):
 
 def _forge(repo, draft: dict) -> str:
     """Write an event past the CLI's checks (what a merge from a careless branch brings in)."""
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     ws = Workspace(repo.path)
     base = {"channel": CH, "surface": "thread", "thread_id": THREAD, "session_id": B, "from": PB, "to": PA}
     return ws.write(lambda _state: [{**base, **draft}], commit=True).events[0]["id"]
@@ -312,7 +312,7 @@ def test_orphan_receipt_brought_in_opens_nothing(at):
                            "body": {"status": "accepted", "for_id": "msg_unknown"}})
     r = repo.h("work", "lookup", "--work", "work_orphan", "-o", "json")
     assert r.code == 4
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     diags = Workspace(repo.path).state()["diagnostics"]
     assert [(d["id"], d["reason_code"]) for d in diags] == [(orphan, "work_not_found")]
     assert repo.j("status")["diagnostics"] == 1

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from handoff import ops
+from handoff.core import ops
 from handoff.errors import HandoffError
-from handoff.model import TERMINAL_STATES
-from handoff.workspace import Workspace
+from handoff.core.model import TERMINAL_STATES
+from handoff.app.workspace import Workspace
 from tests.conftest import make_repo
 from tests.lifecycle_helpers import isolated_env
 

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handoff import reducer, store
+from handoff.core import reducer
+
+from handoff.store import files as store
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import sys
 
 from conftest import ROOT
 
-NEVER_ON_READS = ("git", "watchdog", "pydantic", "yaml", "multiprocessing", "concurrent", "handoff.watchfs",
-                  "handoff.cli.work", "handoff.cli.session", "handoff.cli.core")
+NEVER_ON_READS = ("git", "watchdog", "pydantic", "yaml", "multiprocessing", "concurrent", "handoff.app.watchfs",
+                  "handoff.faces.cli.work", "handoff.faces.cli.session", "handoff.faces.cli.core")
 
 
 def imported(repo, *args: str) -> set[str]:
@@ -33,7 +33,7 @@ def test_read_commands_import_only_what_they_use(repo):
     for args in (("inbox", "--session", "sess_reader", "-o", "json"), ("status", "-o", "json"),
                  ("threads", "list", "--channel", "general", "-o", "json")):
         mods = imported(repo, *args)
-        roots = NEVER_ON_READS if args[0] != "status" else tuple(r for r in NEVER_ON_READS if r != "handoff.cli.core")
+        roots = NEVER_ON_READS if args[0] != "status" else tuple(r for r in NEVER_ON_READS if r != "handoff.faces.cli.core")
         assert heavy(mods, roots) == [], args
         assert "handoff.index" in mods  # answered from the index
 
@@ -41,11 +41,11 @@ def test_read_commands_import_only_what_they_use(repo):
 def test_send_imports_no_gitpython_nor_watchdog(repo):
     repo.session("writer", "general", "sess_writer")
     mods = imported(repo, "send", "--session", "sess_writer", "--channel", "general", "-m", "hi", "-o", "json")
-    assert heavy(mods, ("git", "watchdog", "pydantic", "handoff.watchfs")) == []
+    assert heavy(mods, ("git", "watchdog", "pydantic", "handoff.app.watchfs")) == []
 
 
 def test_command_homes_match_the_registrations():
-    from handoff import cli
+    from handoff.faces import cli
     cli.load_all()
     found = {}
 
@@ -57,7 +57,7 @@ def test_command_homes_match_the_registrations():
 
     walk(cli.app)
     for name, home in cli.COMMAND_HOMES.items():
-        assert found.get(name) == f"handoff.cli.{home}", name
+        assert found.get(name) == f"handoff.faces.cli.{home}", name
     for name, module in found.items():
         if module.rsplit(".", 1)[-1] in ("core", "messages", "session", "work"):
             assert name in cli.COMMAND_HOMES, f"add {name!r} to COMMAND_HOMES"

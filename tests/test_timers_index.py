@@ -11,9 +11,17 @@ import json
 
 from test_index import reference
 
-from handoff import delivery, deadlines, index, leases, timers
-from handoff.model import parse_ts
-from handoff.workspace import Workspace
+from handoff.core import delivery
+
+from handoff.core import deadlines
+
+from handoff import index
+
+from handoff.core import leases
+
+from handoff.core import timers
+from handoff.core.model import parse_ts
+from handoff.app.workspace import Workspace
 
 T0 = {"HANDOFF_NOW": "2030-01-01T00:00:00Z"}
 EVERY, MAX = 10 * 60_000, 3

@@ -225,7 +225,7 @@ def test_staged_checks_the_index(repo):
 
 
 def test_rev_is_read_without_checkout_with_constant_git_calls(tmp_path, monkeypatch):
-    from handoff import gitcmd
+    from handoff.git import cmd as gitcmd
 
     def calls_for(n_sessions: int) -> tuple[int, dict]:
         repo = make_repo(tmp_path / f"r{n_sessions}")

@@ -1,4 +1,4 @@
-"""Tests for handoff.watchfs with real observers, real files and real git.
+"""Tests for handoff.app.watchfs with real observers, real files and real git.
 
 No mocks: every test drives watchdog through the kernel (inotify) or a real
 PollingObserver.  Timing is only bounded generously (5 s); latencies are printed
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from handoff.watchfs import FileWatcher
+from handoff.app.watchfs import FileWatcher
 
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "advice.detachedHead=false"]
 GIT_ENV = dict(os.environ, GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")  # hermetic
@@ -265,7 +265,7 @@ def test_auto_mode_falls_back_to_polling_on_emfile(tmp_path):
     repo = make_repo(tmp_path / "repo")
     script = textwrap.dedent(f"""
         import os, resource, sys
-        from handoff.watchfs import FileWatcher
+        from handoff.app.watchfs import FileWatcher
         sys.path.insert(0, {os.fspath(Path(__file__).parent)!r})
         from test_watchfs import publish
         from pathlib import Path

@@ -90,7 +90,7 @@ _counter = itertools.count(1)
 
 def fresh_id(ev: dict) -> str:
     """The same prefix and millisecond as ``ev``'s id, a new random part (so a new file next to it)."""
-    from handoff import ids
+    from handoff.core import ids
     prefix, ulid = ev["id"].split("_", 1)
     return f"{prefix}_{ulid[:10]}{ids.encode_base32(next(_counter) * 7919 + int.from_bytes(os.urandom(4)), 16)}"
 
@@ -119,7 +119,7 @@ def variants(template: dict) -> list[tuple[str, dict]]:
 def path_for(template: dict, ev: dict) -> str:
     """Where a variant is written (relative to the repo): the template's name with the variant's id (a mutated
     kind or sender then disagrees with the name; a mutated id gets a name of its own that parses as none)."""
-    from handoff import model
+    from handoff.core import model
     eid = ev.get("id")
     good = isinstance(eid, str) and model.parse_filename(f"{eid}.say.x.yaml") is not None
     rel = model.event_path(dict(template, id=eid if good else template["id"]))
@@ -170,8 +170,8 @@ def assert_index_agrees(path) -> None:
     order of the files: sessions, work units and diagnostics."""
     import random
 
-    from handoff import reducer
-    from handoff.workspace import Workspace
+    from handoff.core import reducer
+    from handoff.app.workspace import Workspace
     ws = Workspace(str(path))
     records = list(ws.records())
     cached = Workspace(str(path)).state(refresh=True).materialize()

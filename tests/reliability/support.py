@@ -1,7 +1,7 @@
 """Shared helpers for the reliability suite: real processes, repository invariants.
 
 Everything here drives the real tool: the console script or ``python -m
-handoff`` in separate processes, or ``handoff.cli.main`` in a loop inside one
+handoff`` in separate processes, or ``handoff.faces.cli.main`` in a loop inside one
 child process (to avoid paying interpreter start-up 200 times).
 """
 from __future__ import annotations
@@ -40,11 +40,11 @@ def console_script() -> list[str]:
     return [found] if found else [sys.executable, "-m", "handoff"]
 
 
-# A child that sends N events through the real CLI entry (handoff.cli.main),
+# A child that sends N events through the real CLI entry (handoff.faces.cli.main),
 # printing each event id on its own line only once the command has returned 0.
 SEND_LOOP = r"""
 import io, json, os, sys, contextlib
-from handoff.cli import main
+from handoff.faces.cli import main
 repo, session, channel, count, tag = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 for i in range(count):
     buf = io.StringIO()
@@ -162,7 +162,7 @@ def handoff_commits_touch_only_handoffs(worktree: Path, rev: str = "HEAD") -> No
 
 def parse_all(worktree: Path) -> None:
     """Every event file on disk decodes cleanly (strict YAML, schema, name matches content)."""
-    from handoff import reducer
+    from handoff.core import reducer
     root = worktree / ".handoffs"
     for p in (root / "events").rglob("*"):
         if p.is_file():

@@ -69,7 +69,7 @@ def _commands(bad: str, b_peer: str) -> list[list[str]]:
 
 def test_hostile_ids_are_refused_before_writing(setup):
     repo, a, b = setup
-    from handoff.cli import app
+    from handoff.faces.cli import app
     import typer.main
     known = typer.main.get_command(app).commands
     before = _snapshot(repo)

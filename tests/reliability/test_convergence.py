@@ -140,7 +140,7 @@ class Clones(RuleBasedStateMachine):
     def same_files_same_state(self):
         if not self.repos:
             return
-        from handoff.workspace import Workspace
+        from handoff.app.workspace import Workspace
         seen: dict[str, str] = {}
         for r in self.repos:
             digest = hashlib.sha256()

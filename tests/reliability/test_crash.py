@@ -1,7 +1,7 @@
 """Writers killed with SIGKILL at random instants.
 
 A zygote process imports handoff once and forks one writer per trial; the
-writer runs the real ``send`` command (``handoff.cli.main``, which goes
+writer runs the real ``send`` command (``handoff.faces.cli.main``, which goes
 through ``Workspace.write``) in a loop and appends each event id to a file
 only after the command returned 0.  The test kills it after a random delay,
 either the writer alone (its git children finish as orphans) or its whole
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1
 
 ZYGOTE = r"""
 import contextlib, io, json, os, sys
-from handoff.cli import main
-import handoff.workspace, handoff.gitcmd, handoff.store  # loaded once, shared by every forked writer
+from handoff.faces.cli import main
+import handoff.app.workspace, handoff.git.cmd, handoff.store.files  # loaded once, shared by every forked writer
 
 def writer(cmd):
     os.setpgid(0, 0)
@@ -155,7 +155,7 @@ def run_trials(repo, tmp_path, trials: int, part: int) -> None:
             # 1. nothing half-written is visible, and every new file parses
             no_temp_files(repo.path)
             files = event_files(repo.path)
-            from handoff import reducer
+            from handoff.core import reducer
             for eid, rel in files.items():
                 if eid not in seen:
                     rec = reducer.decode(rel[len(".handoffs/"):], (repo.path / rel).read_bytes())
@@ -193,7 +193,7 @@ def run_trials(repo, tmp_path, trials: int, part: int) -> None:
     files = event_files(repo.path)
     state = repo.j("status")
     assert not [e for e in reported if e not in files]
-    messages = {m["id"] for m in __import__("handoff.workspace", fromlist=["Workspace"]).Workspace(
+    messages = {m["id"] for m in __import__("handoff.app.workspace", fromlist=["Workspace"]).Workspace(
         repo.path).state()["messages"]}
     assert set(reported) <= messages, "an event reported as written is not in the state"
     assert state["diagnostics"] == 0 if "diagnostics" in state else True

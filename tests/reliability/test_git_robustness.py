@@ -55,7 +55,7 @@ def test_clones_exchange_events_with_plain_git_and_never_conflict(clones):
         git(first.path, "pull", "-q", "--no-rebase", "--no-edit")
         views = []
         for r in (a, b):
-            from handoff.workspace import Workspace
+            from handoff.app.workspace import Workspace
             state = Workspace(r.path).state().materialize()  # (the index's state is lazy: plain lists here)
             views.append(json.dumps({k: state[k] for k in ("messages", "sessions", "threads", "work", "diagnostics")},
                                     sort_keys=True))

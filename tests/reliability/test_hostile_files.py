@@ -36,13 +36,15 @@ def _legit(repo) -> dict:
 def _has(command: str) -> bool:
     import typer.main
 
-    from handoff.cli import app
+    from handoff.faces.cli import app
     return command in typer.main.get_command(app).commands
 
 
 def _template(repo) -> dict:
     """A valid event dict (bob's say), ready to be mutated."""
-    from handoff import clock, codec, model
+    from handoff.store import clock
+    from handoff.core.yaml import codec
+    from handoff.core import model
     ev = {"protocol": model.PROTOCOL, "workspace_id": "test", "kind": "say", "channel": "general",
           "surface": "thread", "thread_id": "thread_hostile", "from": "bob.sess_bob", "session_id": "sess_bob",
           "body": {"text": "an innocent message"}, "ts": model.format_ts(clock.now_ms()),
@@ -53,7 +55,7 @@ def _template(repo) -> dict:
 
 
 def _path_of(ev: dict) -> str:
-    from handoff import model
+    from handoff.core import model
     return f".handoffs/{model.event_path(ev)}"
 
 
@@ -209,7 +211,8 @@ def c_name_lies_sender(root, ev):
 
 
 def c_name_lies_id(root, ev):
-    from handoff import clock, model
+    from handoff.store import clock
+    from handoff.core import model
     other = dict(ev, id=model.new_event_id("say", clock.new_ulid()))
     return [_write(root, _path_of(other), _dump(ev))]
 
@@ -255,7 +258,9 @@ def c_id_collision(root, ev):
 
 
 def c_future_timestamp(root, ev):
-    from handoff import clock, ids, model
+    from handoff.store import clock
+    from handoff.core import ids
+    from handoff.core import model
     future = clock.now_ms() + 20 * 365 * 86400 * 1000
     ev = dict(ev, id=model.new_event_id("say", ids.new_ulid(future, 12345)), ts=model.format_ts(future),
               hlc=model.format_hlc(future, 0))
@@ -269,7 +274,8 @@ def c_spoofed_direct_room(root, ev):
 
 
 def c_causal_cycle(root, ev):
-    from handoff import clock, model
+    from handoff.store import clock
+    from handoff.core import model
     a = dict(ev, id=model.new_event_id("say", clock.new_ulid()))
     b = dict(ev, id=model.new_event_id("say", clock.new_ulid()), body={"text": "second"})
     a["after"], b["after"] = [b["id"]], [a["id"]]
@@ -308,7 +314,7 @@ def c_symlink_into_handoffs(root, ev):
 def c_receipt_for_unknown_work(root, ev):
     ev = dict(ev, kind="receipt", work_id="work_nothing_here", to="alice.sess_alice",
               body={"status": "accepted", "for_id": "msg_x"})
-    from handoff import model
+    from handoff.core import model
     ev["id"] = model.new_event_id("receipt", ev["id"].split("_", 1)[1])
     return [_write(root, _path_of(ev), _dump(ev))]
 
@@ -390,7 +396,7 @@ def test_hostile_file(case, baseline, tmp_path):
 
     # reading still works, and says which file is wrong
     status = repo.j("status")
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     diags = Workspace(repo.path).state()["diagnostics"]
     for rel in named:
         short = rel[len(".handoffs/"):]

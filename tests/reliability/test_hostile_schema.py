@@ -51,7 +51,7 @@ def _template(templates: list[dict], kind: str, **match) -> dict:
 
 
 def _diag_paths(repo: Repo) -> set[str]:
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     return {d["path"] for d in Workspace(repo.path).state()["diagnostics"]}
 
 
@@ -137,7 +137,7 @@ def test_generated_corpus_every_command(base, tmp_path):
     every variant the schema refuses is a diagnostic, the conversation reads as before."""
     repo0, facts, templates = base
     repo = _copy(repo0, tmp_path / "repo")
-    from handoff import reducer
+    from handoff.core import reducer
     refused, total = set(), 0
     for t in templates:
         for label, ev in hostile.variants(t):
@@ -197,7 +197,7 @@ def test_remote_branch_cannot_rewrite_reviewed_state(how, clones):
     else:  # the same, dated before everything on main, so it would sort first
         forged = dict(done, kind="receipt", body={"status": "canceled", "for_id": done["id"], "reason_code": "x"},
                       hlc="0000000000000001-00000", ts="1970-01-01T00:00:00.001Z", after=[])
-    from handoff import model
+    from handoff.core import model
     rel = hostile.write(evil.path, f".handoffs/{model.event_path(forged)}", hostile.dump(forged))
     _push_attack(evil)
     assert main.j("work", "status", "--work", "work_review")["state"] == "completed"
@@ -208,7 +208,7 @@ def test_remote_branch_cannot_rewrite_reviewed_state(how, clones):
         assert main.h("wait", "work_review", "--timeout", "0").code == 0
         shutil.rmtree(main.path / ".git" / "handoff" / "cache", ignore_errors=True)
     run_everything(main, outputs=(("-o", "json"),))
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     conflicts = [d for d in Workspace(main.path).state()["diagnostics"] if d["reason_code"] == "id_conflict"]
     assert any(d["path"] == rel[len(".handoffs/"):] and "ignored" in d["message"] for d in conflicts), conflicts
     doctor = main.h("doctor")
@@ -268,7 +268,19 @@ def test_property_hostile_variants_never_raise(base):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from handoff import audit, brief, codec, metrics, reducer, report, views
+    from handoff.views import audit
+
+    from handoff.views import brief
+
+    from handoff.core.yaml import codec
+
+    from handoff.views import metrics
+
+    from handoff.core import reducer
+
+    from handoff.views import report
+
+    from handoff.views import payloads as views
 
     repo0, facts, templates = base
     root = repo0.path / ".handoffs"
@@ -319,7 +331,7 @@ def test_property_hostile_variants_never_raise(base):
         audit.timeline(recs, state)
         report.markdown(report.build(state, state, {r["event"]["id"] for r in recs if "event" in r}))
         if "event" in rec:
-            from handoff.model import ALL_KINDS
+            from handoff.core.model import ALL_KINDS
             assert rec["event"]["kind"] in ALL_KINDS
 
     check()

@@ -24,7 +24,7 @@ REBUILT = "rebuilt it from the event files"
 
 
 def cache_dir(repo):
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     return Workspace(repo.path).paths.shared / "cache"
 
 
@@ -244,7 +244,7 @@ def test_errors_are_sorted_by_what_they_mean(tmp_path):
 
 DELETE_LOOP = r"""
 import io, sys, contextlib, traceback
-from handoff.cli import main
+from handoff.faces.cli import main
 repo, rounds = sys.argv[1], int(sys.argv[2])
 for i in range(rounds):
     for args in (["status"], ["inbox", "--session", "sess_bob"], ["log"], ["verify"]):
@@ -381,7 +381,8 @@ def test_ids_ending_in_a_newline_are_refused(two):
 
 
 def test_grammars_and_file_patterns_end_at_the_end():
-    from handoff import ids, model
+    from handoff.core import ids
+    from handoff.core import model
     for kind, good in (("work", "work_x"), ("session", "sess_a"), ("channel", "general"),
                        ("thread", "thread_abc"), ("peer", "bob.sess_b"), ("message", "msg_abc")):
         assert ids.is_valid(kind, good) and not ids.is_valid(kind, good + "\n"), kind
@@ -389,7 +390,7 @@ def test_grammars_and_file_patterns_end_at_the_end():
     assert model.FILENAME_RE.match(name) and not model.FILENAME_RE.match(name + "\n")
     assert not model.HLC_RE.match("0001796635502769-00000\n")
     assert model.parse_hlc("0001796635502769-00000\n") is None
-    from handoff import schema
+    from handoff.core import schema
     with pytest.raises(schema.ShapeError):
         schema.check_shape({"ts": "2026-01-01T00:00:00Z\n"}, True)
 

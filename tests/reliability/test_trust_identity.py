@@ -12,8 +12,14 @@ import subprocess
 
 import yaml
 
-from handoff import clock, codec, model, reducer
-from handoff.workspace import Workspace
+from handoff.store import clock
+
+from handoff.core.yaml import codec
+
+from handoff.core import model
+
+from handoff.core import reducer
+from handoff.app.workspace import Workspace
 
 from conftest import ROOT
 
@@ -356,7 +362,7 @@ def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(cl
     # and the writes all stay the owner's, and the forged open is a diagnostic
     assert listed["sess_alice"]["peer_id"] == mine["peer_id"]
     assert owner.j("session", "status", "sess_alice")["peer_id"] == mine["peer_id"]
-    from handoff.workspace import Workspace
+    from handoff.app.workspace import Workspace
     diags = Workspace(owner.path).state()["diagnostics"]
     assert any(d["reason_code"] == "session_taken" and d["path"].endswith(forged.rsplit("/", 1)[-1])
                for d in diags), diags

@@ -22,13 +22,15 @@ from .support import child_env, git
 
 def _now_env() -> dict:
     """Pin "now" for a test so the day folder the next write uses is known (and cannot pass midnight)."""
-    from handoff import clock, model
+    from handoff.store import clock
+    from handoff.core import model
     return {"HANDOFF_NOW": model.format_ts(clock.now_ms())}
 
 
 def _day_folder(env: dict) -> str:
     """The day folder (``.handoffs/events/YYYY-MM/DD``) the tool computes for an event written at ``env``'s now."""
-    from handoff import clock, model
+    from handoff.store import clock
+    from handoff.core import model
     ms = model.parse_ts(env["HANDOFF_NOW"])
     ev = {"id": model.new_event_id("say", clock.new_ulid(ms)), "kind": "say", "from": "x.sess_x"}
     return ".handoffs/" + model.event_path(ev).rsplit("/", 1)[0]
@@ -93,7 +95,7 @@ def test_init_does_not_follow_a_handoffs_symlink(tmp_path):
 def test_committed_symlinked_day_folder_is_refused_not_followed(tmp_path):
     env = _now_env()
     repo = make_repo(tmp_path / "repo")
-    from handoff import model
+    from handoff.core import model
     yesterday = {"HANDOFF_NOW": model.format_ts(model.parse_ts(env["HANDOFF_NOW"]) - 86_400_000)}
     sid = repo.j("session", "new", "--agent", "alice", "--channel", "dev", env=yesterday)["session_id"]
     day = _day_folder(env)
@@ -118,7 +120,7 @@ def test_committed_symlinked_day_folder_is_refused_not_followed(tmp_path):
     assert repo.git("status", "--porcelain") == ""
 
     # an event file waiting outside is never read through the link: the link is a diagnostic
-    from handoff import codec
+    from handoff.core.yaml import codec
     (outside / "planted.yaml").write_bytes(codec.dump({"kind": "say"}))
     st = repo.j("status")
     assert st["sessions"] == 1
@@ -141,7 +143,7 @@ def test_committed_symlinked_day_folder_is_refused_not_followed(tmp_path):
 def test_committed_symlinked_events_or_month_folder_is_refused(tmp_path, level):
     env = _now_env()
     repo = make_repo(tmp_path / "repo")
-    from handoff import model
+    from handoff.core import model
     yesterday = {"HANDOFF_NOW": model.format_ts(model.parse_ts(env["HANDOFF_NOW"]) - 40 * 86_400_000)}
     sid = repo.j("session", "new", "--agent", "alice", "--channel", "dev", env=yesterday)["session_id"]
     folder = ".handoffs/events" if level == "events" else _day_folder(env).rsplit("/", 1)[0]
@@ -166,8 +168,8 @@ def test_committed_symlinked_events_or_month_folder_is_refused(tmp_path, level):
 # moment gittree hands them to `git hash-object -t tree`.
 _KILLED_AT_TREES = r"""
 import os, signal, sys
-from handoff import gitcmd
-from handoff.cli import main
+from handoff.git import cmd as gitcmd
+from handoff.faces.cli import main
 real_out = gitcmd.out
 def out(cwd, *args, **kw):
     if args[:1] == ("hash-object",) and "tree" in args:
@@ -335,7 +337,7 @@ def test_sync_still_rebases_when_only_handoff_commits_are_unpushed(clones):
 
 
 def test_own_commit_rule():
-    from handoff.sync import own_commit
+    from handoff.app.sync import own_commit
     add = [("A", ".handoffs/events/2026-12/07/x.yaml")]
     assert own_commit(["p"], "handoff: say in dev from a", add)
     assert not own_commit(["p", "q"], "handoff: say", add)  # a merge is never ours

@@ -1,0 +1,240 @@
+"""Review and exchange: ``verify``, ``report``, ``sync`` and ``hooks install|uninstall``."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from handoff.views import render
+from handoff.errors import EXIT_VERIFY, HandoffError
+from . import app
+from .common import Cx, command
+
+hooks_app = typer.Typer(help="Git hooks that run `handoff verify --staged` before each commit.",
+                        no_args_is_help=True)
+app.add_typer(hooks_app, name="hooks")
+
+BaseOpt = Annotated[Optional[str], typer.Option("--base", help="compare with the merge base of REV "
+                                                               "(default: the default branch, e.g. origin/main)")]
+AgainstOpt = Annotated[Optional[str], typer.Option("--against", help="compare with REV itself, not the merge base: "
+                                                                     "every event REV holds must still be there "
+                                                                     "(a push; catches force-pushes)")]
+RevOpt = Annotated[Optional[str], typer.Option("--rev", help="check this revision instead of HEAD (no checkout)")]
+
+
+# ------------------------------------------------------------------ verify
+
+
+def _verify_human(r: dict) -> str:
+    base = "the empty tree" if r["against"] is None else f"{r['against']} ({r['base'][:12]})"
+    if r.get("exact"):
+        base += " itself"
+    head = r["head"] if r["head"] == "index" else r["head"][:12]
+    verdict = "OK" if r["ok"] else "FAILED"
+    lines = [f"handoff verify: {verdict}: {r['files']} event file(s), {r['new_files']} new since {base}, "
+             f"head {head}: {r['errors']} error(s), {r['warnings']} warning(s)"
+             + ("" if not r["identity"] else ", identity checked")]
+    for f in r["findings"]:
+        lines.append(f"{f['severity']:<8} {render.safe(f['path'])}: {f['code']}: {render.safe(f['message'])}")
+    return "\n".join(lines)
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def github_annotations(r: dict) -> str:
+    """GitHub Actions workflow commands: one ::error / ::warning per finding, then a notice."""
+    lines = []
+    for f in r["findings"]:
+        level = "error" if f["severity"] == "error" else "warning"
+        title = _gh_escape(f"handoff verify: {f['code']}", prop=True)
+        # (findings are about whole files: line 1 anchors the annotation in the PR's diff view)
+        lines.append(f"::{level} file={_gh_escape(f['path'], prop=True)},line=1,title={title}::"
+                     f"{_gh_escape(render.safe(f['message']))}")
+    summary = f"handoff verify {'passed' if r['ok'] else 'failed'}: {r['new_files']} new event file(s), " \
+              f"{r['errors']} error(s), {r['warnings']} warning(s)"
+    lines.append(f"::{'notice' if r['ok'] else 'error'}::{summary}")
+    return "\n".join(lines)
+
+
+def github_error(err: HandoffError) -> str:
+    """A refusal before any check ran (a base that is not there, bad arguments) as one ::error:: line."""
+    title = _gh_escape(f"handoff verify: {err.reason_code}", prop=True)
+    text = err.message + (f" ({err.hint})" if err.hint else "")
+    return f"::error title={title}::{_gh_escape(render.safe(text))}"
+
+
+@command(app, "verify")
+def verify(cx: Cx, base: BaseOpt = None, against: AgainstOpt = None, rev: RevOpt = None,
+           staged: Annotated[bool, typer.Option("--staged", help="check the index (for a pre-commit hook)")] = False,
+           all_: Annotated[bool, typer.Option("--all", help="treat every file as new (full audit, no base)")] = False,
+           remotes: Annotated[bool, typer.Option("--remotes/--no-remotes",
+                                                 help="use events on remote-tracking refs as context")] = True,
+           fmt: Annotated[Optional[str], typer.Option("--format", help="github: workflow annotations")] = None):
+    """The reviewer's and CI's check: append-only, schema, lifecycle, identity. Exit 5 on failure.
+
+    --base REV (pull requests) compares with the merge base of REV and HEAD; --against REV (pushes)
+    compares with REV itself, so events REV holds and the new tip lacks (a force-push) are deleted ones.
+
+    Example: handoff verify --base origin/main        handoff verify --against "$BEFORE"        handoff verify --staged
+    """
+    from handoff.app.verify import verify as run_verify
+    if fmt not in (None, "github"):
+        raise HandoffError("usage", f"unknown --format {fmt!r}", hint="the only format is github; see also -o")
+    try:
+        r = run_verify(cx.repo, base=base, against=against, rev=rev, staged=staged, everything=all_,
+                       use_remotes=remotes)
+    except HandoffError as err:
+        if fmt == "github":
+            sys.stdout.write(github_error(err) + "\n")
+        raise
+    if not r["ok"]:
+        r["error"] = {"reason_code": "verification_failed",
+                      "message": f"{r['errors']} problem(s) in .handoffs/ on this range",
+                      "hint": "committed handoff events are append-only: restore edited or deleted files "
+                              "and write new events instead"}
+    if fmt == "github":
+        sys.stdout.write(github_annotations(r) + "\n")
+    else:
+        cx.emit(r, _verify_human)
+    if not r["ok"]:
+        raise typer.Exit(EXIT_VERIFY)
+
+
+# ------------------------------------------------------------------ report
+
+
+@command(app, "report")
+def report(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
+           markdown: Annotated[bool, typer.Option("--markdown", help="Markdown for a PR description")] = False,
+           html: Annotated[Optional[Path], typer.Option("--html", help="write one self-contained HTML page here")] = None):
+    """What this branch opened, answered and closed: handoffs, work units, threads.
+
+    Example: handoff report --markdown --base origin/main        handoff report --html report.html
+    """
+    from handoff.views import report as rep_mod
+    from handoff.app.activity import branch_activity
+    data = branch_activity(cx.repo, base=base, rev=rev)
+    if html is not None:
+        from handoff.views.html import page
+        from handoff.store.files import atomic_write_local
+        atomic_write_local(Path(html).resolve(), page(data).encode("utf-8"))
+        data["html"] = str(Path(html).resolve())
+    if markdown and not cx.machine:
+        sys.stdout.write(rep_mod.markdown(data))
+        return
+    if markdown:
+        data["markdown"] = rep_mod.markdown(data)
+    cx.emit(data, lambda d: rep_mod.markdown(d) + (f"\nwrote {d['html']}" if d.get("html") else ""))
+
+
+# -------------------------------------------------------------------- sync
+
+
+def parse_every(value: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    v = value.strip().lower()
+    try:
+        seconds = float(v[:-1]) * units[v[-1]] if v and v[-1] in units else float(v)
+    except ValueError:
+        raise HandoffError("invalid_argument", f"--every {value!r} is not a duration",
+                           hint="use seconds or a unit: 30s, 5m, 1h") from None
+    if seconds <= 0:
+        raise HandoffError("invalid_argument", "--every must be positive", hint="e.g. --every 30s")
+    return seconds
+
+
+def _sync_once(cx: Cx, remote: str, push: bool, integrate: Optional[str]) -> dict:
+    from handoff.app.sync import sync as run_sync
+    from handoff.app.workspace import Workspace
+    ws = Workspace(cx.repo, require_init=False)
+    r = run_sync(cx.repo, remote=remote, push=push, integrate=integrate, config=ws.config)
+    if ws.root.joinpath("config.yaml").exists():
+        records = ws.records()
+        others = {r["event"]["id"] for r in records if "ref" in r and "event" in r}
+        r["events_visible"] = ws.state(refresh=True)["event_count"]
+        r["events_from_other_branches"] = len(others)
+    return r
+
+
+def _sync_human(r: dict) -> str:
+    push = r.get("push") or ""
+    extra = f", integrated by {r['integrated']}" if r.get("integrated") else ""
+    extra += f" ({r['integrated_note']})" if r.get("integrated_note") else ""
+    seen = (f"; {r['events_from_other_branches']} event(s) visible from other branches"
+            if r.get("events_from_other_branches") is not None else "")
+    return f"sync {r['remote']}: {render.safe(r.get('branch') or '-')}: {push}{extra}; fetched{seen}"
+
+
+@command(app, "sync")
+def sync(cx: Cx,
+         remote: Annotated[str, typer.Option("--remote", help="git remote")] = "origin",
+         push: Annotated[bool, typer.Option("--push/--no-push", help="push the current branch")] = True,
+         integrate: Annotated[Optional[str], typer.Option("--integrate", help="rebase or merge when the remote "
+                                                                               "branch moved (default: config)")] = None,
+         every: Annotated[Optional[str], typer.Option("--every", help="repeat: 30s, 5m ... until interrupted")] = None,
+         count: Annotated[Optional[int], typer.Option("--count", help="with --every: stop after N rounds")] = None):
+    """Push this branch's events and fetch everyone's; other branches' events become visible here.
+
+    Example: handoff sync        handoff sync --every 30s -o jsonl
+    """
+    if every is None:
+        return cx.emit(_sync_once(cx, remote, push, integrate), _sync_human)
+    interval = parse_every(every)
+    rounds, failed = 0, False
+    while count is None or rounds < count:
+        if rounds:
+            time.sleep(interval)
+        rounds += 1
+        try:
+            r = _sync_once(cx, remote, push, integrate)
+            failed = False
+            line = r
+        except HandoffError as err:  # keep going: the next round may succeed (network back, work committed)
+            failed = True
+            line = {"round": rounds, **err.to_json()}
+            cx.note(f"sync round {rounds}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
+            if not cx.machine:
+                continue
+        line["round"] = rounds
+        if cx.output in ("json", "jsonl"):
+            import json
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            cx.emit(line, _sync_human)
+    if failed:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------- hooks
+
+
+@command(hooks_app, "install")
+def hooks_install(cx: Cx):
+    """Install a git pre-commit hook running `handoff verify --staged` (keeps and chains an existing hook).
+
+    Example: handoff hooks install
+    """
+    from handoff.git.hooks import install
+    r = install(cx.repo)
+    cx.emit(r, lambda d: f"{'updated' if d['updated'] else 'installed'} {d['hook']}"
+            + (f"\n  runs the previous hook first: {d['chained']}" if d["chained"] else "")
+            + (f"\n  note: {d['note']}" if d.get("note") else ""))
+
+
+@command(hooks_app, "uninstall")
+def hooks_uninstall(cx: Cx):
+    """Remove the handoff pre-commit hook (and restore a hook it chained).
+
+    Example: handoff hooks uninstall
+    """
+    from handoff.git.hooks import uninstall
+    r = uninstall(cx.repo)
+    cx.emit(r, lambda d: ("removed " + d["hook"] + (" (restored the previous hook)" if d["restored"] else ""))
+            if d["removed"] else "no handoff hook installed")

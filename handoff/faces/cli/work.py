@@ -1,0 +1,214 @@
+"""Work units and handoffs: ``work ...``, ``request``, ``accept``, ``reject``, ``list`` and the lifecycle verbs."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from handoff.core import ops
+from handoff.views import render
+from . import app, work_app
+from .common import Cx, IdOpt, SessionOpt, command
+from .messages import read_arg
+
+WorkOpt = Annotated[str, typer.Option("--work", "-w", help="work id")]
+IdArg = Annotated[str, typer.Argument(help="handoff / work id")]
+MsgOpt = Annotated[Optional[str], typer.Option("--message", "-m", help="a short note")]
+
+
+def _work_human(w: dict) -> str:
+    where = w.get("thread_id") or w.get("direct_id")
+    lines = [f"{w['work_id']}  {w['state'].upper()}" + ("  OVERDUE" if w.get("overdue") else ""),
+             f"  {render.safe(w['opened_by_peer_id'])} -> {render.safe(w['target_peer_id'])} in #{w['channel']}/{where}",
+             f"  opened {w['opened_at']}, last activity {w['last_activity_at']}"
+             + (f", ended {w['terminal_at']}" if w.get("terminal_at") else "")]
+    if w.get("description"):
+        lines.append(f"  {render.one_line(w['description'])}")
+    if w.get("checkpoint") is not None:
+        lines.append(f"  checkpoint: {render.one_line(render._scalar(w['checkpoint']))}")
+    if w.get("result") is not None:
+        lines.append(f"  result: {render.one_line(render._scalar(w['result']))}")
+    lease = w.get("lease") or {}
+    if lease.get("holder"):
+        lines.append(f"  claimed by {render.safe(lease['holder'])} until {lease['lease_until']}")
+    for c in lease.get("losers") or []:
+        lines.append(f"  ! lease_held: claim by {render.safe(c['from'])} lost ({render.one_line(c['message'])})")
+    for d in w.get("diagnostics") or []:
+        lines.append(f"  ! {d['reason_code']}: {render.one_line(d['message'])}")
+    return "\n".join(lines)
+
+
+def _lookup(cx: Cx, work: str):
+    cx.emit(cx.hf.work(work), _work_human)
+
+
+@command(work_app, "lookup")
+def lookup(cx: Cx, work: WorkOpt):
+    """A work unit: container, opener, target, state, timestamps, history and diagnostics.
+
+    Example: handoff work lookup --work work_migration_check -o json
+    """
+    _lookup(cx, work)
+
+
+@command(work_app, "status")
+def status(cx: Cx, work: WorkOpt):
+    """Same payload as lookup (AGH offers both names).
+
+    Example: handoff work status --work work_migration_check -o json
+    """
+    _lookup(cx, work)
+
+
+@command(work_app, "list")
+def list_work(cx: Cx,
+              state: Annotated[Optional[str], typer.Option("--state", help="submitted, working, needs_input, "
+                                                                           "completed, failed, canceled, open")] = None,
+              channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None,
+              session: Annotated[Optional[str], typer.Option("--session", "-s", help="only work this session is in")] = None):
+    """Work units, oldest first.
+
+    Example: handoff work list --state open -o json
+    """
+    rows = cx.hf.work_list(state=state, channel=channel, session=session)
+    cx.emit({"work": rows}, lambda d: render.table(d["work"], ["work_id", "state", "opened_by_peer_id",
+                                                              "target_peer_id", "channel", "last_activity_at"]))
+
+
+# ---------------------------------------------------------------- handoffs
+
+
+@command(app, "request", writes=True)
+def request(cx: Cx,
+            to: Annotated[str, typer.Option("--to", "--target-agent", "--to-agent", help="agent name or peer id")],
+            channel: Annotated[str, typer.Option("--channel", "-c")],
+            description: Annotated[str, typer.Option("--description", "-d", help="what is handed off")],
+            context: Annotated[Optional[str], typer.Option("--context", help="JSON context bundle or @file "
+                                                           "(files_changed, decisions, next_steps, ...)")] = None,
+            work: Annotated[Optional[str], typer.Option("--work", "-w", help="choose the work id")] = None,
+            deadline: Annotated[Optional[str], typer.Option("--deadline", help="RFC 3339 time or duration (2h)")] = None,
+            thread: Annotated[Optional[str], typer.Option("--thread", "-t", help="open it in this thread")] = None,
+            direct: Annotated[bool, typer.Option("--direct", help="open it in the direct room with --to")] = False,
+            trace_id: Annotated[Optional[str], typer.Option("--trace-id")] = None,
+            session: SessionOpt = None, given_id: IdOpt = None):
+    """Open a handoff (Hivemind request): a work unit carrying a context bundle; prints its id.
+
+    Example: handoff request --to agent-b --channel backend -d "Auth refactored, needs API integration"
+    --context '{"files_changed":["src/auth.ts"],"decisions":["JWT -> session tokens"]}'
+    """
+    ctx = ops.parse_body(read_arg(context)) if context else {}
+    data = cx.me(session).request(to, channel, description, context=ctx, work=work, deadline=deadline,
+                                  thread=thread, direct=direct, trace_id=trace_id, id=given_id)
+    cx.emit(data, lambda d: f"{d['handoff_id']}\n  {d['from']} -> {d['to']} in #{d['channel']} ({d['status']})")
+
+
+@command(app, "list")
+def list_handoffs(cx: Cx,
+                  to: Annotated[Optional[str], typer.Option("--to", "--target-agent", "--to-agent",
+                                                            help="addressed to this agent or peer")] = None,
+                  status: Annotated[Optional[str], typer.Option("--status", help="pending, accepted, rejected, "
+                                                                                 "canceled or failed")] = None,
+                  channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None):
+    """Handoffs (work opened with `request`), oldest first.
+
+    Example: handoff list --to agent-b --status pending -o json
+    """
+    rows = cx.hf.handoffs(to=to, status=status, channel=channel)
+    cx.emit({"handoffs": rows}, lambda d: render.table(d["handoffs"], ["handoff_id", "status", "state", "from", "to",
+                                                                      "requested_at", "description"]))
+
+
+def _move(cx: Cx, verb: str, session: str | None, *args, **kwargs) -> None:
+    data = getattr(cx.me(session), verb)(*args, **kwargs)
+    cx.emit(data, lambda d: (_work_human(d["work"]) if d["work"] else "")
+            + ("\n  (already written: idempotent retry)" if d["replayed"] else ""))
+
+
+@command(app, "accept", writes=True)
+def accept(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
+    """Accept a handoff: writes `receipt accepted` and `trace working`.
+
+    Example: handoff accept work_01jv8... --session "$S"
+    """
+    _move(cx, "accept", session, handoff_id, message, id=given_id)
+
+
+@command(app, "reject", writes=True)
+def reject(cx: Cx, handoff_id: IdArg,
+           reason: Annotated[str, typer.Option("--reason", "-r", help="why (shown to the requester)")],
+           code: Annotated[str, typer.Option("--code", help="AGH reason code")] = "busy",
+           session: SessionOpt = None, given_id: IdOpt = None):
+    """Reject a handoff: `receipt rejected` (the work ends as failed; Hivemind status rejected).
+
+    Example: handoff reject work_01jv8... --reason "Currently working on migrations"
+    """
+    _move(cx, "reject", session, handoff_id, reason, code=code, id=given_id)
+
+
+def _json_opt(raw: str | None) -> dict | None:
+    return ops.parse_body(read_arg(raw)) if raw is not None else None
+
+
+ResultOpt = Annotated[Optional[str], typer.Option("--result", help="JSON object or @file")]
+CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", help="JSON object or @file: where to resume")]
+
+
+@command(app, "progress", writes=True)
+def progress(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, checkpoint: CheckpointOpt = None,
+             session: SessionOpt = None, given_id: IdOpt = None):
+    """Report progress (`trace working`), optionally with a checkpoint a restarted worker resumes from.
+
+    Example: handoff progress work_01jv8... -m "3 of 5 files" --checkpoint '{"done":["a.py","b.py","c.py"]}'
+    """
+    cp = _json_opt(checkpoint)
+    _move(cx, "progress", session, handoff_id, message, checkpoint=cp, id=given_id)
+
+
+@command(app, "need-input", writes=True)
+def need_input(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
+    """Ask the initiator for input (`trace needs_input`); a reply moves the work back to working.
+
+    Example: handoff need-input work_01jv8... -m "Which database should the migration target?"
+    """
+    _move(cx, "need_input", session, handoff_id, message, id=given_id)
+
+
+@command(app, "reply", writes=True)
+def reply(cx: Cx, handoff_id: IdArg, message: Annotated[str, typer.Option("--message", "-m")],
+          session: SessionOpt = None, given_id: IdOpt = None):
+    """Answer the counterparty of a work unit in its own container.
+
+    Example: handoff reply work_01jv8... -m "Use the staging database"
+    """
+    _move(cx, "reply", session, handoff_id, message, id=given_id)
+
+
+@command(app, "complete", writes=True)
+def complete(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, result: ResultOpt = None,
+             session: SessionOpt = None, given_id: IdOpt = None):
+    """Finish the work (`trace completed`), with an optional result.
+
+    Example: handoff complete work_01jv8... -m done --result '{"pr":"#42"}'
+    """
+    res = _json_opt(result)
+    _move(cx, "complete", session, handoff_id, message, result=res, id=given_id)
+
+
+@command(app, "fail", writes=True)
+def fail(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, result: ResultOpt = None,
+         session: SessionOpt = None, given_id: IdOpt = None):
+    """End the work as failed (`trace failed`).
+
+    Example: handoff fail work_01jv8... -m "tests cannot run without credentials"
+    """
+    res = _json_opt(result)
+    _move(cx, "fail", session, handoff_id, message, result=res, id=given_id)
+
+
+@command(app, "cancel", writes=True)
+def cancel(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
+    """Cancel: the initiator withdraws (`receipt canceled`), the target aborts (`trace canceled`).
+
+    Example: handoff cancel work_01jv8... -m "no longer needed"
+    """
+    _move(cx, "cancel", session, handoff_id, message, id=given_id)
