@@ -15,6 +15,8 @@ from handoff import index
 from handoff.core import ops
 
 from handoff.views import payloads as views  # noqa: E402
+
+from handoff.core import queries
 from handoff.app.watchfs import FileWatcher  # noqa: E402
 from handoff.app.workspace import Workspace  # noqa: E402
 
@@ -26,7 +28,7 @@ def main(repo: str, session: str) -> None:
     def reconcile() -> None:
         state = ws.state(refresh=True)
         s = ops.session_for(state, session, write=False)
-        for e in views.inbox(index.for_inbox(state, s), s, set(), clock.now_ms()):
+        for e in queries.inbox(index.for_inbox(state, s), s, set(), clock.now_ms()):
             if e["id"] not in seen:
                 seen.add(e["id"])
                 sys.stdout.write(json.dumps({"id": e["id"]}) + "\n")

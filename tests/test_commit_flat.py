@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from handoff.git import cmd as gitcmd
+from handoff.git import commit as gitcommit
 from handoff.app.workspace import Workspace
 
 
@@ -49,11 +50,11 @@ def test_flat_and_index_commits_build_the_same_tree(repo, tmp_path):
     sent = repo.j("send", "--session", s["session_id"], "--channel", "general", "-m", "x", "--no-commit")
     ws = Workspace(repo.path)
     head = repo.git("rev-parse", "HEAD").strip()
-    entries = list(zip(sent["paths"], gitcmd.hash_files(ws.paths, sent["paths"])))
-    flat = gitcmd.commit_entries(ws.paths, entries, "flat")
+    entries = list(zip(sent["paths"], gitcommit.hash_files(ws.paths, sent["paths"])))
+    flat = gitcommit.commit_entries(ws.paths, entries, "flat")
     flat_tree = repo.git("rev-parse", f"{flat}^{{tree}}").strip()
     repo.git("update-ref", "HEAD", head)
-    via_index = gitcmd.commit_entries(dataclasses.replace(ws.paths, object_format="index"), entries, "index")
+    via_index = gitcommit.commit_entries(dataclasses.replace(ws.paths, object_format="index"), entries, "index")
     assert repo.git("rev-parse", f"{via_index}^{{tree}}").strip() == flat_tree
     assert flat != via_index
 

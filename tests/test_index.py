@@ -224,24 +224,25 @@ def test_worktrees_share_the_parse_cache(repo, tmp_path, monkeypatch):
 
 def test_inbox_from_the_index_equals_the_full_view(tmp_path):
     from handoff.views import payloads as views
+    from handoff.core import queries
     repo = tmp_path / "r"
     generate(repo, 250)
     ws = Workspace(repo)
     ref = reference(repo)
     state = ws.state()
-    assert views.find_session(state, "nobody.sess_none") is None
+    assert queries.find_session(state, "nobody.sess_none") is None
     for sid, s in ref["sessions"].items():
         # a session named by its peer id is looked up in the index's column, not by loading them all
-        assert views.find_session(Workspace(repo).state(), s["peer_id"]) == views.find_session(ref, s["peer_id"])
-        full = views.inbox(ref, s, set(), 1_800_000_000_000, include_all=True)
-        narrowed = views.inbox(index.for_inbox(state, state["sessions"][sid]), s, set(), 1_800_000_000_000,
+        assert queries.find_session(Workspace(repo).state(), s["peer_id"]) == queries.find_session(ref, s["peer_id"])
+        full = queries.inbox(ref, s, set(), 1_800_000_000_000, include_all=True)
+        narrowed = queries.inbox(index.for_inbox(state, state["sessions"][sid]), s, set(), 1_800_000_000_000,
                                include_all=True)
         assert json.dumps(narrowed) == json.dumps(full)
         # what `handoff inbox` shows: acknowledged messages are left out before they are read
         ids = [e["id"] for e in full]
         for acked in (set(ids[::2]), set(ids), set(ids[1::3]) | {m["id"] for m in ref["messages"][:40]}):
-            want = views.inbox(ref, s, acked, 1_800_000_000_000)
-            got = views.inbox(index.for_inbox(state, state["sessions"][sid], skip=acked), s, acked,
+            want = queries.inbox(ref, s, acked, 1_800_000_000_000)
+            got = queries.inbox(index.for_inbox(state, state["sessions"][sid], skip=acked), s, acked,
                               1_800_000_000_000)
             assert json.dumps(got) == json.dumps(want)
     for key, box in ref["threads"].items():

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from handoff.store import clock
 from handoff.core import ops
 from handoff.errors import HandoffError
 from handoff.core.model import TERMINAL_STATES
@@ -58,7 +59,7 @@ def base(tmp_path_factory):
                 ws.write(lambda st, w=wid, f=frm, t=to, d=direct: ops.request(
                     st, ops.session_for(st, SESSIONS[f][1]), workspace_id=ws.workspace_id, now_ms=0, to=t,
                     channel="dev", description=f"do {w}", context=None, work=w, deadline=None, thread=None,
-                    direct=d, given_id=None), commit=True)
+                    direct=d, given_id=None, fresh=clock.new_ulid()), commit=True)
         finally:
             os.environ.pop("HANDOFF_NOW", None)
         return repo.path
@@ -83,7 +84,7 @@ def _build(verb: str, sid: str, wid: str, new_work: str, target: str):
             return ops.cancel(state, s, wid, message="stop")
         return ops.request(state, s, workspace_id="test", now_ms=0, to=target, channel="dev",
                            description="more work", context=None, work=new_work, deadline=None, thread=None,
-                           direct=False, given_id=None)
+                           direct=False, given_id=None, fresh=clock.new_ulid())
     return build
 
 

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from handoff.store import clock
 from handoff.core import ops
 from handoff.views import payloads as views
+from handoff.core import queries
 from handoff.errors import HandoffError
 from handoff.app.workspace import Workspace, WriteResult
 
@@ -169,7 +170,7 @@ class Handoff:
             remember_session(self.ws, {"session_id": sid, "peer_id": ev["from"], "agent": ev["body"]["agent"],
                                        "name": ev["body"].get("name"), "open_event_id": ev["id"]})
         sess = Session(self, sid)
-        sess.opened = {**views.session_view(views.find_session(self.ws.state(), sid)),
+        sess.opened = {**views.session_view(queries.find_session(self.ws.state(), sid)),
                        "event_id": result.events[0]["id"], "path": (result.paths or [None])[0],
                        "committed": result.committed, "commit": result.commit,
                        "commit_skipped": result.commit_skipped, "replayed": result.replayed}
@@ -239,8 +240,9 @@ class Session:
         result = self._write(lambda st, s: ops.send(
             st, s, workspace_id=self.ws.workspace_id, now_ms=now, channel=channel, kind=kind, body=payload,
             surface=surface, thread=thread, direct=direct, to=to, work=work, reply_to=reply_to, trace_id=trace_id,
-            causation_id=causation_id, expires_at=expires_at, given_id=id, interaction_id=interaction_id, ext=ext))
-        return {**views.message(result.events[0]), **write_meta(result)}
+            causation_id=causation_id, expires_at=expires_at, given_id=id, interaction_id=interaction_id, ext=ext,
+            fresh=clock.new_ulid()))
+        return {**queries.message(result.events[0]), **write_meta(result)}
 
     def inbox(self, *, all: bool = False, ack: list[str] | None = None) -> JSON:
         """``handoff inbox``: what waits for this session.  Reading never changes it; ``ack`` records local acks."""
@@ -251,11 +253,11 @@ class Session:
         acked = read_acks(self.ws, s["session_id"])
         from handoff.index import for_inbox
         if not (all or ack):  # what waits, only: acknowledged messages are never read
-            entries = views.inbox(for_inbox(st, s, skip=acked), s, acked, now)
+            entries = queries.inbox(for_inbox(st, s, skip=acked), s, acked, now)
             return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
                     "entries": entries}
         st = for_inbox(st, s)  # only the messages the inbox looks at, straight from the index
-        entries = views.inbox(st, s, acked, now, include_all=True)
+        entries = queries.inbox(st, s, acked, now, include_all=True)
         if ack:
             known = {e["id"] for e in entries}
             wanted = sorted(known) if list(ack) == ["all"] else list(ack)
@@ -265,7 +267,7 @@ class Session:
                                    hint="see the ids with `handoff inbox --all`")
             add_acks(self.ws, s["session_id"], wanted)
             acked |= set(wanted)
-            entries = views.inbox(st, s, acked, now, include_all=True)
+            entries = queries.inbox(st, s, acked, now, include_all=True)
         if not all:
             entries = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
         return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries), "entries": entries}
@@ -281,7 +283,7 @@ class Session:
         result = self._write(lambda st, s: ops.request(
             st, s, workspace_id=self.ws.workspace_id, now_ms=now, to=to, channel=channel, description=description,
             context=context or {}, work=work, deadline=deadline, thread=thread, direct=direct, given_id=id,
-            trace_id=trace_id))
+            trace_id=trace_id, fresh=clock.new_ulid()))
         w = self.ws.state()["work"][result.events[0]["work_id"]]
         return {**views.handoff_view(w, now), **write_meta(result)}
 
@@ -290,7 +292,7 @@ class Session:
         ev = result.events[-1]
         w = self.ws.state()["work"].get(ev.get("work_id")) if ev.get("work_id") else None
         return {"work": views.work_payload(w, clock.now_ms(), history=False) if w else None,
-                "events": [views.message(e) for e in result.events], **write_meta(result)}
+                "events": [queries.message(e) for e in result.events], **write_meta(result)}
 
     def accept(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
         return self._move(lambda st, s: ops.accept(st, s, handoff_id, message=message, given_id=id))

@@ -217,8 +217,8 @@ def check_session(state: dict, session: str | None) -> dict:
     if not session:
         return _c("session", "skip", "no --session or HANDOFF_SESSION given",
                   "export HANDOFF_SESSION=<id> (from `handoff session new`) so commands and hooks know who acts")
-    from handoff.views import payloads as views
-    s = views.find_session(state, session)
+    from handoff.core import queries
+    s = queries.find_session(state, session)
     if s is None:
         return _c("session", "fail", f"session {session!r} not found",
                   "open one with `handoff session new --agent NAME --channel C` and export its id")
@@ -231,8 +231,8 @@ def check_session(state: dict, session: str | None) -> dict:
 def check_watcher(ws, state: dict, session: str | None) -> dict:
     if not session:
         return _c("watcher", "skip", "no session to check")
-    from handoff.views import payloads as views
-    s = views.find_session(state, session)
+    from handoff.core import queries
+    s = queries.find_session(state, session)
     if s is None:
         return _c("watcher", "skip", "unknown session")
     live = [w for w in running_watchers(ws) if {"*", s["session_id"]} & set(w.get("sessions") or [])]

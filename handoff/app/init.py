@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from handoff.git import cmd as gitcmd
+from handoff.git import commit as gitcommit
 from handoff.core import ids
 from handoff.store import files as store
 from handoff.errors import HandoffError
@@ -66,6 +67,6 @@ def init_workspace(repo: str | None, workspace: str | None, *, commit: bool | No
             result["commit_skipped"] = why
         else:
             with store.file_lock(paths.shared / "lock"):
-                result["commit"] = gitcmd.commit_paths(paths, created, "handoff: init workspace "
+                result["commit"] = gitcommit.commit_paths(paths, created, "handoff: init workspace "
                                                        f"{result['workspace_id']}")
     return result

@@ -37,6 +37,7 @@ from handoff.core import delivery
 from handoff.store import local
 from handoff.core import ops
 from handoff.views import payloads as views
+from handoff.core import queries
 from handoff.errors import HandoffError
 from handoff.core.model import TERMINAL_STATES
 
@@ -192,7 +193,7 @@ class Watch:
                     if s["state"] == "active"]
         out = []
         for ident in self.opts.sessions:
-            s = views.find_session(state, ident)
+            s = queries.find_session(state, ident)
             if s is None:
                 if strict:
                     ops.session_for(state, ident, write=False)  # raises session_not_found

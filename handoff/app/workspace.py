@@ -16,12 +16,12 @@ from typing import Callable
 from handoff.store import clock
 from handoff.core.yaml import codec
 from handoff.git import cmd as gitcmd
+from handoff.git import commit as gitcommit
 from handoff.core import model
 from handoff.git import signing
 from handoff.store import files as store
-from handoff.errors import HandoffError
+from handoff.store.place import HANDOFFS, Place
 
-HANDOFFS = ".handoffs"
 MAX_SKEW_MS = 3600 * 1000
 
 
@@ -40,56 +40,22 @@ class WriteResult:
                 "commit": self.commit, "commit_skipped": self.commit_skipped, "replayed": self.replayed}
 
 
-class Workspace:
+class Workspace(Place):
     def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
-        self.paths = gitcmd.discover(repo)
-        self.root = self.paths.worktree / HANDOFFS
-        self._refuse_symlinks()
-        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/config.yaml")
-        if require_init and not (self.root / "config.yaml").exists():
-            raise HandoffError("not_initialized", f"{self.root} has no config.yaml",
-                               hint="run `handoff init` in the repository first")
+        super().__init__(repo, require_init=require_init)
         self._state: dict | None = None
-        self._config: dict | None = None
         self.wrote = False  # this workspace published event files
-
-    # ------------------------------------------------------------- config
-    @property
-    def config(self) -> dict:
-        if self._config is None:
-            try:
-                self._config = codec.load((self.root / "config.yaml").read_bytes())
-            except FileNotFoundError:
-                self._config = {}
-            except codec.CodecError as exc:
-                raise HandoffError("malformed", f".handoffs/config.yaml: {exc}",
-                                   hint="fix the YAML in .handoffs/config.yaml") from None
-        return self._config
-
-    @property
-    def workspace_id(self) -> str:
-        return str(self.config.get("workspace_id") or "default")
-
-    def commit_default(self) -> bool:
-        return str(self.config.get("commit", "auto")).lower() not in ("off", "false", "no")
-
-    # -------------------------------------------------------------- reads
-    def _refuse_symlinks(self) -> None:
-        """Never read or write through a symlinked ``.handoffs`` or ``events`` (two lstats; deeper links are
-        reported by the listing and refused by every write).  Checked again on each read: a long-lived
-        process (watcher, MCP server) may see a checkout put one there."""
-        store.refuse_symlinks(self.paths.worktree, f"{HANDOFFS}/{store.EVENTS}")
 
     def records(self) -> list[dict]:
         from handoff.index import load_records
-        self._refuse_symlinks()
+        self.refuse_symlinks()
         return load_records(self)
 
     def state(self, refresh: bool = False) -> dict:
         """``reducer.reduce`` of every record (plus ``clock_diagnostics`` for now), read lazily from the index."""
         if self._state is None or refresh:
             from handoff import index
-            self._refuse_symlinks()
+            self.refuse_symlinks()
             self._state = index.state(self, clock.now_ms())
         return self._state
 
@@ -106,7 +72,7 @@ class Workspace:
         with store.file_lock(self.paths.shared / "lock"):
             tmp_dir = self.paths.local / "tmp"
             store.sweep_temp(tmp_dir)  # under the lock, any staged file belongs to a writer that was killed
-            gitcmd.sweep_private(self.paths)
+            gitcommit.sweep_private(self.paths)
             state = self.state(refresh=True)
             drafts = build(state)
             if drafts and all(d.get("_replay") for d in drafts):
@@ -120,7 +86,7 @@ class Workspace:
             if commit:
                 _ref, _head, skipped = gitcmd.head_state(self.paths)
                 if not skipped:
-                    gitcmd.wait_index_unlocked(self.paths)
+                    gitcommit.wait_index_unlocked(self.paths)
             staged: list[Path] = []
             try:
                 for rel, data in files:
@@ -139,19 +105,19 @@ class Workspace:
                     result.swept = [rel for rel, _ in pending if rel not in ours]
                     ledger = self._ledger()
                     result.swept += [rel for rel in self._dropped(_head, ledger) if rel not in ours | set(result.swept)]
-                    entries = list(zip(result.paths, gitcmd.hash_files(self.paths, staged)))
+                    entries = list(zip(result.paths, gitcommit.hash_files(self.paths, staged)))
                     left = [rel for rel in result.swept]
-                    entries += list(zip(left, gitcmd.hash_files(self.paths, left)))
+                    entries += list(zip(left, gitcommit.hash_files(self.paths, left)))
                     try:
                         text = (message or default_message)(events)
                         if result.swept:
                             text += ("\n\nAlso commits event files an earlier write left uncommitted or a later "
                                      "commit took out:\n" + "".join(f"  {rel}\n" for rel in result.swept))
-                        result.commit = gitcmd.commit_entries(self.paths, sorted(entries), text, publish)
+                        result.commit = gitcommit.commit_entries(self.paths, sorted(entries), text, publish)
                         result.committed = True
                         self._clear_pending([m for _, m in pending] + [ev["id"] for ev in events])
                         self._remember_committed(result.commit, [rel for rel, _ in entries], ledger)
-                    except gitcmd.CommitSkipped as exc:
+                    except gitcommit.CommitSkipped as exc:
                         skipped = str(exc)
                 else:
                     publish()

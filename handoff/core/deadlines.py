@@ -15,7 +15,7 @@ one due, not a backlog.
 from __future__ import annotations
 
 from handoff.core import ops
-from handoff.views import payloads as views
+from handoff.core import queries
 from handoff.core.model import TERMINAL_STATES, parse_ts
 
 
@@ -27,7 +27,7 @@ def overdue_work(state: dict, now_ms: int, peer: str | None = None) -> list[dict
     """Open units whose deadline has passed (optionally: where ``peer`` takes part), oldest deadline first."""
     out = []
     for w in state["work"].values():
-        if not views.overdue(w, now_ms):
+        if not queries.overdue(w, now_ms):
             continue
         if peer is not None and peer not in (w["opened_by_peer_id"], w["target_peer_id"]):
             continue

@@ -6,7 +6,7 @@ remembers once it has been delivered:
 - ``message``: an unanswered inbox entry (the envelope plus its work
   state, as ``handoff inbox`` shows it); key = the message id.  Own
   messages, other pairs' direct rooms, answered, acknowledged and expired
-  entries never qualify (``views.inbox`` decides).
+  entries never qualify (``queries.inbox`` decides).
 - ``reminder``: an overdue unit this session is the target of
   (``deadlines.reminders_due``); key = ``remind:<work_id>:<n>``.
 - ``lease_lost``: a claim of this session that lost a race to another
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from handoff.core import deadlines
 from handoff.core import leases
-from handoff.views import payloads as views
+from handoff.core import queries
 
 EXEC_BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)
 
@@ -35,7 +35,7 @@ def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now
     ``units``: a subset of the work units holding every open unit with a deadline that targets
     ``session`` (``index.timer_units``), so reminders need not look at every unit."""
     out = []
-    for entry in views.inbox(state, session, acked, now_ms):
+    for entry in queries.inbox(state, session, acked, now_ms):
         if entry["id"] not in delivered:
             out.append({**_base(session, "message", entry["id"]), **entry})
     reminders = [(w, n) for w, n in deadlines.reminders_due(state, session, now_ms, remind_every_ms, remind_max, units)
@@ -44,8 +44,8 @@ def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now
     for w, n in reminders:
         key = f"remind:{w['work_id']}:{n}"
         opener = by_id.get(w["opener_id"])
-        note = {**_base(session, "reminder", key), **(views.message(opener) if opener else {}),
-                "reminder": n + 1, "reminders_max": remind_max, "work": views.work_brief(w, now_ms),
+        note = {**_base(session, "reminder", key), **(queries.message(opener) if opener else {}),
+                "reminder": n + 1, "reminders_max": remind_max, "work": queries.work_brief(w, now_ms),
                 "deadline_at": w.get("deadline_at")}
         out.append(note)
     if state.get("leases"):
@@ -58,13 +58,13 @@ def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now
                     continue
                 out.append({**_base(session, "lease_lost", key), "work_id": wid, "event_id": c["event_id"],
                             "holder": c["holder"], "reason_code": c["reason_code"], "message": c["message"],
-                            "work": views.work_brief(state["work"][wid], now_ms)})
+                            "work": queries.work_brief(state["work"][wid], now_ms)})
     return out
 
 
 def live_keys(state: dict, session: dict, now_ms: int) -> set[str]:
     """Message keys that can still come up for ``session`` (what a compacted cursor must keep)."""
-    return {e["id"] for e in views.inbox(state, session, set(), now_ms, include_all=True)}
+    return {e["id"] for e in queries.inbox(state, session, set(), now_ms, include_all=True)}
 
 
 def exec_env(note: dict, repo: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from collections import ChainMap
 from handoff.core import ids
 from handoff.core import lifecycle
 from handoff.core import schema
-from handoff.views import payloads as views
+from handoff.core import queries
 from handoff.errors import HandoffError
 from handoff.core.model import CONVERSATION_KINDS, ENVELOPE_KINDS, MAX_TEXT, TERMINAL_STATES, format_ts, parse_ts
 
@@ -37,10 +37,10 @@ def session_for(state: dict, ident: str | None, *, write: bool = True, own: dict
         raise HandoffError("invalid_id", f"session {ident!r} is not a session or peer id",
                            hint="pass a session id (sess_...) or a peer id (agent.sess_...), e.g. from "
                                 "`handoff session list`")
-    s = views.find_session(state, ident)
+    s = queries.find_session(state, ident)
     mine = _own_session(own or {}, ident, s)
     if mine is not None:
-        s = dict(views.find_session(state, mine["session_id"]) or {}, **mine)
+        s = dict(queries.find_session(state, mine["session_id"]) or {}, **mine)
     if s is None:
         raise HandoffError("session_not_found", f"session {ident!r} not found",
                            hint="list sessions with `handoff session list`")
@@ -257,8 +257,12 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
          body: dict, surface: str | None = None, thread: str | None = None, direct: str | None = None,
          to: str | None = None, work: str | None = None, reply_to: str | None = None, trace_id: str | None = None,
          causation_id: str | None = None, expires_at: str | None = None, given_id: str | None = None,
-         interaction_id: str | None = None, ext: dict | None = None, new_thread_hint: str | None = None) -> list[dict]:
-    """One envelope from ``session``, with every AGH per-kind and lifecycle rule checked."""
+         interaction_id: str | None = None, ext: dict | None = None, new_thread_hint: str | None = None,
+         fresh: str | None = None) -> list[dict]:
+    """One envelope from ``session``, with every AGH per-kind and lifecycle rule checked.
+
+    ``fresh`` is a new ULID from the shell, for a thread this message has to open (the core draws no
+    randomness itself)."""
     ids.check_id("channel", channel)
     if kind == "direct":
         raise HandoffError("unsupported_kind", "kind 'direct' was removed from AGH Network",
@@ -298,7 +302,7 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
             thread = prior["thread_id"]  # a retry lands in the thread the original opened, not a fresh one
     if kind in CONVERSATION_KINDS:
         _place(draft, state, session, workspace_id, surface, thread, direct, existing, interaction_id,
-               new_thread_hint)
+               new_thread_hint, fresh)
     elif surface or thread or direct:
         raise HandoffError("invalid_surface", f"{kind} is not a conversation message: no surface, thread or direct",
                            hint="drop --surface/--thread/--direct")
@@ -315,7 +319,8 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
 
 
 def _place(draft: dict, state: dict, session: dict, workspace_id: str, surface: str | None, thread: str | None,
-           direct: str | None, existing: dict | None, interaction_id: str | None, hint: str | None) -> None:
+           direct: str | None, existing: dict | None, interaction_id: str | None, hint: str | None,
+           fresh: str | None) -> None:
     """Decide the container: explicit flags, else the work's own container, else a new or derived thread."""
     if surface not in (None, "thread", "direct"):
         raise HandoffError("invalid_surface", f"surface must be 'thread' or 'direct', not {surface!r}",
@@ -331,7 +336,7 @@ def _place(draft: dict, state: dict, session: dict, workspace_id: str, surface: 
             if existing and existing["surface"] == "thread" and existing["channel"] == draft["channel"]:
                 thread = existing["thread_id"]
             else:
-                thread = _derived_thread(interaction_id or hint, draft)
+                thread = _derived_thread(interaction_id or hint, fresh)
         ids.check_id("thread", thread)
         draft.update(surface="thread", thread_id=thread)
     else:
@@ -354,13 +359,14 @@ def _place(draft: dict, state: dict, session: dict, workspace_id: str, surface: 
         draft.update(surface="direct", direct_id=room, to=to)
 
 
-def _derived_thread(seed: str | None, draft: dict) -> str:
+def _derived_thread(seed: str | None, fresh: str | None) -> str:
     if seed:
         slug = re.sub(r"[^a-z0-9_-]+", "-", seed.lower()).strip("-_")[:90]
         if len(slug) >= 3:
             return f"thread_{slug}"
-    from handoff.store.clock import new_ulid  # a fresh thread: the shell supplies randomness through the clock module
-    return f"thread_{new_ulid()}"
+    if fresh is None:
+        raise ValueError("a new thread needs a fresh ULID from the caller")
+    return f"thread_{fresh}"
 
 
 def _counterparty(work: dict, peer: str) -> str:
@@ -537,8 +543,10 @@ def reply(state: dict, session: dict, ident: str, *, text: str, given_id: str | 
 
 def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: str, channel: str, description: str,
             context: dict | None, work: str | None, deadline: str | None, thread: str | None,
-            direct: bool, given_id: str | None, trace_id: str | None = None) -> list[dict]:
-    """Hivemind's ``request``: a say that opens a work unit, carrying the context bundle."""
+            direct: bool, given_id: str | None, trace_id: str | None = None, fresh: str | None = None) -> list[dict]:
+    """Hivemind's ``request``: a say that opens a work unit, carrying the context bundle.
+
+    ``fresh`` (a new ULID from the shell) names the work unit when neither ``work`` nor ``given_id`` does."""
     ids.check_id("channel", channel)
     if not description or not description.strip():
         raise HandoffError("invalid_argument", "a handoff needs a description (-d TEXT)", hint='-d "what to do next"')
@@ -552,14 +560,15 @@ def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: s
     if given_id and work is None:  # a retry must name the same work unit: derive it from the id
         m = re.fullmatch(r"msg_([0-9a-hjkmnp-tv-z]{26})", given_id)
         work = f"work_{m[1]}" if m else "work_" + re.sub(r"[^A-Za-z0-9_-]", "-", given_id)[:64]
-    from handoff.store.clock import new_ulid
-    work = work if work is not None else f"work_{new_ulid()}"  # --work '' is refused, not replaced
+    if work is None and fresh is None:
+        raise ValueError("a new work unit needs a fresh ULID from the caller")
+    work = work if work is not None else f"work_{fresh}"  # --work '' is refused, not replaced
     ids.check_id("work", work)
     body = {"text": description, "intent": "handoff", "context": context or {},
             "target_kind": "peer" if is_peer else "agent"}
     drafts = send(state, session, workspace_id=workspace_id, now_ms=now_ms, channel=channel, kind="say", body=body,
                   surface="direct" if direct else "thread", thread=thread, to=to, work=work,
-                  given_id=given_id, trace_id=trace_id, new_thread_hint=work[5:])
+                  given_id=given_id, trace_id=trace_id, new_thread_hint=work[5:], fresh=fresh)
     deadline_at = parse_time(deadline, now_ms, "--deadline")
     for d in drafts:
         if not d.get("_replay") and deadline_at:

@@ -81,9 +81,8 @@ def steps() -> list[Step]:
     ]
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """The real command line, in-process, with its output captured."""
-    from handoff.faces.cli import main
+def run_cli(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str, str]:
+    """The real command line (``main``, the CLI's entry), in-process, with its output captured."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
@@ -116,26 +115,27 @@ def _new_repo(target: Path) -> None:
     gitcmd.run(target, "commit", "-q", "-m", "initial commit")
 
 
-def run(directory: str | None, *, machine: bool, say: Callable[[str], None]) -> dict:
-    """Run the demo; ``say`` prints human narration (ignored in machine mode)."""
+def run(directory: str | None, *, machine: bool, say: Callable[[str], None],
+        main: Callable[[list[str]], int]) -> dict:
+    """Run the demo through ``main`` (the CLI's entry); ``say`` prints human narration (ignored in machine mode)."""
     kept = directory is not None
     repo = Path(directory).expanduser().resolve() if kept else Path(tempfile.mkdtemp(prefix="handoff-demo-"))
     try:
         _new_repo(repo)
-        return _run_steps(repo, kept, machine, say)
+        return _run_steps(main, repo, kept, machine, say)
     finally:
         if not kept:
             shutil.rmtree(repo, ignore_errors=True)
 
 
-def _run_steps(repo: Path, kept: bool, machine: bool, say: Callable[[str], None]) -> dict:
+def _run_steps(main: Callable[[list[str]], int], repo: Path, kept: bool, machine: bool, say: Callable[[str], None]) -> dict:
     say(f"A throwaway git repository: {repo}\n"
         "Two agents, a coordinator and a reviewer, hand work over in channel #release.\n")
     results: list[dict] = []
     outputs: dict[str, object] = {}
     for step in steps():
         argv = step.argv + ["--repo", str(repo)] + (["-o", "json"] if machine else [])
-        code, out, err = run_cli(argv)
+        code, out, err = run_cli(main, argv)
         if step.optional and code == 2 and "No such command" in out + err:
             results.append({"command": shown(step.argv), "exit_code": code, "skipped": True})
             continue

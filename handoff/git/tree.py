@@ -1,6 +1,6 @@
 """Committing new files by rewriting only the trees on their paths.
 
-``gitcmd.commit_entries`` calls ``tree_with`` instead of a private index.
+``commit.commit_entries`` calls ``tree_with`` instead of a private index.
 
 ``git read-tree HEAD`` + ``write-tree`` (and GitPython's index) read and
 write an entry for every file in the repository, so the cost of one commit

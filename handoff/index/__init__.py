@@ -52,7 +52,7 @@ from handoff.core import reducer
 from handoff.store import files as store
 
 if TYPE_CHECKING:
-    from handoff.app.workspace import Workspace
+    from handoff.store.place import Place
 
 INDEX_FORMAT = 2
 RACY_NS = 3_000_000_000  # a directory or file modified this close to when we read it is read again next time
@@ -73,7 +73,7 @@ STATS = {"extend": 0, "refold": 0, "parsed": 0}
 # Extra event sources: callables ``fn(ws) -> Source | None``.  A source names itself, gives a cheap
 # ``stamp`` that changes whenever its files may have changed (tree ids, say), lists its files as
 # (path relative to .handoffs/, git blob id) and reads the blobs the parse cache lacks.
-SOURCES: list[Callable[["Workspace"], "Source | None"]] = []  # (_remote_source is appended below)
+SOURCES: list[Callable[["Place"], "Source | None"]] = []  # (_remote_source is appended below)
 
 
 class Source:
@@ -84,7 +84,7 @@ class Source:
         self.name, self.stamp, self.entries, self.read = name, stamp, entries, read
 
 
-def _remote_source(ws: "Workspace") -> "list[Source] | None":
+def _remote_source(ws: "Place") -> "list[Source] | None":
     """Events on remote-tracking branches (see ``remotes``): one source per branch, keyed by its tip.
 
     Costs no git process when there are no remote-tracking refs, one ``for-each-ref`` otherwise; a
@@ -152,7 +152,7 @@ SOURCES.append(_remote_source)
 # --------------------------------------------------------------------------- public API
 
 
-def state(ws: "Workspace", now_ms: int | None = None) -> "State":
+def state(ws: "Place", now_ms: int | None = None) -> "State":
     """The reduced state of the workspace's event files (plus any extra sources), from the index.
 
     With ``now_ms``, ``diagnostics`` also holds ``reducer.clock_diagnostics`` for that moment (events
@@ -163,7 +163,7 @@ def state(ws: "Workspace", now_ms: int | None = None) -> "State":
     return st
 
 
-def load_records(ws: "Workspace") -> list[dict]:
+def load_records(ws: "Place") -> list[dict]:
     """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``): the work tree's from the
     parse cache, then those on remote-tracking branches (``remotes``; they carry ``ref``)."""
     from handoff.git.remotes import remote_records
@@ -171,7 +171,7 @@ def load_records(ws: "Workspace") -> list[dict]:
     return out + remote_records(ws, {r["path"] for r in out})
 
 
-def read_all_records(ws: "Workspace") -> list[dict]:
+def read_all_records(ws: "Place") -> list[dict]:
     """Every record read and parsed straight from the files, no cache (the reference the index must match)."""
     out = []
     for rel, st, problem in store.list_event_files(ws.root):
@@ -187,13 +187,13 @@ def read_all_records(ws: "Workspace") -> list[dict]:
     return out
 
 
-def records_from_blobs(ws: "Workspace", entries: list[tuple[str, str]],
+def records_from_blobs(ws: "Place", entries: list[tuple[str, str]],
                        read: Callable[[list[str]], dict[str, bytes]]) -> list[dict]:
     """Records for (path, blob id) pairs, parsing only blobs the parse cache has not seen."""
     return _open(ws).records_for(entries, read)
 
 
-def note_written(ws: "Workspace", items: list[tuple[str, bytes, dict]]) -> None:
+def note_written(ws: "Place", items: list[tuple[str, bytes, dict]]) -> None:
     """The writer published these files (path under .handoffs/, bytes, event): cache their parse."""
     try:
         _open(ws).seed(items)
@@ -201,7 +201,7 @@ def note_written(ws: "Workspace", items: list[tuple[str, bytes, dict]]) -> None:
         pass
 
 
-def drop(ws: "Workspace") -> None:
+def drop(ws: "Place") -> None:
     """Delete the whole index (it is rebuilt on next use)."""
     for idx in list(ws.__dict__.get("_indexes", {}).values()):
         idx.close()
@@ -248,7 +248,7 @@ def note_rebuilt(cache_dir: Path, exc: BaseException) -> None:
                      "rebuilt it from the event files\n")
 
 
-def recover(ws: "Workspace", exc: BaseException) -> None:
+def recover(ws: "Place", exc: BaseException) -> None:
     """A command failed reading the cache (``trouble(exc)`` is not None): close it, and when the files
     are damaged drop them and say so, so that the command can run once more on a fresh build."""
     kind = trouble(exc)
@@ -292,9 +292,9 @@ def unreadable(exc: BaseException) -> "HandoffError":
 
 
 def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozenset()):
-    """The state ``views.inbox`` needs for ``session``: only the messages it can keep or count as replies.
+    """The state ``queries.inbox`` needs for ``session``: only the messages it can keep or count as replies.
 
-    ``views.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
+    ``queries.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
     to it or broadcast in its channels since it joined; it skips everything else.  ``skip``: ids of
     messages the caller will not show whatever they are (acknowledged ones, for an inbox without
     ``--all``); they are left out before their records are read, unless the session's peer sent them
@@ -471,7 +471,7 @@ def _remove_all(cache_dir: Path) -> None:
                 pass
 
 
-def _open(ws: "Workspace") -> "_Index":
+def _open(ws: "Place") -> "_Index":
     """This thread's index of ``ws`` (a SQLite connection must not be shared by threads at once)."""
     import threading
     indexes = ws.__dict__.setdefault("_indexes", {})
@@ -485,7 +485,7 @@ def _open(ws: "Workspace") -> "_Index":
 
 
 class _Index:
-    def __init__(self, ws: "Workspace"):
+    def __init__(self, ws: "Place"):
         self.ws = weakref.proxy(ws)  # (no cycle: the connection closes as soon as the Workspace goes)
         self.root = ws.root
         self.dir = ws.paths.shared / "cache"
@@ -2343,7 +2343,7 @@ class Sessions(_Table):
     _sql_count = "SELECT COUNT(*) FROM sessions"
 
     def by_peer(self, peer_id: str) -> dict | None:
-        """The first session (in fold order) of this peer id: ``views.find_session`` without a full scan."""
+        """The first session (in fold order) of this peer id: ``queries.find_session`` without a full scan."""
         if self._all is not None:
             return next((s for s in self._all.values() if s["peer_id"] == peer_id), None)
         row = self._db.execute("SELECT sid FROM sessions WHERE peer=? ORDER BY seq LIMIT 1", (peer_id,)).fetchone()

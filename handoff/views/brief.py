@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from handoff.views import render
-from handoff.views import payloads as views
+from handoff.core import queries
 from handoff.core.leases import all_views
 from handoff.core.model import TERMINAL_STATES
 
@@ -57,7 +57,7 @@ def _lease(view: dict | None) -> dict | None:
 def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: int = 8) -> dict:
     sid = session["session_id"]
     s_flag = f"--session {sid}"
-    entries = views.inbox(state, session, acked, now_ms)
+    entries = queries.inbox(state, session, acked, now_ms)
     by_work: dict[str, list[dict]] = {}
     for e in entries:
         if e.get("work_id"):
@@ -74,7 +74,7 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
         if role is None:
             continue
         wid = w["work_id"]
-        late = views.overdue(w, now_ms)
+        late = queries.overdue(w, now_ms)
         row = {"work_id": wid, "role": role, "state": w["state"], "channel": w["channel"],
                "with": w["opened_by_peer_id"] if role == "target" else (w.get("target_agent") or w["target_peer_id"]),
                "description": _preview(w.get("description") or ""), "deadline_at": w.get("deadline_at"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from handoff.views.report import _states
+from handoff.views.report import states_walked
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;color:#1f2328;padding:0 1rem}
@@ -92,7 +92,7 @@ def page(rep: dict) -> str:
                   _table(["work", "from → to", "channel", "state", "description"], _work_rows(rep[key]))]
     parts += [f"<h2>Work units touched ({len(rep['work'])})</h2>",
               _table(["work", "state", "events on this branch"],
-                     [[f"<code>{e(r['work_id'])}</code>", e(_states(r)), str(r["events"])] for r in rep["work"]]),
+                     [[f"<code>{e(r['work_id'])}</code>", e(states_walked(r)), str(r["events"])] for r in rep["work"]]),
               f"<h2>Threads touched ({len(rep['threads'])})</h2>",
               _table(["channel", "container", "new messages", "senders"],
                      [[f"#{e(t['channel'])}", f"{e(t['surface'])} <code>{e(t['id'])}</code>", str(t["new_messages"]),

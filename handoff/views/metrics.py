@@ -52,7 +52,7 @@ def _median(xs: list[float]) -> float | None:
     return round(statistics.median(xs), 3) if xs else None
 
 
-def _figures(units: list[dict]) -> dict:
+def pair_figures(units: list[dict]) -> dict:
     status = [handoff_status(w) for w in units]
     accepted = [w for w, s in zip(units, status) if s == "accepted"]
     rejected = status.count("rejected")
@@ -102,8 +102,8 @@ def compute(state: dict, channel: str | None = None) -> dict:
     by_pair: dict[tuple[str, str], list[dict]] = {}
     for w in units:
         by_pair.setdefault((initiator(w), target(w)), []).append(w)
-    pairs = [{"from_agent": a, "to_agent": b, **_figures(ws)} for (a, b), ws in sorted(by_pair.items())]
-    return {"pairs": pairs, "totals": _figures(units), "channels": channel_counters(state, channel)}
+    pairs = [{"from_agent": a, "to_agent": b, **pair_figures(ws)} for (a, b), ws in sorted(by_pair.items())]
+    return {"pairs": pairs, "totals": pair_figures(units), "channels": channel_counters(state, channel)}
 
 
 def channel_counters(state: dict, only: str | None = None) -> list[dict]:

@@ -6,119 +6,17 @@ order or sorted, never in dict/set order, so output is byte-stable.
 """
 from __future__ import annotations
 
-from handoff.core.model import ENVELOPE_FIELDS, TERMINAL_STATES, parse_ts
-from handoff.core.reducer import expired
+from handoff.core.model import TERMINAL_STATES
+from handoff.core.queries import message, overdue
 
-MESSAGE_FIELDS = ENVELOPE_FIELDS + ("workspace_id", "session_id", "hlc")
-
-
-def message(msg: dict) -> dict:
-    out = {k: msg.get(k) for k in MESSAGE_FIELDS}
-    out["path"] = msg.get("path")
-    if msg.get("refused"):
-        out["refused"] = msg["refused"]
-    return out
-
-
-def find_session(state: dict, ident: str) -> dict | None:
-    sessions = state["sessions"]
-    s = sessions.get(ident)
-    if s is not None:
-        return s
-    if hasattr(sessions, "by_peer"):  # (the index looks the peer id up in a column)
-        return sessions.by_peer(ident)
-    for s in sessions.values():
-        if s["peer_id"] == ident:
-            return s
-    return None
+WORK_FIELDS = ("work_id", "workspace_id", "channel", "surface", "thread_id", "direct_id", "opened_by_peer_id",
+               "opened_session_id", "target_peer_id", "state", "opened_at", "last_activity_at", "terminal_at")
 
 
 def session_view(s: dict) -> dict:
     keys = ("session_id", "peer_id", "agent", "name", "channels", "workspace", "state", "opened_at", "closed_at",
             "last_activity_at")
     return {k: s.get(k) for k in keys}
-
-
-def addressed_to(msg: dict, session: dict) -> bool:
-    to = msg.get("to")
-    return to is not None and to in (session["peer_id"], session["session_id"], session["agent"])
-
-
-def _answered(msg: dict, session: dict, replies: dict, work: dict | None) -> bool:
-    """Has this session answered ``msg``?  (A reply, or any later move of its own on the same work.)"""
-    if msg["id"] in replies:
-        return True
-    if work is not None:
-        peer = session["peer_id"]
-        seen = False
-        for h in work["history"]:
-            if h["message_id"] == msg["id"]:
-                seen = True
-            elif seen and h["from"] == peer and not h["refused"]:
-                return True
-        if work["state"] in TERMINAL_STATES and msg["from"] != work["target_peer_id"] \
-                and session["peer_id"] != work["opened_by_peer_id"]:
-            # a request whose work is over needs nothing more from its target
-            return True
-    return False
-
-
-def inbox(state: dict, session: dict, acked: set[str], now_ms: int, include_all: bool = False) -> list[dict]:
-    """What waits for ``session``: directed messages and channel broadcasts, until answered or acked."""
-    peer = session["peer_id"]
-    channels = set(session["channels"])
-    replies: set[str] = set()
-    for m in state["messages"]:
-        if m["from"] == peer:
-            for key in ("reply_to", "causation_id"):
-                if m.get(key):
-                    replies.add(m[key])
-            body = m.get("body") or {}
-            if m["kind"] == "receipt" and body.get("for_id"):
-                replies.add(body["for_id"])
-    entries = []
-    for m in state["messages"]:
-        if m["from"] == peer or m.get("refused") or m["kind"] not in ("say", "capability", "receipt", "trace"):
-            continue
-        if addressed_to(m, session):
-            pass
-        elif m.get("to") is None and m["surface"] == "thread" and m["channel"] in channels \
-                and m["hlc"] >= session.get("opened_hlc", ""):
-            pass  # a broadcast in a channel this session joined, since it joined
-        else:
-            continue
-        is_acked = m["id"] in acked
-        is_expired = expired(m, now_ms)
-        if not include_all and (is_acked or is_expired):
-            continue  # (decided before the work unit is looked up: that is a read of the index)
-        work = state["work"].get(m["work_id"]) if m.get("work_id") else None
-        answered = _answered(m, session, replies, work)
-        if not include_all and answered:
-            continue
-        entry = message(m)
-        entry.update(answered=answered, acked=is_acked, expired=is_expired)
-        if work is not None:
-            entry["work"] = work_brief(work, now_ms)
-        entries.append(entry)
-    return entries
-
-
-def work_brief(w: dict, now_ms: int | None = None) -> dict:
-    out = {k: w[k] for k in ("work_id", "state", "opened_by_peer_id", "target_peer_id", "last_activity_at")}
-    out["checkpoint"] = w.get("checkpoint")
-    out["overdue"] = overdue(w, now_ms)
-    return out
-
-
-def overdue(w: dict, now_ms: int | None) -> bool:
-    if now_ms is None or w["state"] in TERMINAL_STATES or not w.get("deadline_at"):
-        return False
-    deadline = parse_ts(w["deadline_at"])
-    return deadline is not None and deadline <= now_ms
-
-
-WORK_FIELDS = ("work_id", "workspace_id", "channel", "surface", "thread_id", "direct_id", "opened_by_peer_id",
-               "opened_session_id", "target_peer_id", "state", "opened_at", "last_activity_at", "terminal_at")
 
 
 def work_payload(w: dict, now_ms: int | None = None, *, history: bool = True) -> dict:

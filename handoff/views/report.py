@@ -74,12 +74,12 @@ def _containers(state: dict, new_ids: set[str]) -> list[dict]:
 
 def pair_metrics(work_units: list[dict], agent=lambda p: p) -> list[dict]:
     """Per (initiator agent, target agent): the same figures as ``handoff metrics``, over these units only."""
-    from handoff.views.metrics import _figures
+    from handoff.views.metrics import pair_figures
     pairs: dict[tuple[str, str], list[dict]] = {}
     for w in sorted(work_units, key=lambda w: (w["opened_at"], w["work_id"])):
         key = (agent(w["opened_by_peer_id"]), w.get("target_agent") or agent(w["target_peer_id"]))
         pairs.setdefault(key, []).append(w)
-    return [{"from": a, "to": b, **_figures(units)} for (a, b), units in sorted(pairs.items())]
+    return [{"from": a, "to": b, **pair_figures(units)} for (a, b), units in sorted(pairs.items())]
 
 
 # ----------------------------------------------------------------- markdown
@@ -94,7 +94,7 @@ def md(text, width: int = TEXT_WIDTH) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in s)
 
 
-def _states(r: dict) -> str:
+def states_walked(r: dict) -> str:
     return f"{r['state_before']} → {r['state']}" if r["state_before"] and r["state_before"] != r["state"] \
         else ("new → " + r["state"] if not r["state_before"] else r["state"])
 
@@ -119,7 +119,7 @@ def markdown(rep: dict) -> str:
         lines.append("")
     lines += [f"### Work units touched ({len(rep['work'])})", "", "| work | state | events on this branch |",
               "|---|---|---|"]
-    lines += [f"| `{md(r['work_id'])}` | {md(_states(r))} | {r['events']} |" for r in rep["work"]] or ["| – | – | – |"]
+    lines += [f"| `{md(r['work_id'])}` | {md(states_walked(r))} | {r['events']} |" for r in rep["work"]] or ["| – | – | – |"]
     lines.append("")
     if rep["threads"]:
         lines += [f"### Threads touched ({len(rep['threads'])})", "", "| channel | container | new messages | senders |",

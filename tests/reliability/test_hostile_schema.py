@@ -282,6 +282,8 @@ def test_property_hostile_variants_never_raise(base):
 
     from handoff.views import payloads as views
 
+    from handoff.core import queries
+
     repo0, facts, templates = base
     root = repo0.path / ".handoffs"
     records = [reducer.decode(str(p.relative_to(root)), p.read_bytes()) for p in repo0.event_files()]
@@ -320,7 +322,7 @@ def test_property_hostile_variants_never_raise(base):
             json.dumps(state, sort_keys=True, default=sorted)
         now = 1_800_000_000_000
         for s in state["sessions"].values():
-            views.inbox(state, s, set(), now, include_all=True)
+            queries.inbox(state, s, set(), now, include_all=True)
             brief.human(brief.build(state, s, set(), now))
         for w in state["work"].values():
             views.work_payload(w, now)

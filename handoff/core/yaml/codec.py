@@ -17,13 +17,10 @@ and for writing, so a read command does not pay for importing it.
 from __future__ import annotations
 
 from handoff.core.yaml import canon
+from handoff.core.yaml.bounds import MAX_DEPTH, MAX_FILE_BYTES, CodecError
 
-MAX_FILE_BYTES = 256 * 1024
-MAX_DEPTH = 32
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CodecError", "load", "dump"]
 
-
-class CodecError(ValueError):
-    """The bytes are not a strict, single-document YAML mapping."""
 
 
 def load(data: bytes, *, fast: bool = True) -> dict:

@@ -10,7 +10,7 @@ import re
 
 import yaml
 
-from handoff.core.yaml.codec import MAX_DEPTH, CodecError
+from handoff.core.yaml.bounds import MAX_DEPTH, CodecError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

@@ -7,26 +7,8 @@ from __future__ import annotations
 
 import sys
 
-import typer
 
-app = typer.Typer(
-    name="handoff",
-    help="Git-backed handoffs between AI agents: append-only YAML events under .handoffs/, "
-         "reduced to inboxes, threads, work and handoff status.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-session_app = typer.Typer(help="Open, inspect and close agent sessions.", no_args_is_help=True)
-threads_app = typer.Typer(help="Public threads: N-to-N conversations readable by the channel.", no_args_is_help=True)
-directs_app = typer.Typer(help="Direct rooms: exactly two peers (restricted attention, not secrecy).",
-                          no_args_is_help=True)
-work_app = typer.Typer(help="Work units: the work_id lifecycle.", no_args_is_help=True)
-app.add_typer(session_app, name="session")
-app.add_typer(threads_app, name="threads")
-app.add_typer(directs_app, name="directs")
-app.add_typer(work_app, name="work")
+from .apps import app, directs_app, session_app, threads_app, work_app
 
 # Which module registers each command, so one run imports only what it uses (start-up time is most of a
 # read command's cost; see docs/PERFORMANCE.md).  A name not listed here -- a new command in a module
@@ -82,9 +64,10 @@ def load_for(args: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .common import usage_exit
+    from .common import ENTRY, usage_exit
     from .fastparams import install
 
+    ENTRY[:] = [main]
     args = list(sys.argv[1:] if argv is None else argv)
     install()
     load_for(args)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from . import app
+from .apps import app
 from .common import Cx, SessionOpt, command
 
 

@@ -29,6 +29,11 @@ IdOpt = Annotated[Optional[str], typer.Option("--id", "--idempotency-key",
                                               help="idempotent retry key: re-running writes nothing and returns the original")]
 
 
+# The CLI's entry point (``handoff.faces.cli.main``), set by it on each run: the demo drives the real
+# command line in-process, and takes it from here rather than importing the package that imports it.
+ENTRY: list[Callable[[list[str]], int]] = []
+
+
 class Cx:
     """Per-invocation context handed to command bodies."""
 

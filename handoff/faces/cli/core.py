@@ -7,7 +7,7 @@ import typer
 
 from handoff.views import render
 from handoff.views import payloads as views
-from . import app
+from .apps import app
 from .common import Cx, command
 
 

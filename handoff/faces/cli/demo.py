@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import app
-from .common import Cx, command
+from .apps import app
+from .common import ENTRY, Cx, command
 
 
 @command(app, "demo")
@@ -24,6 +24,6 @@ def demo(cx: Cx, directory: Annotated[Optional[str], typer.Option(
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
-    summary = demo_mod.run(directory, machine=cx.machine, say=say)
+    summary = demo_mod.run(directory, machine=cx.machine, say=say, main=ENTRY[0])
     if cx.machine:
         cx.emit(summary)

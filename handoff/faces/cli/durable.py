@@ -15,7 +15,7 @@ from handoff.views import render
 from handoff.views import payloads as views
 from handoff.store.local import own_sessions
 from handoff.errors import HandoffError
-from . import app
+from .apps import app
 from .common import Cx, IdOpt, SessionOpt, command
 from .messages import write_meta
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from handoff.views import render
-from . import app
+from .apps import app
 from .common import Cx, command
 
 

@@ -1,7 +1,6 @@
 """``send``, ``inbox``, ``threads ...`` and ``directs ...``."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,7 +10,7 @@ from handoff.core import ops
 from handoff.views import render
 from handoff.views import payloads as views
 from handoff.errors import HandoffError
-from . import app, directs_app, threads_app
+from .apps import app, directs_app, threads_app
 from .common import Cx, IdOpt, SessionOpt, command
 
 

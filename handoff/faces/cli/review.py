@@ -10,7 +10,7 @@ import typer
 
 from handoff.views import render
 from handoff.errors import EXIT_VERIFY, HandoffError
-from . import app
+from .apps import app
 from .common import Cx, command
 
 hooks_app = typer.Typer(help="Git hooks that run `handoff verify --staged` before each commit.",

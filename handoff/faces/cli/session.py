@@ -9,7 +9,8 @@ from handoff.store import clock
 from handoff.core import ops
 from handoff.views import render
 from handoff.views import payloads as views
-from . import session_app
+from handoff.core import queries
+from .apps import session_app
 from .common import Cx, IdOpt, SessionOpt, command
 
 
@@ -66,11 +67,11 @@ def status(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or
     """
     state, s = _session(cx, session_id)
     now = clock.now_ms()
-    inbox = views.inbox(state, s, _acks(cx, s), now)
+    inbox = queries.inbox(state, s, _acks(cx, s), now)
     work = [w for w in state["work"].values() if s["peer_id"] in (w["opened_by_peer_id"], w["target_peer_id"])]
     data = {**views.session_view(s),
             "inbox_count": len(inbox),
-            "open_work": [views.work_brief(w, now) for w in work if not ops.is_terminal(w)],
+            "open_work": [queries.work_brief(w, now) for w in work if not ops.is_terminal(w)],
             "sent": sum(1 for m in state["messages"] if m["from"] == s["peer_id"])}
     cx.emit(data)
 
@@ -91,9 +92,9 @@ def history(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id o
     items = []
     for m in state["messages"]:
         if m["from"] == peer:
-            items.append({**views.message(m), "direction": "sent"})
-        elif views.addressed_to(m, s):
-            items.append({**views.message(m), "direction": "received"})
+            items.append({**queries.message(m), "direction": "sent"})
+        elif queries.addressed_to(m, s):
+            items.append({**queries.message(m), "direction": "received"})
     cx.emit({"session_id": s["session_id"], "messages": items}, _timeline_human)
 
 

@@ -1,0 +1,23 @@
+"""The Typer applications: the root ``handoff`` command and its groups (the modules register onto them)."""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="handoff",
+    help="Git-backed handoffs between AI agents: append-only YAML events under .handoffs/, "
+         "reduced to inboxes, threads, work and handoff status.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+session_app = typer.Typer(help="Open, inspect and close agent sessions.", no_args_is_help=True)
+threads_app = typer.Typer(help="Public threads: N-to-N conversations readable by the channel.", no_args_is_help=True)
+directs_app = typer.Typer(help="Direct rooms: exactly two peers (restricted attention, not secrecy).",
+                          no_args_is_help=True)
+work_app = typer.Typer(help="Work units: the work_id lifecycle.", no_args_is_help=True)
+app.add_typer(session_app, name="session")
+app.add_typer(threads_app, name="threads")
+app.add_typer(directs_app, name="directs")
+app.add_typer(work_app, name="work")
