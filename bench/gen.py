@@ -33,13 +33,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from handoff.core import model
-
-from handoff.core import ops
-
-from handoff.core import reducer  # noqa: E402
-from handoff.errors import HandoffError  # noqa: E402
 from handoff.app.workspace import Workspace  # noqa: E402
+from handoff.core import (
+    model,
+    ops,
+    reducer,
+)
+from handoff.errors import HandoffError  # noqa: E402
 
 AGENTS = ["reviewer", "builder", "tester", "planner", "docs", "release", "security", "infra", "frontend",
           "backend"]

@@ -33,7 +33,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -176,8 +175,8 @@ def pick_session(repo: Path) -> tuple[str, str, str]:
 
 def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None:
     """The same inbox in every repo: what waits is acknowledged, then ``n`` new messages arrive for it."""
-    from handoff.core import ops
     from handoff.app.workspace import Workspace
+    from handoff.core import ops
     timed(handoff(repo, "inbox", "--session", sid, "--ack", "all", "-o", "json"), repo)
     sender = "sess_benchsender"
     from handoff.core import model
@@ -351,8 +350,8 @@ def measure_watch(repo: Path, sid: str, peer: str, channel: str, count: int) -> 
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    from handoff.core import ops
     from handoff.app.workspace import Workspace
+    from handoff.core import ops
     time.sleep(2.0)  # let the watcher start and print what is already waiting
     ws = Workspace(repo)
     sent: dict[str, float] = {}

@@ -8,17 +8,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handoff.store import clock
-
 from handoff import index
-
-from handoff.core import ops
-
-from handoff.views import payloads as views  # noqa: E402
-
-from handoff.core import queries
-from handoff.app.watchfs import FileWatcher  # noqa: E402
-from handoff.app.workspace import Workspace  # noqa: E402
+from handoff.app.watchfs import FileWatcher
+from handoff.app.workspace import Workspace
+from handoff.core import ops, queries
+from handoff.store import clock
 
 
 def main(repo: str, session: str) -> None:

@@ -10,7 +10,7 @@ stays cheap.
 """
 from __future__ import annotations
 
-__all__ = ["Handoff", "Session", "HandoffError"]
+__all__ = ["Handoff", "HandoffError", "Session"]
 _WHERE = {"Handoff": "app.api", "Session": "app.api", "HandoffError": "errors"}
 
 

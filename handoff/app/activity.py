@@ -5,16 +5,14 @@ Three git calls whatever the size of history (two ``ls-tree``, one
 """
 from __future__ import annotations
 
-from handoff.core import checks
+from handoff.app.verify import resolve_range
+from handoff.core import checks, reducer
 from handoff.core.yaml import codec
 from handoff.git import cmd as gitcmd
-from handoff.core import reducer
-from handoff.git import remotes
-from handoff.views import report
-from handoff.git import revision
-from handoff.store import files as store
+from handoff.git import remotes, revision
 from handoff.git.revision import EMPTY_TREE
-from handoff.app.verify import resolve_range
+from handoff.store import files as store
+from handoff.views import report
 
 
 def branch_activity(repo: str | None, *, base: str | None = None, rev: str | None = None) -> dict:

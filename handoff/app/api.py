@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from handoff.store import clock
-from handoff.core import ops
-from handoff.views import payloads as views
-from handoff.core import queries
-from handoff.errors import HandoffError
 from handoff.app.workspace import Workspace, WriteResult
+from handoff.core import ops, queries
+from handoff.errors import HandoffError
+from handoff.store import clock
+from handoff.views import payloads as views
 
 JSON = dict[str, Any]
 
@@ -52,7 +52,7 @@ class Handoff:
 
     @classmethod
     def init(cls, repo: str | os.PathLike | None = None, workspace_id: str | None = None, *,
-             commit: bool | None = None) -> "Handoff":
+             commit: bool | None = None) -> Handoff:
         """``handoff init``: create ``.handoffs/`` (harmless twice), then open it."""
         from handoff.app.init import init_workspace
         init_workspace(None if repo is None else os.fspath(repo), workspace_id, commit=commit)
@@ -100,10 +100,10 @@ class Handoff:
         peer = ops.session_for(st, session, write=False)["peer_id"] if session else None
         rows = []
         for w in sorted(st["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
-            if state == "open" and ops.is_terminal(w) or state not in (None, "open") and w["state"] != state:
+            if (state == "open" and ops.is_terminal(w)) or (state not in (None, "open") and w["state"] != state):
                 continue
-            if channel and w["channel"] != channel or peer and peer not in (w["opened_by_peer_id"],
-                                                                             w["target_peer_id"]):
+            if (channel and w["channel"] != channel) or (peer and peer not in (w["opened_by_peer_id"],
+                                                                             w["target_peer_id"])):
                 continue
             rows.append(views.work_payload(w, now, history=False))
         return rows
@@ -124,7 +124,7 @@ class Handoff:
             if w.get("intent") != "handoff":
                 continue
             h = views.handoff_view(w, now)
-            if status and h["status"] != status or channel and h["channel"] != channel:
+            if (status and h["status"] != status) or (channel and h["channel"] != channel):
                 continue
             if to and to not in (h["to"], w["target_peer_id"], agents_of.get(w["target_peer_id"])):
                 continue
@@ -158,7 +158,7 @@ class Handoff:
 
     # ------------------------------------------------------------- sessions
     def open_session(self, agent: str, channels: list[str] | str, *, name: str | None = None,
-                     session_id: str | None = None, workspace: str | None = None) -> "Session":
+                     session_id: str | None = None, workspace: str | None = None) -> Session:
         """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON."""
         chans = [channels] if isinstance(channels, str) else list(channels)
         sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
@@ -176,7 +176,7 @@ class Handoff:
                        "commit_skipped": result.commit_skipped, "replayed": result.replayed}
         return sess
 
-    def session(self, ident: str | None = None) -> "Session":
+    def session(self, ident: str | None = None) -> Session:
         """An existing session by id or peer id (default: ``HANDOFF_SESSION``)."""
         ident = ident or os.environ.get("HANDOFF_SESSION")
         s = ops.session_for(self.state(), ident, write=False)
@@ -331,9 +331,9 @@ class Session:
     # --------------------------------------------------------------- reads
     def brief(self, *, limit: int = 8) -> JSON:
         """``handoff brief``: what a fresh agent session needs first."""
-        from handoff.views import brief
         from handoff.index import for_inbox
         from handoff.store.local import read_acks
+        from handoff.views import brief
         st = self.hf.state()
         s = self._me(st)
         acked = read_acks(self.ws, s["session_id"])
@@ -354,10 +354,10 @@ class Session:
         (at least once).  Without a consumer, everything waiting now comes first.  ``timeout``:
         stop after that many seconds without news (None: never).  Blocks on file events.
         """
-        from handoff.core import delivery
         from handoff import index
-        from handoff.store import local
         from handoff.app.watch import install_memo, make_watcher
+        from handoff.core import delivery
+        from handoff.store import local
         sid = self.info()["session_id"]
         seen = local.read_cursor(self.ws, sid, consumer) if consumer else set()
         install_memo(self.ws)

@@ -11,11 +11,11 @@ import os
 import shlex
 from pathlib import Path
 
-from handoff.store import clock
-from handoff.git import cmd as gitcmd
 from handoff.core import model
-from handoff.views import render
 from handoff.errors import HandoffError
+from handoff.git import cmd as gitcmd
+from handoff.store import clock
+from handoff.views import render
 
 MIN_WATCHES = 8192
 SKEW_WARN_MS = 60 * 1000

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from handoff.app.workspace import Workspace
 
 
-def uncommitted_events(ws: "Workspace") -> int:
+def uncommitted_events(ws: Workspace) -> int:
     """Event files present in the work tree but not in HEAD (untracked or staged only)."""
     proc = gitcmd.run(ws.paths.worktree, "status", "--porcelain", "-z", "-uall", "--", ".handoffs/events",
                       check=False)

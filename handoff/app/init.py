@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from handoff.core import ids
+from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
 from handoff.git import commit as gitcommit
-from handoff.core import ids
 from handoff.store import files as store
-from handoff.errors import HandoffError
 
 TEMPLATE_FILES = ("config.yaml", "README.md", ".gitattributes", ".gitignore")
 

@@ -14,9 +14,9 @@ the work tree (see ``remotes``).  Nothing is ever merged across branches.
 """
 from __future__ import annotations
 
+from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
 from handoff.store import files as store
-from handoff.errors import HandoffError
 
 PUSH_ATTEMPTS = 3
 _REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "stale info", "failed to update ref")

@@ -11,16 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from handoff.core import checks
-from handoff.store import clock
+from handoff.core import checks, reducer
 from handoff.core.yaml import codec
-from handoff.git import cmd as gitcmd
-from handoff.core import reducer
-from handoff.git import remotes
-from handoff.git import revision
-from handoff.git import signing
 from handoff.errors import HandoffError
+from handoff.git import cmd as gitcmd
+from handoff.git import remotes, revision, signing
 from handoff.git.revision import EMPTY_TREE, HANDOFFS
+from handoff.store import clock
 
 MAX_SKEW_MS = 3600 * 1000
 MAX_BACKDATE_MS = 24 * 3600 * 1000  # an event dated more than this before the commit that adds it

@@ -28,18 +28,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from handoff.store import clock
-from handoff.core import deadlines
-from handoff.core import delivery
-from handoff.store import local
-from handoff.core import ops
-from handoff.views import payloads as views
-from handoff.core import queries
-from handoff.errors import HandoffError
+from handoff.core import deadlines, delivery, ops, queries
 from handoff.core.model import TERMINAL_STATES
+from handoff.errors import HandoffError
+from handoff.store import clock, local
+from handoff.views import payloads as views
 
 COMPACT_LINES = 20000
 RECORD_BATCH = 200

@@ -9,16 +9,16 @@ ids and clocks, publish the files atomically and commit them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from handoff.store import clock
+from handoff.core import model
 from handoff.core.yaml import codec
 from handoff.git import cmd as gitcmd
 from handoff.git import commit as gitcommit
-from handoff.core import model
 from handoff.git import signing
+from handoff.store import clock
 from handoff.store import files as store
 from handoff.store.place import HANDOFFS, Place
 

@@ -13,8 +13,8 @@ an unrelated branch.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from handoff.core.model import parse_hlc, parse_ts
 

@@ -14,8 +14,7 @@ one due, not a backlog.
 """
 from __future__ import annotations
 
-from handoff.core import ops
-from handoff.core import queries
+from handoff.core import ops, queries
 from handoff.core.model import TERMINAL_STATES, parse_ts
 
 

@@ -17,9 +17,7 @@ never message text) and the retry schedule for failing hooks.
 """
 from __future__ import annotations
 
-from handoff.core import deadlines
-from handoff.core import leases
-from handoff.core import queries
+from handoff.core import deadlines, leases, queries
 
 EXEC_BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import re
 
-from handoff.errors import HandoffError
 from handoff.core.model import LEASE_KINDS, TERMINAL_STATES, format_ts, parse_ts
+from handoff.errors import HandoffError
 
 DEFAULT_LEASE_MS = 10 * 60 * 1000
 MAX_LEASE_MS = 7 * 24 * 3600 * 1000

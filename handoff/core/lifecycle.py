@@ -33,7 +33,7 @@ loser's events are refused as ``not_target``.)
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 from handoff.core.model import TERMINAL_STATES
 

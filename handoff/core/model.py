@@ -14,8 +14,7 @@ import datetime as _dt
 import re
 import time as _time
 
-from handoff.core import ids
-from handoff.core import schema
+from handoff.core import ids, schema
 from handoff.errors import HandoffError
 
 PROTOCOL = "handoff/v1"
@@ -58,7 +57,7 @@ def bad(reason: str, message: str, hint: str = "") -> EventError:
 
 
 def format_ts(ms: int) -> str:
-    dt = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    dt = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 

@@ -11,12 +11,9 @@ import json
 import re
 from collections import ChainMap
 
-from handoff.core import ids
-from handoff.core import lifecycle
-from handoff.core import schema
-from handoff.core import queries
-from handoff.errors import HandoffError
+from handoff.core import ids, lifecycle, queries, schema
 from handoff.core.model import CONVERSATION_KINDS, ENVELOPE_KINDS, MAX_TEXT, TERMINAL_STATES, format_ts, parse_ts
+from handoff.errors import HandoffError
 
 MAX_BODY_BYTES = 128 * 1024
 KIND_ALIASES = {"request": ("say", "request"), "handoff": ("say", "handoff"), "question": ("say", "question"),

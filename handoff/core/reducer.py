@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import heapq
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
+from handoff.core import ids, lifecycle
+from handoff.core.model import (
+    CONVERSATION_KINDS,
+    ENVELOPE_KINDS,
+    TERMINAL_STATES,
+    EventError,
+    check_event,
+    check_name,
+    parse_hlc,
+    parse_ts,
+)
 from handoff.core.yaml import codec
-from handoff.core import ids
-from handoff.core import lifecycle
-from handoff.core.model import (CONVERSATION_KINDS, ENVELOPE_KINDS, TERMINAL_STATES, EventError, check_event, check_name,
-                    parse_hlc, parse_ts)
 
 REDUCER_VERSION = 1
 PREVIEW_CHARS = 120

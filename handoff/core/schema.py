@@ -75,7 +75,7 @@ def time_ms(value: object) -> int | None:
         except ValueError:
             return None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=_dt.timezone.utc)
+            dt = dt.replace(tzinfo=_dt.UTC)
         try:
             ms = int(dt.timestamp() * 1000)
         except (OverflowError, OSError, ValueError):
@@ -160,7 +160,7 @@ def _after(key: str, value: object) -> None:
 
 
 def _proof(key: str, value: object) -> None:
-    if not isinstance(value, (str, dict)) or isinstance(value, str) and len(value) > MAX_TEXT:
+    if not isinstance(value, (str, dict)) or (isinstance(value, str) and len(value) > MAX_TEXT):
         raise _fail(key, "a string or a mapping", value)
 
 

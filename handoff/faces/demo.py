@@ -13,12 +13,12 @@ import json
 import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from handoff.git import cmd as gitcmd
 from handoff.errors import HandoffError
+from handoff.git import cmd as gitcmd
 
 CHANNEL = "release"
 COORD = "sess_coordinator"

@@ -5,12 +5,13 @@ staged changes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from handoff.errors import HandoffError
 from handoff.git import tree as gittree
 from handoff.git.cmd import GitError, RepoPaths, clean_env, loose_ref, out, run, symbolic_head
+
 
 class CommitSkipped(Exception):
     """The event files are published but could not be committed; the next write commits them."""

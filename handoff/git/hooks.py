@@ -19,9 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
 from handoff.store import files as store
-from handoff.errors import HandoffError
 
 MARKER = "# handoff pre-commit hook"
 CHAINED = "pre-commit.handoff-chained"

@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from handoff.git import cmd as gitcmd
 from handoff.core import reducer
+from handoff.git import cmd as gitcmd
 from handoff.git import revision
 from handoff.store import files as store
 
@@ -92,7 +92,7 @@ def records_on_refs(cwd: Path, tips: list[tuple[str, str]], decoder=revision.dec
     return records
 
 
-def remote_records(ws: "Place", local_paths: set[str]) -> list[dict]:
+def remote_records(ws: Place, local_paths: set[str]) -> list[dict]:
     """Records from the configured remote-tracking refs that the work tree does not already hold."""
     patterns = patterns_of(ws.config)
     if not patterns or not _may_have_refs(ws.paths.common_dir, patterns):

@@ -12,12 +12,12 @@ content, so a parsed record can be reused for any revision holding the blob.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
-from handoff.git import cmd as gitcmd
 from handoff.core import reducer
+from handoff.git import cmd as gitcmd
 
 HANDOFFS = ".handoffs"
 EVENTS_PREFIX = f"{HANDOFFS}/events/"

@@ -24,8 +24,8 @@ import marshal
 import os
 from pathlib import Path
 
-from handoff.git import cmd as gitcmd
 from handoff.errors import HandoffError
+from handoff.git import cmd as gitcmd
 
 _CACHE = "trees.cache"  # under the shared dir: the trees of our last commit, keyed by that commit
 

@@ -44,9 +44,9 @@ import sqlite3
 import sys
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from handoff.core import reducer
 from handoff.store import files as store
@@ -73,7 +73,7 @@ STATS = {"extend": 0, "refold": 0, "parsed": 0}
 # Extra event sources: callables ``fn(ws) -> Source | None``.  A source names itself, gives a cheap
 # ``stamp`` that changes whenever its files may have changed (tree ids, say), lists its files as
 # (path relative to .handoffs/, git blob id) and reads the blobs the parse cache lacks.
-SOURCES: list[Callable[["Place"], "Source | None"]] = []  # (_remote_source is appended below)
+SOURCES: list[Callable[[Place], Source | None]] = []  # (_remote_source is appended below)
 
 
 class Source:
@@ -84,7 +84,7 @@ class Source:
         self.name, self.stamp, self.entries, self.read = name, stamp, entries, read
 
 
-def _remote_source(ws: "Place") -> "list[Source] | None":
+def _remote_source(ws: Place) -> list[Source] | None:
     """Events on remote-tracking branches (see ``remotes``): one source per branch, keyed by its tip.
 
     Costs no git process when there are no remote-tracking refs, one ``for-each-ref`` otherwise; a
@@ -92,8 +92,7 @@ def _remote_source(ws: "Place") -> "list[Source] | None":
     """
     if _only_remote_tracking(ws.config) and not _may_have_remote_refs(ws.paths.common_dir):
         return None  # the usual answer, found without importing remotes (a few ms of start-up)
-    from handoff.git import remotes
-    from handoff.git import revision
+    from handoff.git import remotes, revision
     patterns = remotes.patterns_of(ws.config)
     if not patterns or not remotes._may_have_refs(ws.paths.common_dir, patterns):
         return None
@@ -152,7 +151,7 @@ SOURCES.append(_remote_source)
 # --------------------------------------------------------------------------- public API
 
 
-def state(ws: "Place", now_ms: int | None = None) -> "State":
+def state(ws: Place, now_ms: int | None = None) -> State:
     """The reduced state of the workspace's event files (plus any extra sources), from the index.
 
     With ``now_ms``, ``diagnostics`` also holds ``reducer.clock_diagnostics`` for that moment (events
@@ -163,7 +162,7 @@ def state(ws: "Place", now_ms: int | None = None) -> "State":
     return st
 
 
-def load_records(ws: "Place") -> list[dict]:
+def load_records(ws: Place) -> list[dict]:
     """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``): the work tree's from the
     parse cache, then those on remote-tracking branches (``remotes``; they carry ``ref``)."""
     from handoff.git.remotes import remote_records
@@ -171,7 +170,7 @@ def load_records(ws: "Place") -> list[dict]:
     return out + remote_records(ws, {r["path"] for r in out})
 
 
-def read_all_records(ws: "Place") -> list[dict]:
+def read_all_records(ws: Place) -> list[dict]:
     """Every record read and parsed straight from the files, no cache (the reference the index must match)."""
     out = []
     for rel, st, problem in store.list_event_files(ws.root):
@@ -187,13 +186,13 @@ def read_all_records(ws: "Place") -> list[dict]:
     return out
 
 
-def records_from_blobs(ws: "Place", entries: list[tuple[str, str]],
+def records_from_blobs(ws: Place, entries: list[tuple[str, str]],
                        read: Callable[[list[str]], dict[str, bytes]]) -> list[dict]:
     """Records for (path, blob id) pairs, parsing only blobs the parse cache has not seen."""
     return _open(ws).records_for(entries, read)
 
 
-def note_written(ws: "Place", items: list[tuple[str, bytes, dict]]) -> None:
+def note_written(ws: Place, items: list[tuple[str, bytes, dict]]) -> None:
     """The writer published these files (path under .handoffs/, bytes, event): cache their parse."""
     try:
         _open(ws).seed(items)
@@ -201,7 +200,7 @@ def note_written(ws: "Place", items: list[tuple[str, bytes, dict]]) -> None:
         pass
 
 
-def drop(ws: "Place") -> None:
+def drop(ws: Place) -> None:
     """Delete the whole index (it is rebuilt on next use)."""
     for idx in list(ws.__dict__.get("_indexes", {}).values()):
         idx.close()
@@ -248,7 +247,7 @@ def note_rebuilt(cache_dir: Path, exc: BaseException) -> None:
                      "rebuilt it from the event files\n")
 
 
-def recover(ws: "Place", exc: BaseException) -> None:
+def recover(ws: Place, exc: BaseException) -> None:
     """A command failed reading the cache (``trouble(exc)`` is not None): close it, and when the files
     are damaged drop them and say so, so that the command can run once more on a fresh build."""
     kind = trouble(exc)
@@ -282,7 +281,7 @@ def damaged_files(cache_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def unreadable(exc: BaseException) -> "HandoffError":
+def unreadable(exc: BaseException) -> HandoffError:
     """The refusal when the cache still fails after being built again."""
     from handoff.errors import HandoffError
     return HandoffError("cache_unreadable", f"the cache under .git/handoff/cache cannot be used even after "
@@ -291,7 +290,7 @@ def unreadable(exc: BaseException) -> "HandoffError":
                              "and retry; the event files are not affected")
 
 
-def for_inbox(state, session: dict, skip: "set[str] | frozenset[str]" = frozenset()):
+def for_inbox(state, session: dict, skip: set[str] | frozenset[str] = frozenset()):
     """The state ``queries.inbox`` needs for ``session``: only the messages it can keep or count as replies.
 
     ``queries.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
@@ -471,7 +470,7 @@ def _remove_all(cache_dir: Path) -> None:
                 pass
 
 
-def _open(ws: "Place") -> "_Index":
+def _open(ws: Place) -> _Index:
     """This thread's index of ``ws`` (a SQLite connection must not be shared by threads at once)."""
     import threading
     indexes = ws.__dict__.setdefault("_indexes", {})
@@ -485,7 +484,7 @@ def _open(ws: "Place") -> "_Index":
 
 
 class _Index:
-    def __init__(self, ws: "Place"):
+    def __init__(self, ws: Place):
         self.ws = weakref.proxy(ws)  # (no cycle: the connection closes as soon as the Workspace goes)
         self.root = ws.root
         self.dir = ws.paths.shared / "cache"
@@ -623,7 +622,7 @@ class _Index:
         return db
 
     # ---------------------------------------------------------------- reading
-    def state(self) -> "State":
+    def state(self) -> State:
         for attempt in range(3):
             try:
                 return self._fresh_state()
@@ -674,7 +673,7 @@ class _Index:
         db.execute("PRAGMA p.synchronous=" + ("FULL" if "p" in pending else "NORMAL"))
         db.execute(f"PRAGMA busy_timeout={FIRST_BUILD_BUSY_MS if pending else BUSY_MS}")
 
-    def _fresh_state(self) -> "State":
+    def _fresh_state(self) -> State:
         db = self._connect()
         if db.in_transaction:
             db.execute("COMMIT")  # a new read: end the previous snapshot
@@ -704,7 +703,7 @@ class _Index:
         db.execute("BEGIN")
         return self._make_state(db)
 
-    def _make_state(self, db: sqlite3.Connection) -> "State":
+    def _make_state(self, db: sqlite3.Connection) -> State:
         """The state as of the open read transaction, which stays open while the state is read (one
         snapshot).  Not so for a file still in rollback-journal mode: there a held read would stall every
         writer (a long-lived process would for minutes), so each read of the state is its own snapshot."""
@@ -745,7 +744,7 @@ class _Index:
             _store_parsed(db, [(rel, b, rec, key) for b, rel, rec, key in rows])
 
     # ---------------------------------------------------------------- planning
-    def _plan(self, db: sqlite3.Connection) -> "_Plan | None":
+    def _plan(self, db: sqlite3.Connection) -> _Plan | None:
         """What changed since the view was last folded (None: nothing)."""
         _trace("start")
         plan = _Plan()
@@ -774,7 +773,7 @@ class _Index:
         return plan
 
     # ---------------------------------------------------------------- applying
-    def _apply(self, db: sqlite3.Connection, plan: "_Plan") -> None:
+    def _apply(self, db: sqlite3.Connection, plan: _Plan) -> None:
         _trace("scan")
         scan = plan.scan
         refold = plan.cold or bool(scan.gone) or bool(scan.gone_dirs)
@@ -883,7 +882,7 @@ class _Index:
 class _Plan:
     cold = False
     gen = None
-    scan: "_Scan"
+    scan: _Scan
     sources: list = []
     stamps: dict = {}
     new_stamps: dict = {}

@@ -15,18 +15,18 @@ if TYPE_CHECKING:
     from handoff.store.place import Place
 
 
-def _acks_path(ws: "Place", session_id: str):
+def _acks_path(ws: Place, session_id: str):
     return ws.paths.shared / "acks" / f"{session_id}.txt"
 
 
-def read_acks(ws: "Place", session_id: str) -> set[str]:
+def read_acks(ws: Place, session_id: str) -> set[str]:
     try:
         return {line.strip() for line in _acks_path(ws, session_id).read_text().splitlines() if line.strip()}
     except OSError:
         return set()
 
 
-def add_acks(ws: "Place", session_id: str, message_ids: list[str]) -> None:
+def add_acks(ws: Place, session_id: str, message_ids: list[str]) -> None:
     path = _acks_path(ws, session_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:  # append-only: concurrent ackers never lose each other's lines
@@ -42,18 +42,18 @@ def add_acks(ws: "Place", session_id: str, message_ids: list[str]) -> None:
 # clone opened, never as the other one.  One small file per session id, written once.
 
 
-def _own_path(ws: "Place", session_id: str):
+def _own_path(ws: Place, session_id: str):
     return ws.paths.shared / "sessions" / f"{session_id}.json"
 
 
-def remember_session(ws: "Place", opened: dict) -> None:
+def remember_session(ws: Place, opened: dict) -> None:
     """Record ``opened`` ({session_id, peer_id, agent, name, open_event_id}); the first record of an id stays."""
     path = _own_path(ws, opened["session_id"])
     if not path.exists():
         store.atomic_write_local(path, json.dumps(opened, sort_keys=True).encode())
 
 
-def own_sessions(ws: "Place", *idents: str | None) -> dict[str, dict]:
+def own_sessions(ws: Place, *idents: str | None) -> dict[str, dict]:
     """session id -> this clone's record of opening it, for the sessions ``idents`` name (ids or peer ids)."""
     from handoff.core.ids import is_valid
     out: dict[str, dict] = {}
@@ -70,14 +70,14 @@ def own_sessions(ws: "Place", *idents: str | None) -> dict[str, dict]:
     return out
 
 
-def read_json(ws: "Place", name: str) -> dict:
+def read_json(ws: Place, name: str) -> dict:
     try:
         return json.loads((ws.paths.shared / name).read_text())
     except (OSError, ValueError):
         return {}
 
 
-def write_json(ws: "Place", name: str, data: dict) -> None:
+def write_json(ws: Place, name: str, data: dict) -> None:
     store.atomic_write_local(ws.paths.shared / name, json.dumps(data, sort_keys=True).encode())
 
 
@@ -90,11 +90,11 @@ def write_json(ws: "Place", name: str, data: dict) -> None:
 # skip one (at-least-once).  Reading tolerates a torn last line.
 
 
-def _cursor_path(ws: "Place", session_id: str, consumer: str):
+def _cursor_path(ws: Place, session_id: str, consumer: str):
     return ws.paths.shared / "cursors" / session_id / f"{consumer}.log"
 
 
-def read_cursor(ws: "Place", session_id: str, consumer: str) -> set[str]:
+def read_cursor(ws: Place, session_id: str, consumer: str) -> set[str]:
     try:
         data = _cursor_path(ws, session_id, consumer).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -105,7 +105,7 @@ def read_cursor(ws: "Place", session_id: str, consumer: str) -> set[str]:
     return {line.strip() for line in lines if line.strip()}
 
 
-def record_cursor(ws: "Place", session_id: str, consumer: str, keys: list[str]) -> None:
+def record_cursor(ws: Place, session_id: str, consumer: str, keys: list[str]) -> None:
     path = _cursor_path(ws, session_id, consumer)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
@@ -114,20 +114,20 @@ def record_cursor(ws: "Place", session_id: str, consumer: str, keys: list[str]) 
         os.fsync(fh.fileno())
 
 
-def compact_cursor(ws: "Place", session_id: str, consumer: str, keep: set[str]) -> None:
+def compact_cursor(ws: Place, session_id: str, consumer: str, keep: set[str]) -> None:
     """Rewrite the cursor with only ``keep`` (keys that can still come up); atomic."""
     store.atomic_write_local(_cursor_path(ws, session_id, consumer),
                              "".join(f"{k}\n" for k in sorted(keep)).encode())
 
 
-def reset_cursor(ws: "Place", session_id: str, consumer: str) -> None:
+def reset_cursor(ws: Place, session_id: str, consumer: str) -> None:
     try:
         _cursor_path(ws, session_id, consumer).unlink()
     except FileNotFoundError:
         pass
 
 
-def record_dead_letter(ws: "Place", session_id: str, consumer: str, entry: dict) -> str:
+def record_dead_letter(ws: Place, session_id: str, consumer: str, entry: dict) -> str:
     path = ws.paths.shared / "cursors" / session_id / f"{consumer}.dead.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
@@ -144,7 +144,7 @@ class registered_watcher:
     by a killed process is ignored because its pid is gone.
     """
 
-    def __init__(self, ws: "Place", session_ids: list[str]):
+    def __init__(self, ws: Place, session_ids: list[str]):
         self.path = ws.paths.shared / "watchers" / f"{os.getpid()}.json"
         self.info = {"pid": os.getpid(), "sessions": sorted(session_ids)}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 FORMATS = ("human", "json", "jsonl", "yaml")
 # C0/C1 controls (ESC, CSI, OSC, BEL, backspace, CR...) and the bidirectional overrides used to make

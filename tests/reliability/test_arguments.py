@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from .support import HEAVY, event_files, git
+from support.reliability import HEAVY, event_files, git
 
 ALL_BAD_IDS = ["../escape", "a/b", "..", ".", "/etc/passwd", "a\\b", "thread_../../x", "work_../../etc",
            "direct_../../../x", "x\x1b[31my", "a\nb", "tab\there", "nul\x00byte", "x" * 5000, "", " ",
@@ -69,8 +69,9 @@ def _commands(bad: str, b_peer: str) -> list[list[str]]:
 
 def test_hostile_ids_are_refused_before_writing(setup):
     repo, a, b = setup
-    from handoff.faces.cli import app
     import typer.main
+
+    from handoff.faces.cli import app
     known = typer.main.get_command(app).commands
     before = _snapshot(repo)
     refused = 0

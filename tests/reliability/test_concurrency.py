@@ -12,8 +12,19 @@ from collections import Counter
 
 import pytest
 
-from .support import (collect, event_files, fsck_clean, git, handoff_commits_touch_only_handoffs,
-                      head_tree, no_temp_files, parse_all, scale, spawn_console_loop, spawn_send_loop)
+from support.reliability import (
+    collect,
+    event_files,
+    fsck_clean,
+    git,
+    handoff_commits_touch_only_handoffs,
+    head_tree,
+    no_temp_files,
+    parse_all,
+    scale,
+    spawn_console_loop,
+    spawn_send_loop,
+)
 
 pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1
 

@@ -9,8 +9,6 @@ when it lands.)
 """
 from __future__ import annotations
 
-import pytest
-
 import hashlib
 import json
 import shutil
@@ -18,13 +16,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+from conftest import Repo, make_repo
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from conftest import Repo, make_repo
-
-from .support import scale
+from support.reliability import scale
 
 pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1
 

@@ -22,8 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from .support import (added_paths, child_env, deleted_paths, event_files, fsck_clean, git, head_tree,
-                      no_temp_files, scale)
+from support.reliability import (
+    added_paths,
+    child_env,
+    deleted_paths,
+    event_files,
+    fsck_clean,
+    git,
+    head_tree,
+    no_temp_files,
+    scale,
+)
 
 pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1
 
@@ -115,7 +124,7 @@ def _stale_git_lock(text: str, repo_path: Path) -> Path | None:
     """A lock file of git's own named in an error, left by a git process that died with the writer."""
     for lock in (repo_path / ".git" / "index.lock", repo_path / ".git" / "refs" / "heads" / "main.lock",
                  repo_path / ".git" / "HEAD.lock"):
-        if str(lock) in text or lock.name in text and lock.exists():
+        if str(lock) in text or (lock.name in text and lock.exists()):
             return lock
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import scale
+from support.reliability import scale
 from .test_crash import run_trials
 
 pytestmark = pytest.mark.slow

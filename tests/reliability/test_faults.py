@@ -15,10 +15,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import make_repo
 
-from .support import child_env, event_files, fsck_clean, git, no_temp_files
+from support.reliability import child_env, event_files, fsck_clean, git, no_temp_files
 
 IS_ROOT = os.geteuid() == 0
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .support import fsck_clean, git
+from support.reliability import fsck_clean, git
 
 
 def _user_state(repo) -> list[str]:

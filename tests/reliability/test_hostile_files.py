@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_repo
 
-from . import hostile
-from .support import child_env, git
+from support import hostile
+from support.reliability import child_env, git
 
 ROOT_EVENTS = ".handoffs/events"
 PWNED = Path("/tmp/handoff-hostile-pwned")
@@ -42,9 +41,9 @@ def _has(command: str) -> bool:
 
 def _template(repo) -> dict:
     """A valid event dict (bob's say), ready to be mutated."""
-    from handoff.store import clock
-    from handoff.core.yaml import codec
     from handoff.core import model
+    from handoff.core.yaml import codec
+    from handoff.store import clock
     ev = {"protocol": model.PROTOCOL, "workspace_id": "test", "kind": "say", "channel": "general",
           "surface": "thread", "thread_id": "thread_hostile", "from": "bob.sess_bob", "session_id": "sess_bob",
           "body": {"text": "an innocent message"}, "ts": model.format_ts(clock.now_ms()),
@@ -211,8 +210,8 @@ def c_name_lies_sender(root, ev):
 
 
 def c_name_lies_id(root, ev):
-    from handoff.store import clock
     from handoff.core import model
+    from handoff.store import clock
     other = dict(ev, id=model.new_event_id("say", clock.new_ulid()))
     return [_write(root, _path_of(other), _dump(ev))]
 
@@ -258,9 +257,8 @@ def c_id_collision(root, ev):
 
 
 def c_future_timestamp(root, ev):
+    from handoff.core import ids, model
     from handoff.store import clock
-    from handoff.core import ids
-    from handoff.core import model
     future = clock.now_ms() + 20 * 365 * 86400 * 1000
     ev = dict(ev, id=model.new_event_id("say", ids.new_ulid(future, 12345)), ts=model.format_ts(future),
               hlc=model.format_hlc(future, 0))
@@ -274,8 +272,8 @@ def c_spoofed_direct_room(root, ev):
 
 
 def c_causal_cycle(root, ev):
-    from handoff.store import clock
     from handoff.core import model
+    from handoff.store import clock
     a = dict(ev, id=model.new_event_id("say", clock.new_ulid()))
     b = dict(ev, id=model.new_event_id("say", clock.new_ulid()), body={"text": "second"})
     a["after"], b["after"] = [b["id"]], [a["id"]]

@@ -11,17 +11,15 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-from _watchproc import WatchProc
+from support.watchproc import WatchProc
 from conftest import Repo, git, make_repo
 
-from . import hostile
-from .hostile import run_everything
+from support import hostile
+from support.hostile import run_everything
 
 MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@example.com",
            "GIT_COMMITTER_NAME": "Mallory", "GIT_COMMITTER_EMAIL": "mallory@example.com"}
@@ -268,21 +266,10 @@ def test_property_hostile_variants_never_raise(base):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from handoff.views import audit
-
-    from handoff.views import brief
-
+    from handoff.core import queries, reducer
     from handoff.core.yaml import codec
-
-    from handoff.views import metrics
-
-    from handoff.core import reducer
-
-    from handoff.views import report
-
+    from handoff.views import audit, brief, metrics, report
     from handoff.views import payloads as views
-
-    from handoff.core import queries
 
     repo0, facts, templates = base
     root = repo0.path / ".handoffs"

@@ -26,8 +26,9 @@ def test_escape_sequences_are_neutralised(repo):
              ["send", "--session", "sess_bob", "--channel", "general", "--thread", "thread_one", "--to",
               a["peer_id"], "--work", "work_w1", "--kind", "trace", "--body",
               json.dumps({"state": "working", "message": HOSTILE_TEXT})]]
-    from handoff.faces.cli import app
     import typer.main
+
+    from handoff.faces.cli import app
     known = typer.main.get_command(app).commands
     checked = 0
     for args in views:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, git, make_repo
 
 pytest.importorskip("pre_commit")

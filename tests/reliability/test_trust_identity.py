@@ -11,17 +11,12 @@ import random
 import subprocess
 
 import yaml
-
-from handoff.store import clock
-
-from handoff.core.yaml import codec
-
-from handoff.core import model
-
-from handoff.core import reducer
-from handoff.app.workspace import Workspace
-
 from conftest import ROOT
+
+from handoff.app.workspace import Workspace
+from handoff.core import model, reducer
+from handoff.core.yaml import codec
+from handoff.store import clock
 
 DAY_MS = 24 * 3600 * 1000
 MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@evil.example",
@@ -366,7 +361,7 @@ def test_a_hostile_open_fetched_from_another_branch_does_not_hijack_the_owner(cl
     diags = Workspace(owner.path).state()["diagnostics"]
     assert any(d["reason_code"] == "session_taken" and d["path"].endswith(forged.rsplit("/", 1)[-1])
                for d in diags), diags
-    from .hostile import assert_index_agrees
+    from support.hostile import assert_index_agrees
     assert_index_agrees(owner.path)
     owner.git("checkout", "-q", "-b", "feature")
     sent = owner.j("send", "--session", "sess_alice", "--channel", "general", "--text", "still me")

@@ -14,23 +14,22 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_repo
 
-from .support import child_env, git
+from support.reliability import child_env, git
 
 
 def _now_env() -> dict:
     """Pin "now" for a test so the day folder the next write uses is known (and cannot pass midnight)."""
-    from handoff.store import clock
     from handoff.core import model
+    from handoff.store import clock
     return {"HANDOFF_NOW": model.format_ts(clock.now_ms())}
 
 
 def _day_folder(env: dict) -> str:
     """The day folder (``.handoffs/events/YYYY-MM/DD``) the tool computes for an event written at ``env``'s now."""
-    from handoff.store import clock
     from handoff.core import model
+    from handoff.store import clock
     ms = model.parse_ts(env["HANDOFF_NOW"])
     ev = {"id": model.new_event_id("say", clock.new_ulid(ms)), "kind": "say", "from": "x.sess_x"}
     return ".handoffs/" + model.event_path(ev).rsplit("/", 1)[0]

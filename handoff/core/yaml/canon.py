@@ -88,7 +88,7 @@ def _safe(text: str) -> bool:
 
 
 class _Doc:
-    __slots__ = ("text", "toks", "max_depth", "_lines")
+    __slots__ = ("_lines", "max_depth", "text", "toks")
 
     def __init__(self, text: str, toks: list, max_depth: int):
         self.text = text

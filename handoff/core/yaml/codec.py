@@ -19,7 +19,7 @@ from __future__ import annotations
 from handoff.core.yaml import canon
 from handoff.core.yaml.bounds import MAX_DEPTH, MAX_FILE_BYTES, CodecError
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CodecError", "load", "dump"]
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CodecError", "dump", "load"]
 
 
 

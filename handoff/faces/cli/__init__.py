@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-
 from .apps import app, directs_app, session_app, threads_app, work_app
 
 # Which module registers each command, so one run imports only what it uses (start-up time is most of a
@@ -37,8 +36,13 @@ def load_all() -> None:
     """Register every command (what --help and unknown names need)."""
     global _loaded_all
     if not _loaded_all:
-        from . import core, messages, session, work  # noqa: F401  (registration)
-        from . import extra  # noqa: F401
+        from . import (  # noqa: F401  (registration)
+            core,
+            extra,
+            messages,
+            session,
+            work,
+        )
         _loaded_all = True
     from .common import register_pending
     register_pending()
@@ -55,6 +59,7 @@ def load_for(args: list[str]) -> None:
         load_all()
         return
     import importlib
+
     from .common import register_pending
     importlib.import_module(f".{home}", __name__)
     group_name, _, sub = name.rpartition(" ")

@@ -16,8 +16,8 @@ def brief(cx: Cx, session: SessionOpt = None,
 
     Example: handoff brief --session "$HANDOFF_SESSION"        handoff brief -s sess_reviewer -o json
     """
-    from handoff.views import brief as brief_mod
     from handoff.app.api import Handoff, Session
+    from handoff.views import brief as brief_mod
     data = Session(Handoff(workspace=cx.ws, snapshot=True), _need(session)).brief(limit=limit)
     cx.emit(data, brief_mod.human)
 

@@ -10,12 +10,13 @@ import functools
 import inspect
 import os
 import sys
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
-from handoff.views import render
 from handoff.errors import EXIT_USAGE, HandoffError
+from handoff.views import render
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="human, json, jsonl or yaml",
                                         show_default=True)]

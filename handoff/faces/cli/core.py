@@ -5,8 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.views import render
 from handoff.views import payloads as views
+from handoff.views import render
+
 from .apps import app
 from .common import Cx, command
 
@@ -66,8 +67,8 @@ def peers(cx: Cx, channel: Annotated[str, typer.Argument(help="channel name")]):
 
     Example: handoff peers release -o json
     """
-    from handoff.store import clock
     from handoff.core import ids
+    from handoff.store import clock
     ids.check_id("channel", channel)
     data = {"channel": channel, "peers": views.peers(cx.ws.state(), channel, clock.now_ms())}
     cx.emit(data, lambda d: render.table(d["peers"], ["peer_id", "agent", "state", "last_activity_at"]))

@@ -7,14 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.store import clock
-from handoff.core import deadlines
-from handoff.core import leases
-from handoff.core import ops
-from handoff.views import render
-from handoff.views import payloads as views
-from handoff.store.local import own_sessions
+from handoff.core import deadlines, leases, ops
 from handoff.errors import HandoffError
+from handoff.store import clock
+from handoff.store.local import own_sessions
+from handoff.views import payloads as views
+from handoff.views import render
+
 from .apps import app
 from .common import Cx, IdOpt, SessionOpt, command
 from .messages import write_meta
@@ -74,9 +73,10 @@ def watch(cx: Cx,
 
     Example: handoff watch --session "$S" -o jsonl --exec 'python3 on_entry.py'
     """
-    from handoff.store import local
-    from handoff.app.watch import Options, Watch, parse_exec
     import re
+
+    from handoff.app.watch import Options, Watch, parse_exec
+    from handoff.store import local
     if not session and not all_sessions:
         raise HandoffError("no_session", "no session to watch",
                            hint="pass --session ID (repeatable), --all-sessions, or set HANDOFF_SESSION")

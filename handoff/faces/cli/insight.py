@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from handoff.views import render
+
 from .apps import app
 from .common import Cx, command
 
@@ -96,10 +97,10 @@ def log(cx: Cx,
 
     Example: handoff log --trace trace_release_20260416 -o jsonl
     """
-    from handoff.views import audit
     from handoff.core import reducer
     from handoff.core.checks import admins_of
     from handoff.git.commits import added_by
+    from handoff.views import audit
     ws = cx.ws
     records = ws.records()
     state = reducer.reduce(records, admins_of(ws.config))

@@ -5,14 +5,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import ids
-from handoff.core import ops
-from handoff.views import render
-from handoff.views import payloads as views
+from handoff.core import ids, ops
 from handoff.errors import HandoffError
+from handoff.views import payloads as views
+from handoff.views import render
+
 from .apps import app, directs_app, threads_app
 from .common import Cx, IdOpt, SessionOpt, command
-
 
 MAX_ARG_FILE = 1024 * 1024  # what ``@file`` / ``@-`` reads at most (a body is far smaller: ops.MAX_BODY_BYTES)
 

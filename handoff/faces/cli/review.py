@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.views import render
 from handoff.errors import EXIT_VERIFY, HandoffError
+from handoff.views import render
+
 from .apps import app
 from .common import Cx, command
 
@@ -117,12 +118,12 @@ def report(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
 
     Example: handoff report --markdown --base origin/main        handoff report --html report.html
     """
-    from handoff.views import report as rep_mod
     from handoff.app.activity import branch_activity
+    from handoff.views import report as rep_mod
     data = branch_activity(cx.repo, base=base, rev=rev)
     if html is not None:
-        from handoff.views.html import page
         from handoff.store.files import atomic_write_local
+        from handoff.views.html import page
         atomic_write_local(Path(html).resolve(), page(data).encode("utf-8"))
         data["html"] = str(Path(html).resolve())
     if markdown and not cx.machine:

@@ -5,11 +5,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from handoff.core import ops, queries
 from handoff.store import clock
-from handoff.core import ops
-from handoff.views import render
 from handoff.views import payloads as views
-from handoff.core import queries
+from handoff.views import render
+
 from .apps import session_app
 from .common import Cx, IdOpt, SessionOpt, command
 

@@ -7,6 +7,7 @@ import typer
 
 from handoff.core import ops
 from handoff.views import render
+
 from .apps import app, work_app
 from .common import Cx, IdOpt, SessionOpt, command
 from .messages import read_arg

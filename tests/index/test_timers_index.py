@@ -11,17 +11,10 @@ import json
 
 from test_index import reference
 
-from handoff.core import delivery
-
-from handoff.core import deadlines
-
 from handoff import index
-
-from handoff.core import leases
-
-from handoff.core import timers
-from handoff.core.model import parse_ts
 from handoff.app.workspace import Workspace
+from handoff.core import deadlines, delivery, leases, timers
+from handoff.core.model import parse_ts
 
 T0 = {"HANDOFF_NOW": "2030-01-01T00:00:00Z"}
 EVERY, MAX = 10 * 60_000, 3

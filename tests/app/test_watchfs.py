@@ -23,7 +23,7 @@ from handoff.app.watchfs import FileWatcher
 
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "advice.detachedHead=false"]
 GIT_ENV = dict(os.environ, GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")  # hermetic
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SLACK = 5.0  # generous upper bound for "signals"; real latencies are printed
 
 

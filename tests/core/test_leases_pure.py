@@ -4,11 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handoff.core import deadlines
-
-from handoff.core import delivery
-
-from handoff.core import leases
+from handoff.core import deadlines, delivery, leases
 from handoff.core.model import format_ts, parse_ts
 
 T0 = parse_ts("2030-01-01T00:00:00Z")

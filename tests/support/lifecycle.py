@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.conftest import GIT_ENV, Repo, git, make_repo
+from conftest import GIT_ENV, Repo, git, make_repo
 
 CH = "dev"
 THREAD = "thread_cycle"

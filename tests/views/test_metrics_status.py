@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tests.conftest import make_repo
-from tests.lifecycle_helpers import isolated_env
+from conftest import make_repo
+from support.lifecycle import isolated_env
 
 
 def at(hhmmss: str) -> dict:

@@ -10,8 +10,25 @@ import json
 
 import pytest
 
-from tests.lifecycle_helpers import (A, B, C, CAP, CH, PA, PB, PC, THREAD, W, build_templates, commit_count,
-                                     copy_repo, isolated_env, refuse, snapshot, spec_args)
+from support.lifecycle import (
+    CAP,
+    CH,
+    PA,
+    PB,
+    PC,
+    THREAD,
+    A,
+    B,
+    C,
+    W,
+    build_templates,
+    commit_count,
+    copy_repo,
+    isolated_env,
+    refuse,
+    snapshot,
+    spec_args,
+)
 
 TERMINAL = ("completed", "failed", "canceled")
 ACTIVE = ("submitted", "working", "needs_input")

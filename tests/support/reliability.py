@@ -172,7 +172,7 @@ def parse_all(worktree: Path) -> None:
 
 def no_temp_files(worktree: Path) -> None:
     leftovers = [str(p) for p in (worktree / ".handoffs").rglob("*") if p.name.endswith((".part", ".tmp"))
-                 or p.name.startswith(".") and p.name not in (".gitattributes", ".gitignore")]
+                 or (p.name.startswith(".") and p.name not in (".gitattributes", ".gitignore"))]
     assert not leftovers, f"temporary files visible under .handoffs/: {leftovers}"
 
 

@@ -1,9 +1,8 @@
 """Commits that rewrite only the trees on the new files' paths: same result as a full index, user's work untouched."""
 from __future__ import annotations
 
-from handoff.git import cmd as gitcmd
-from handoff.git import commit as gitcommit
 from handoff.app.workspace import Workspace
+from handoff.git import commit as gitcommit
 
 
 def tree(repo, rev="HEAD") -> list[str]:

@@ -5,9 +5,7 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from _watchproc import cli_env
+from support.watchproc import cli_env
 
 
 def _pair(repo):

@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-
-from _watchproc import ROOT, cli_env
+from support.watchproc import ROOT, cli_env
 
 EXAMPLE = ROOT / "examples" / "axme-durable"
 

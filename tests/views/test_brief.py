@@ -148,12 +148,11 @@ def test_brief_shows_leases(repo):
 def test_brief_from_the_index_equals_brief_from_a_full_reduce(repo):
     """`handoff brief` reads only the session's messages from the index; the result must be what the pure
     `brief.build` gives over a full reduce of every file, acknowledged entries included."""
-    from handoff.views import brief
-    from handoff.store import clock
-    from handoff.store import local
-    from handoff.core import reducer
     from handoff import index as index_mod
     from handoff.app.workspace import Workspace
+    from handoff.core import reducer
+    from handoff.store import clock, local
+    from handoff.views import brief
     repo.session("coordinator", "release", "sess_coord")
     repo.session("reviewer", "release", "sess_rev")
     repo.session("watcher", "release", "sess_watch")

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 
 def on_branch(clone, name):
     clone.git("checkout", "-q", "-b", name)

@@ -8,15 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handoff.core import reducer
-
 from handoff.store import files as store
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Records written by the real CLI: sessions, thread and direct messages, a full work lifecycle, a refusal."""
-    from tests.conftest import make_repo
     import os
+
+    from tests.conftest import make_repo
     home = tmp_path_factory.mktemp("home")
     old = os.environ.get("HOME")
     os.environ["HOME"] = str(home)

@@ -170,8 +170,8 @@ def assert_index_agrees(path) -> None:
     order of the files: sessions, work units and diagnostics."""
     import random
 
-    from handoff.core import reducer
     from handoff.app.workspace import Workspace
+    from handoff.core import reducer
     ws = Workspace(str(path))
     records = list(ws.records())
     cached = Workspace(str(path)).state(refresh=True).materialize()

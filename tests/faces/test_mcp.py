@@ -10,7 +10,6 @@ import os
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 anyio = pytest.importorskip("anyio")

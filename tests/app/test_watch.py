@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from _watchproc import WatchProc
+from support.watchproc import WatchProc
 from conftest import git
-from handoff.store import clock
-from handoff.core import ops
+
 from handoff.app.workspace import Workspace
+from handoff.core import ops
+from handoff.store import clock
 
 HEAVY = os.environ.get("HANDOFF_HEAVY") == "1"
 
@@ -23,8 +23,8 @@ def bulk_send(repo_path: Path, session_id: str, to: str, n: int, channel: str = 
     Only the per-file fsyncs of ``Workspace.write`` are skipped (they are the writer's durability
     cost, not the watcher's subject, and would dominate the test's run time).
     """
-    from handoff.core.yaml import codec
     from handoff.core import model
+    from handoff.core.yaml import codec
     ws = Workspace(repo_path)
     state = ws.state(refresh=True)
     s = ops.session_for(state, session_id)

@@ -7,10 +7,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handoff.core.yaml import canon
-
-from handoff.core.yaml import codec
-
+from handoff.core.yaml import canon, codec
 from handoff.core.yaml import strict as strictyaml
 
 EXAMPLES = 3000 if os.environ.get("HANDOFF_HEAVY") else 150

@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from handoff.store import clock
-from handoff.core import ops
-from handoff.errors import HandoffError
-from handoff.core.model import TERMINAL_STATES
 from handoff.app.workspace import Workspace
-from tests.conftest import make_repo
-from tests.lifecycle_helpers import isolated_env
+from handoff.core import ops
+from handoff.core.model import TERMINAL_STATES
+from handoff.errors import HandoffError
+from handoff.store import clock
+from conftest import make_repo
+from support.lifecycle import isolated_env
 
 SESSIONS = [("alpha", "sess_a"), ("beta", "sess_b"), ("gamma", "sess_c"), ("gamma", "sess_d")]
 PEERS = [f"{agent}.{sid}" for agent, sid in SESSIONS]

@@ -14,15 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, git, make_repo
+from conftest import ROOT, git
 
 sys.path.insert(0, str(ROOT / "bench"))
 
 from handoff import index
-
-from handoff.core import reducer  # noqa: E402
-from handoff.app.workspace import Workspace  # noqa: E402
+from handoff.app.workspace import Workspace
+from handoff.core import reducer
 
 HEAVY = bool(os.environ.get("HANDOFF_HEAVY"))
 
@@ -223,8 +221,8 @@ def test_worktrees_share_the_parse_cache(repo, tmp_path, monkeypatch):
 
 
 def test_inbox_from_the_index_equals_the_full_view(tmp_path):
-    from handoff.views import payloads as views
     from handoff.core import queries
+    from handoff.views import payloads as views
     repo = tmp_path / "r"
     generate(repo, 250)
     ws = Workspace(repo)
@@ -307,9 +305,8 @@ def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(r
     """A full fold orders events by their keys and reads them back from the parse cache a batch at a time,
     writing message rows as it goes: batch edges, id clashes, cycles and events dated ahead must all come
     out as a full reduce gives them, cold and re-folded."""
+    from handoff.core import ids, model
     from handoff.core.yaml import codec
-    from handoff.core import ids
-    from handoff.core import model
     monkeypatch.setattr(index._EventStream, "BATCH", 3)
     monkeypatch.setattr(index._StreamSink, "FLUSH", 2)
     a = repo.session("alpha", "general", "sess_a")
@@ -359,9 +356,8 @@ def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(r
 def test_a_file_first_seen_misnamed_then_renamed_right(repo):
     """The parse cache holds one record per blob: a misnamed file's diagnostic must not stick to the same
     bytes once they sit under the right name (and a misnamed copy of a good file stays flagged)."""
+    from handoff.core import ids, model
     from handoff.core.yaml import codec
-    from handoff.core import ids
-    from handoff.core import model
     repo.session("a", "general", "sess_a")
     repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "one")
     good = [p for p in repo.event_files() if ".say." in p.name][0]
