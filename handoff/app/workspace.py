@@ -16,7 +16,6 @@ from pathlib import Path
 from handoff.core import model
 from handoff.core.yaml import codec
 from handoff.git import cmd as gitcmd
-from handoff.git import commit as gitcommit
 from handoff.git import signing
 from handoff.store import clock
 from handoff.store import files as store
@@ -68,6 +67,8 @@ class Workspace(Place):
         wants a specific id) or raises HandoffError to refuse.  A draft with
         ``_replay`` set is an idempotent retry: nothing is written.
         """
+        from handoff.git import commit as gitcommit  # (writes only: a read never loads the tree builder)
+
         commit = self.commit_default() if commit is None else commit
         with store.file_lock(self.paths.shared / "lock"):
             tmp_dir = self.paths.local / "tmp"
