@@ -176,7 +176,7 @@ def pick_session(repo: Path) -> tuple[str, str, str]:
 def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None:
     """The same inbox in every repo: what waits is acknowledged, then ``n`` new messages arrive for it."""
     from handoff.app.workspace import Workspace
-    from handoff.core import ops
+    from handoff.core import message_ops, session_ops
     timed(handoff(repo, "inbox", "--session", sid, "--ack", "all", "-o", "json"), repo)
     sender = "sess_benchsender"
     from handoff.core import model
@@ -188,7 +188,7 @@ def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None
     try:                                             # pulls and sends still sort after everything
         for i in range(n):
             os.environ["HANDOFF_NOW"] = model.format_ts(start + 1000 * i)
-            ws.write(lambda st: ops.send(st, ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
+            ws.write(lambda st: message_ops.send(st, session_ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
                                          channel=channel, kind="say", body={"text": f"please look at item {i}"},
                                          surface="thread", thread="thread_bench-inbox", to=peer), commit=True)
     finally:
@@ -351,12 +351,12 @@ def measure_watch(repo: Path, sid: str, peer: str, channel: str, count: int) -> 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     from handoff.app.workspace import Workspace
-    from handoff.core import ops
+    from handoff.core import message_ops, session_ops
     time.sleep(2.0)  # let the watcher start and print what is already waiting
     ws = Workspace(repo)
     sent: dict[str, float] = {}
     for i in range(count):
-        res = ws.write(lambda st: ops.send(st, ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
+        res = ws.write(lambda st: message_ops.send(st, session_ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
                                            channel=channel, kind="say", body={"text": f"watch {i}"},
                                            surface="thread", thread="thread_bench-watch", to=peer), commit=False)
         sent[res.events[0]["id"]] = time.perf_counter()

@@ -14,7 +14,7 @@ one due, not a backlog.
 """
 from __future__ import annotations
 
-from handoff.core import ops, queries
+from handoff.core import queries, work_ops
 from handoff.core.model import TERMINAL_STATES, parse_ts
 
 
@@ -44,7 +44,7 @@ def sweep(state: dict, session: dict, now_ms: int, given_id: str | None = None) 
                 drafts.append({"_replay": m})
     for w in overdue_work(state, now_ms, session["peer_id"]):
         key = f"{given_id}.{w['work_id']}"[:128] if given_id else None
-        drafts += ops.trace(state, session, w["work_id"], "failed", reason_code="expired",
+        drafts += work_ops.trace(state, session, w["work_id"], "failed", reason_code="expired",
                             message=f"deadline exceeded ({w['deadline_at']})", given_id=key)
     return drafts
 

@@ -277,8 +277,8 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
         if kind in CONVERSATION_KINDS and ev.get("work_id"):
             wid = ev["work_id"]
             before = work.get(wid)
-            after_work, refusal = lifecycle.apply(
-                before, ev, agent_of, lambda to: (ev.get("body") or {}).get("target_kind") == "agent")
+            to_agent = (ev.get("body") or {}).get("target_kind") == "agent"
+            after_work, refusal = lifecycle.apply(before, ev, agent_of, lambda to, a=to_agent: a)
             if after_work is not None:
                 if before is None or after_work["state"] != before["state"]:
                     counters["transitions"] += 1
