@@ -72,11 +72,3 @@ class HandoffError(Exception):
         if self.details:
             err["details"] = self.details
         return {"error": err}
-
-
-def usage(message: str, hint: str = "", reason_code: str = "invalid_argument") -> HandoffError:
-    return HandoffError(reason_code, message, hint)
-
-
-def not_found(what: str, ident: str, hint: str = "", reason_code: str = "not_found") -> HandoffError:
-    return HandoffError(reason_code, f"{what} {ident!r} not found", hint)

@@ -26,7 +26,6 @@ SESSION_KINDS = ("session-open", "session-close")
 LEASE_KINDS = ("claim", "heartbeat", "release")
 ALL_KINDS = ENVELOPE_KINDS + SESSION_KINDS + LEASE_KINDS
 
-WORK_STATES = ("submitted", "working", "needs_input", "completed", "failed", "canceled")
 TERMINAL_STATES = ("completed", "failed", "canceled")
 RECEIPT_STATUSES = ("accepted", "rejected", "duplicate", "expired", "unsupported", "canceled")
 TRACE_STATES = ("working", "needs_input", "completed", "failed", "canceled")
@@ -224,7 +223,3 @@ def check_name(rel_path: str, ev: dict) -> None:
         raise bad("malformed", "file name disagrees with the content (id, kind or sender)")
     if event_path(ev) != rel_path:
         raise bad("malformed", f"file belongs at {event_path(ev)!r}, not {rel_path!r}")
-
-
-def order_key(ev: dict) -> tuple[str, str]:
-    return (ev["hlc"], ev["id"])

@@ -70,17 +70,6 @@ def own_sessions(ws: Place, *idents: str | None) -> dict[str, dict]:
     return out
 
 
-def read_json(ws: Place, name: str) -> dict:
-    try:
-        return json.loads((ws.paths.shared / name).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def write_json(ws: Place, name: str, data: dict) -> None:
-    store.atomic_write_local(ws.paths.shared / name, json.dumps(data, sort_keys=True).encode())
-
-
 # ------------------------------------------------------------ watcher cursors
 #
 # AGH's notification cursors, keyed (consumer, session): the set of
