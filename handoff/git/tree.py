@@ -158,7 +158,7 @@ def _write_trees(paths, new: dict[str, tuple[str, bytes]]) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     names = []
     try:
-        for i, (d, (sha, raw)) in enumerate(new.items()):
+        for i, (_, raw) in enumerate(new.values()):
             name = tmp / f"tree.{os.getpid()}.{i}.part"  # swept like staged files if we are killed here
             name.write_bytes(raw)
             names.append(name)

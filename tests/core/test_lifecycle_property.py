@@ -15,16 +15,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import make_repo
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.lifecycle import isolated_env
 
 from handoff.app.workspace import Workspace
 from handoff.core import session_ops, work_ops
 from handoff.core.model import TERMINAL_STATES
 from handoff.errors import HandoffError
 from handoff.store import clock
-from conftest import make_repo
-from support.lifecycle import isolated_env
 
 SESSIONS = [("alpha", "sess_a"), ("beta", "sess_b"), ("gamma", "sess_c"), ("gamma", "sess_d")]
 PEERS = [f"{agent}.{sid}" for agent, sid in SESSIONS]

@@ -168,7 +168,7 @@ def threads_show(cx: Cx, channel: ChannelOpt,
 
     Example: handoff threads show --channel builders --thread thread_release_check -o json
     """
-    state, box = _thread(cx, channel, thread)
+    _state, box = _thread(cx, channel, thread)
     cx.emit(views.thread_summary(box))
 
 

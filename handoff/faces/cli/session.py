@@ -105,7 +105,7 @@ def events(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or
 
     Example: handoff session events sess_receiver --last 50
     """
-    state, s = _session(cx, session_id)
+    _state, s = _session(cx, session_id)
     recs = [r["event"] for r in cx.ws.records() if "event" in r]
     mine = sorted((e for e in recs if e.get("session_id") == s["session_id"] or e["from"] == s["peer_id"]),
                   key=lambda e: (e["hlc"], e["id"]))
