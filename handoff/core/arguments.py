@@ -56,7 +56,18 @@ def _no_constant(name: str):
 
 
 MAX_TIME_MS = schema.MAX_MS  # 9999-12-31T23:59:59.999Z: the last time an RFC 3339 string can hold
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+UNIT_MS = {"": 1000, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}  # "": seconds
+
+
+def duration_ms(text: str, units: str = "smhd", *, bare: bool = True, fractions: bool = False) -> float | None:
+    """The one duration grammar, in milliseconds: a number and one of ``units`` (``bare``: or no unit, for
+    seconds); ``fractions`` allows ``0.5s``.  ``None`` when ``text`` is not one (each caller words its refusal).
+    A whole number gives an ``int``."""
+    number = r"(\d+(?:\.\d*)?|\.\d+)" if fractions else r"(\d+)"
+    m = re.fullmatch(rf"{number}\s*([{units}]{'?' if bare else ''})", text.strip())
+    if not m:
+        return None
+    return (float(m[1]) if "." in m[1] else int(m[1])) * UNIT_MS[m[2]]
 
 
 def parse_time(value: str | None, now_ms: int, what: str) -> str | None:
@@ -64,8 +75,8 @@ def parse_time(value: str | None, now_ms: int, what: str) -> str | None:
     year 9999."""
     if value is None:
         return None
-    m = re.fullmatch(r"(\d+)\s*([smhdw])", value.strip())
-    ms = now_ms + int(m[1]) * _UNIT_S[m[2]] * 1000 if m else parse_ts(value.strip())
+    span = duration_ms(value, "smhdw", bare=False)
+    ms = now_ms + int(span) if span is not None else parse_ts(value.strip())
     if ms is None:
         raise HandoffError("invalid_argument", f"{what} {value!r} is not a time",
                            hint="use 2026-05-02T21:00:00Z, unix seconds, or a duration like 30m or 2h")
@@ -77,14 +88,26 @@ def parse_time(value: str | None, now_ms: int, what: str) -> str | None:
 
 def parse_duration(value: str) -> int:
     """A duration in milliseconds (seconds, or 90s, 10m, 2h, 1d), at most what fits before year 9999."""
-    m = re.fullmatch(r"(\d+)\s*([smhd]?)", value.strip())
-    if not m:
+    ms = duration_ms(value)
+    if ms is None:
         raise HandoffError("invalid_argument", f"duration {value!r} is not understood",
                            hint="use a number of seconds or 90s, 10m, 2h, 1d")
-    ms = int(m[1]) * _UNIT_S[m[2]] * 1000
     if ms > MAX_TIME_MS:
         raise HandoffError("invalid_argument", f"duration {value!r} is too long",
                            hint="use a number of seconds or 90s, 10m, 2h, 1d")
+    return int(ms)
+
+
+def parse_every(value: str) -> float:
+    """``sync --every`` (30s, 5m, 1h or seconds, fractions allowed) in milliseconds, more than zero."""
+    v = value.strip().lower()
+    sign = v[:1] if v[:1] in "+-" else ""
+    ms = duration_ms(v[len(sign):], "smh", fractions=True)
+    if ms is None:
+        raise HandoffError("invalid_argument", f"--every {value!r} is not a duration",
+                           hint="use seconds or a unit: 30s, 5m, 1h")
+    if sign == "-" or ms <= 0:
+        raise HandoffError("invalid_argument", "--every must be positive", hint="e.g. --every 30s")
     return ms
 
 

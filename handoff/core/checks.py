@@ -16,6 +16,7 @@ import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from handoff.core import queries
 from handoff.core.model import parse_hlc, parse_ts
 
 HANDOFFS = ".handoffs"
@@ -355,7 +356,8 @@ def identity_checks(new_events: list[tuple[str, dict]], cfg: dict, agent_of: Cal
 
 
 def agent_resolver(head_state: dict) -> Callable[[dict], str]:
-    by_peer = {s["peer_id"]: s["agent"] for s in head_state["sessions"].values()}
+    """The agent who wrote an event: a session-open names it; else the author's session (or peer id prefix)."""
+    by_peer = queries.agent_by_peer(head_state)
 
     def agent_of(ev: dict) -> str:
         if ev["kind"] == "session-open":

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 
+from handoff.core.arguments import duration_ms
 from handoff.core.model import LEASE_KINDS, TERMINAL_STATES, format_ts, parse_ts
 from handoff.errors import HandoffError
 
@@ -153,14 +154,13 @@ def parse_lease(value: str | None) -> int:
     """``--lease`` (90s, 10m, 2h, 1d or seconds) in milliseconds, bounded."""
     if value is None:
         return DEFAULT_LEASE_MS
-    m = re.fullmatch(r"(\d+)\s*([smhd]?)", value.strip())
-    if not m or int(m[1]) == 0:
+    ms = duration_ms(value)
+    if not ms:
         raise HandoffError("invalid_argument", f"lease {value!r} is not a positive duration",
                            hint="use 90s, 10m, 2h, 1d or a number of seconds")
-    ms = int(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]] * 1000
     if ms > MAX_LEASE_MS:
         raise HandoffError("invalid_argument", "a lease is at most 7 days", hint="heartbeat to extend it instead")
-    return ms
+    return int(ms)
 
 
 def draft(state: dict, session: dict, work: dict, kind: str, *, now_ms: int, lease_ms: int | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from handoff.core import ids, lifecycle
+from handoff.core import ids, lifecycle, queries
 from handoff.core.arguments import check_ref, parse_time
 from handoff.core.model import CONVERSATION_KINDS, ENVELOPE_KINDS, MAX_TEXT, parse_ts
 from handoff.core.retries import apply_idempotency, find_prior, replay_or_none
@@ -144,8 +144,7 @@ def check_lifecycle(state: dict, draft: dict) -> None:
     """Refuse, before anything is written, what the reducer would flag."""
     work = state["work"].get(draft["work_id"])
     probe = dict(draft, id="msg_probe", ts="9999-12-31T23:59:59.999Z", hlc="9" * 16 + "-00000")
-    agent_by_peer = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
-    _, refusal = lifecycle.apply(work, probe, agent_by_peer.get,
+    _, refusal = lifecycle.apply(work, probe, queries.agent_by_peer(state).get,
                                  lambda to: (draft.get("body") or {}).get("target_kind") == "agent")
     if refusal is not None:
         code, message = refusal

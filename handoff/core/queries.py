@@ -16,6 +16,11 @@ def message(msg: dict) -> dict:
     return out
 
 
+def agent_by_peer(state: dict) -> dict[str, str]:
+    """Each session's peer id -> its agent (the one map every "who is this peer" question starts from)."""
+    return {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
+
+
 def find_session(state: dict, ident: str) -> dict | None:
     sessions = state["sessions"]
     s = sessions.get(ident)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import ChainMap
 
-from handoff.core import ids, lifecycle
+from handoff.core import ids, lifecycle, queries
 from handoff.core.arguments import parse_time
 from handoff.core.message_ops import check_lifecycle, parents, send
 from handoff.core.model import TERMINAL_STATES
@@ -63,8 +63,7 @@ def _finish(state: dict, drafts: list[dict], given_id: str | None) -> list[dict]
         d["after"] = parents(staged, d, staged["work"].get(d["work_id"]))
         if len(drafts) > 1:  # later drafts are checked against the state the earlier ones produce
             probe = dict(d, id="msg_probe", ts="9999-12-31T23:59:59.999Z", hlc="9" * 16 + "-00000")
-            agent_by_peer = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
-            new, _ = lifecycle.apply(staged["work"].get(d["work_id"]), probe, agent_by_peer.get)
+            new, _ = lifecycle.apply(staged["work"].get(d["work_id"]), probe, queries.agent_by_peer(state).get)
             staged = dict(staged, work=ChainMap({d["work_id"]: new}, staged["work"]))
     return drafts
 
