@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, NoReturn
 
 from handoff.core import schema
 from handoff.core.model import format_ts, parse_ts
@@ -14,7 +15,7 @@ from handoff.errors import HandoffError
 MAX_BODY_BYTES = 128 * 1024
 
 
-def parse_body(raw: str | None, *, default: dict | None = None) -> dict:
+def parse_body(raw: str | None, *, default: dict[str, Any] | None = None) -> dict[str, Any]:
     """``--body`` as JSON (or @file holding JSON); refuse anything that is not an object."""
     if raw is None:
         return dict(default or {})
@@ -41,7 +42,7 @@ def parse_body(raw: str | None, *, default: dict | None = None) -> dict:
 MAX_BODY_DEPTH = 24  # an event file allows 32 levels; the body sits a level or two down
 
 
-def _depth(value, level: int = 1) -> int:
+def _depth(value: object, level: int = 1) -> int:
     if level > MAX_BODY_DEPTH:
         return level
     if isinstance(value, dict):
@@ -51,7 +52,7 @@ def _depth(value, level: int = 1) -> int:
     return level
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not allowed")
 
 

@@ -2,13 +2,15 @@
 (the work tree, or a revision's blobs).  Pure: the caller reads the bytes."""
 from __future__ import annotations
 
+from typing import Any
+
 from handoff.core.yaml import codec
 from handoff.errors import HandoffError
 
 CONFIG_PATH = ".handoffs/config.yaml"
 
 
-def parse_config(data: bytes | None) -> dict:
+def parse_config(data: bytes | None) -> dict[str, Any]:
     """The config's mapping (``{}`` when there is no file: ``None``); bytes that are not strict YAML are
     refused as ``malformed``."""
     if data is None:
@@ -19,7 +21,7 @@ def parse_config(data: bytes | None) -> dict:
         raise HandoffError("malformed", f"{CONFIG_PATH}: {exc}", hint=f"fix the YAML in {CONFIG_PATH}") from None
 
 
-def parse_config_or_empty(data: bytes | None) -> dict:
+def parse_config_or_empty(data: bytes | None) -> dict[str, Any]:
     """``parse_config``, where unreadable bytes count as no config (for reports that flag them elsewhere)."""
     try:
         return parse_config(data)

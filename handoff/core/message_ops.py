@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from handoff.core import ids, lifecycle, queries
 from handoff.core.arguments import check_ref, parse_time
@@ -20,12 +21,12 @@ KIND_ALIASES = {"request": ("say", "request"), "handoff": ("say", "handoff"), "q
                 "notice": ("say", "notice"), "summary": ("say", "summary")}
 
 
-def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel: str, kind: str,
-         body: dict, surface: str | None = None, thread: str | None = None, direct: str | None = None,
+def send(state: dict[str, Any], session: dict[str, Any], *, workspace_id: str, now_ms: int, channel: str, kind: str,
+         body: dict[str, Any], surface: str | None = None, thread: str | None = None, direct: str | None = None,
          to: str | None = None, work: str | None = None, reply_to: str | None = None, trace_id: str | None = None,
          causation_id: str | None = None, expires_at: str | None = None, given_id: str | None = None,
-         interaction_id: str | None = None, ext: dict | None = None, new_thread_hint: str | None = None,
-         fresh: str | None = None) -> list[dict]:
+         interaction_id: str | None = None, ext: dict[str, Any] | None = None, new_thread_hint: str | None = None,
+         fresh: str | None = None) -> list[dict[str, Any]]:
     """One envelope from ``session``, with every AGH per-kind and lifecycle rule checked.
 
     ``fresh`` is a new ULID from the shell, for a thread this message has to open (the core draws no
@@ -55,11 +56,11 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
         check_ref(value, what)
     if isinstance(body.get("text"), str) and len(body["text"]) > MAX_TEXT:
         raise HandoffError("body_too_large", f"text is over {MAX_TEXT} characters", hint="shorten it")
-    draft: dict = {"kind": kind, "channel": channel, "from": session["peer_id"], "session_id": session["session_id"],
+    draft: dict[str, Any] = {"kind": kind, "channel": channel, "from": session["peer_id"], "session_id": session["session_id"],
                    "to": to, "work_id": work, "reply_to": reply_to, "trace_id": trace_id,
                    "causation_id": causation_id, "body": body, "ext": dict(ext) if ext else None,
                    "expires_at": parse_time(expires_at, now_ms, "--expires-at")}
-    if draft["expires_at"] is not None and parse_ts(draft["expires_at"]) <= now_ms:
+    if draft["expires_at"] is not None and (parse_ts(draft["expires_at"]) or 0) <= now_ms:
         raise HandoffError("expired", f"--expires-at {expires_at} is not in the future",
                            hint="receivers drop expired messages; give a later time or a duration like 30m")
     existing = state["work"].get(work) if work else None
@@ -85,8 +86,8 @@ def send(state: dict, session: dict, *, workspace_id: str, now_ms: int, channel:
     return [draft]
 
 
-def _place(draft: dict, state: dict, session: dict, workspace_id: str, surface: str | None, thread: str | None,
-           direct: str | None, existing: dict | None, interaction_id: str | None, hint: str | None,
+def _place(draft: dict[str, Any], state: dict[str, Any], session: dict[str, Any], workspace_id: str, surface: str | None, thread: str | None,
+           direct: str | None, existing: dict[str, Any] | None, interaction_id: str | None, hint: str | None,
            fresh: str | None) -> None:
     """Decide the container: explicit flags, else the work's own container, else a new or derived thread."""
     if surface not in (None, "thread", "direct"):
@@ -136,11 +137,11 @@ def _derived_thread(seed: str | None, fresh: str | None) -> str:
     return f"thread_{fresh}"
 
 
-def _counterparty(work: dict, peer: str) -> str:
-    return work["target_peer_id"] if peer == work["opened_by_peer_id"] else work["opened_by_peer_id"]
+def _counterparty(work: dict[str, Any], peer: str) -> str:
+    return str(work["target_peer_id"] if peer == work["opened_by_peer_id"] else work["opened_by_peer_id"])
 
 
-def check_lifecycle(state: dict, draft: dict) -> None:
+def check_lifecycle(state: dict[str, Any], draft: dict[str, Any]) -> None:
     """Refuse, before anything is written, what the reducer would flag."""
     work = state["work"].get(draft["work_id"])
     probe = dict(draft, id="msg_probe", ts="9999-12-31T23:59:59.999Z", hlc="9" * 16 + "-00000")
@@ -164,30 +165,31 @@ def check_lifecycle(state: dict, draft: dict) -> None:
             raise HandoffError("work_exists", f"{draft['work_id']} is already used", hint="pick a new work id")
 
 
-def parents(state: dict, draft: dict, work: dict | None) -> list[str]:
-    parents = set()
+def parents(state: dict[str, Any], draft: dict[str, Any], work: dict[str, Any] | None) -> list[str] | None:
+    """The draft's ``after``: the work's last applied message and the messages it answers (None: none)."""
+    found = set()
     if work is not None:
         applied = [h["message_id"] for h in work["history"] if not h["refused"]]
         if applied:
-            parents.add(applied[-1])
+            found.add(applied[-1])
     for key in ("reply_to", "causation_id"):
         if draft.get(key) and _has_message(state, draft[key]):
-            parents.add(draft[key])
-    return sorted(parents) or None
+            found.add(draft[key])
+    return sorted(found) or None
 
 
 # The state may be the index's lazy view (index.State): its message list answers these from an index
 # instead of a scan.  A plain list (reducer.reduce's output) is scanned.
 
-def _has_message(state: dict, mid: str) -> bool:
+def _has_message(state: dict[str, Any], mid: str) -> bool:
     msgs = state["messages"]
     if hasattr(msgs, "has_id"):
-        return msgs.has_id(mid)
+        return bool(msgs.has_id(mid))
     return any(m["id"] == mid for m in msgs)
 
 
-def _work_id_used(state: dict, wid: str) -> bool:
+def _work_id_used(state: dict[str, Any], wid: str) -> bool:
     msgs = state["messages"]
     if hasattr(msgs, "uses_work"):
-        return msgs.uses_work(wid)
+        return bool(msgs.uses_work(wid))
     return any(m.get("work_id") == wid for m in msgs)

@@ -6,17 +6,19 @@ key with other content is refused.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from handoff.errors import HandoffError
 
 
-def replay_or_none(state: dict, draft: dict, key: str | None, fields: tuple = ()) -> dict | None:
+def replay_or_none(state: dict[str, Any], draft: dict[str, Any], key: str | None, fields: tuple[Any, ...] = ()) -> dict[str, Any] | None:
     """A retry with the same id/key returns the original; the same key with other content is refused.
 
     ``fields`` (default: every semantic field) are the ones compared."""
     if not key:
         return None
     msgs = state["messages"]
+    m: dict[str, Any]
     for m in (msgs.with_key(key) if hasattr(msgs, "with_key") else msgs):
         mkey = (m.get("ext") or {}).get("idempotency_key")
         if m["id"] == key or (mkey == key and m["from"] == draft["from"]):
@@ -27,7 +29,8 @@ def replay_or_none(state: dict, draft: dict, key: str | None, fields: tuple = ()
     return None
 
 
-def find_prior(state: dict, key: str, sender: str) -> dict | None:
+def find_prior(state: dict[str, Any], key: str, sender: str) -> dict[str, Any] | None:
+    m: dict[str, Any]
     for m in state["messages"]:
         if m["id"] == key or ((m.get("ext") or {}).get("idempotency_key") == key and m["from"] == sender):
             return m
@@ -43,7 +46,7 @@ SEMANTIC = ("kind", "channel", "surface", "thread_id", "direct_id", "from", "to"
 VERB_FIELDS = ("kind", "channel", "from", "work_id", "body")
 
 
-def apply_idempotency(draft: dict, given_id: str | None) -> str | None:
+def apply_idempotency(draft: dict[str, Any], given_id: str | None) -> str | None:
     """``--id``: a full event id is used as the id; anything else is kept as an idempotency key."""
     if given_id is None:
         return None
@@ -57,7 +60,7 @@ def apply_idempotency(draft: dict, given_id: str | None) -> str | None:
     return given_id
 
 
-def sub_key(draft: dict, given_id: str, n: int) -> str:
+def sub_key(draft: dict[str, Any], given_id: str, n: int) -> str:
     key = f"{given_id}:{n}"
     draft["ext"] = dict(draft.get("ext") or {}, idempotency_key=key)
     return key

@@ -4,12 +4,15 @@ Pure functions from state to event drafts (see ``message_ops`` for what a draft 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from handoff.core import ids, queries
 from handoff.core.retries import apply_idempotency
 from handoff.errors import HandoffError
 
 
-def session_for(state: dict, ident: str | None, *, write: bool = True, own: dict | None = None) -> dict:
+def session_for(state: dict[str, Any], ident: str | None, *, write: bool = True, own: dict[str, Any] | None = None) -> dict[str, Any]:
     """The session ``ident`` names (id or peer id).  ``own``: the sessions this clone opened (session id ->
     its open as written, ``local.own_sessions``); a write for one of them goes out as that peer even when
     another open of the same id sorts first in the log (the reducer gives the id to that one)."""
@@ -33,7 +36,7 @@ def session_for(state: dict, ident: str | None, *, write: bool = True, own: dict
     return s
 
 
-def _own_session(own: dict, ident: str, found: dict | None) -> dict | None:
+def _own_session(own: dict[str, Any], ident: str, found: dict[str, Any] | None) -> dict[str, Any] | None:
     """This clone's own open of the session ``ident`` names, when the log gives that id to another open."""
     rec = own.get(found["session_id"] if found else ident) or next(
         (r for r in own.values() if r["peer_id"] == ident), None)
@@ -44,8 +47,8 @@ def _own_session(own: dict, ident: str, found: dict | None) -> dict | None:
     return {k: rec.get(k) for k in ("session_id", "peer_id", "agent", "name")}
 
 
-def session_open(state: dict, *, agent: str, channels: list[str], name: str | None, session_id: str,
-                 workspace: str | None) -> list[dict]:
+def session_open(state: dict[str, Any], *, agent: str, channels: list[str], name: str | None, session_id: str,
+                 workspace: str | None) -> list[dict[str, Any]]:
     ids.check_id("agent", agent)
     for c in channels:
         ids.check_id("channel", c)
@@ -72,8 +75,8 @@ def session_open(state: dict, *, agent: str, channels: list[str], name: str | No
              "body": {k: v for k, v in body.items() if v is not None}}]
 
 
-def session_close(state: dict, session: dict, given_id: str | None = None, *, by: dict | None = None,
-                  admins: list[str] = ()) -> list[dict]:
+def session_close(state: dict[str, Any], session: dict[str, Any], given_id: str | None = None, *, by: dict[str, Any] | None = None,
+                  admins: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Close ``session``, written by the session itself or by ``by`` (another session of the same agent,
     or of an ``identity.admins`` agent: the reducer ignores a close by anyone else)."""
     if session["state"] == "closed":  # closing twice changes nothing: the original close is returned

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import ChainMap
+from typing import Any
 
 from handoff.core import ids, lifecycle, queries
 from handoff.core.arguments import parse_time
@@ -16,23 +17,24 @@ from handoff.core.retries import VERB_FIELDS, apply_idempotency, replay_or_none,
 from handoff.errors import HandoffError
 
 
-def find_work(state: dict, ident: str) -> dict:
+def find_work(state: dict[str, Any], ident: str) -> dict[str, Any]:
     if not isinstance(ident, str) or not ids.is_safe(ident):
         raise HandoffError("invalid_id", f"{ident!r} is not a work or handoff id",
                            hint="list work with `handoff work list` or handoffs with `handoff list`")
-    w = state["work"].get(ident)
+    w: dict[str, Any] | None = state["work"].get(ident)
     if w is None:
         units = state["work"]
         for cand in (units.by_opener(ident) if hasattr(units, "by_opener") else units.values()):
             if cand["opener_id"] == ident:
-                return cand
+                opened: dict[str, Any] = cand
+                return opened
         raise HandoffError("work_not_found", f"work or handoff {ident!r} not found",
                            hint="list work with `handoff work list` or handoffs with `handoff list`")
     return w
 
 
-def _work_envelope(w: dict, session: dict, kind: str, body: dict, *, to: str | None = None,
-                   reply_to: str | None = None) -> dict:
+def _work_envelope(w: dict[str, Any], session: dict[str, Any], kind: str, body: dict[str, Any], *, to: str | None = None,
+                   reply_to: str | None = None) -> dict[str, Any]:
     peer = session["peer_id"]
     target = w["target_peer_id"]
     if w.get("target_agent") and target == w["target_agent"] and peer != w["opened_by_peer_id"] \
@@ -45,7 +47,7 @@ def _work_envelope(w: dict, session: dict, kind: str, body: dict, *, to: str | N
             "reply_to": reply_to or w["opener_id"], "body": body}
 
 
-def _finish(state: dict, drafts: list[dict], given_id: str | None) -> list[dict]:
+def _finish(state: dict[str, Any], drafts: list[dict[str, Any]], given_id: str | None) -> list[dict[str, Any]]:
     if given_id:
         # The first draft carries the id/key itself; later drafts of the same command (accept writes a
         # receipt and a trace) carry "<key>:2", ... so a retry finds and returns every one of them.
@@ -68,15 +70,15 @@ def _finish(state: dict, drafts: list[dict], given_id: str | None) -> list[dict]
     return drafts
 
 
-def accept(state: dict, session: dict, ident: str, *, message: str | None = None, given_id: str | None = None) -> list[dict]:
+def accept(state: dict[str, Any], session: dict[str, Any], ident: str, *, message: str | None = None, given_id: str | None = None) -> list[dict[str, Any]]:
     w = find_work(state, ident)
     receipt = _work_envelope(w, session, "receipt", {"for_id": w["opener_id"], "status": "accepted"})
     trace = _work_envelope(w, session, "trace", {"state": "working", "message": message or "accepted"})
     return _finish(state, [receipt, trace], given_id)
 
 
-def reject(state: dict, session: dict, ident: str, *, reason: str, code: str = "busy",
-           given_id: str | None = None) -> list[dict]:
+def reject(state: dict[str, Any], session: dict[str, Any], ident: str, *, reason: str, code: str = "busy",
+           given_id: str | None = None) -> list[dict[str, Any]]:
     w = find_work(state, ident)
     if not reason or not reason.strip():
         raise HandoffError("invalid_argument", "a rejection needs --reason", hint='e.g. --reason "busy with migrations"')
@@ -88,9 +90,9 @@ def reject(state: dict, session: dict, ident: str, *, reason: str, code: str = "
     return _finish(state, [_work_envelope(w, session, "receipt", body)], given_id)
 
 
-def trace(state: dict, session: dict, ident: str, new_state: str, *, message: str | None = None,
-          result: dict | None = None, checkpoint: dict | None = None, reason_code: str | None = None,
-          given_id: str | None = None) -> list[dict]:
+def trace(state: dict[str, Any], session: dict[str, Any], ident: str, new_state: str, *, message: str | None = None,
+          result: dict[str, Any] | None = None, checkpoint: dict[str, Any] | None = None, reason_code: str | None = None,
+          given_id: str | None = None) -> list[dict[str, Any]]:
     w = find_work(state, ident)
     body = {"state": new_state, "message": message, "result": result, "checkpoint": checkpoint,
             "reason_code": reason_code}
@@ -98,7 +100,7 @@ def trace(state: dict, session: dict, ident: str, new_state: str, *, message: st
                    given_id)
 
 
-def cancel(state: dict, session: dict, ident: str, *, message: str | None = None, given_id: str | None = None) -> list[dict]:
+def cancel(state: dict[str, Any], session: dict[str, Any], ident: str, *, message: str | None = None, given_id: str | None = None) -> list[dict[str, Any]]:
     w = find_work(state, ident)
     if session["peer_id"] == w["opened_by_peer_id"]:
         body = {"for_id": w["opener_id"], "status": "canceled"}
@@ -108,7 +110,7 @@ def cancel(state: dict, session: dict, ident: str, *, message: str | None = None
     return trace(state, session, ident, "canceled", message=message, given_id=given_id)
 
 
-def reply(state: dict, session: dict, ident: str, *, text: str, given_id: str | None = None) -> list[dict]:
+def reply(state: dict[str, Any], session: dict[str, Any], ident: str, *, text: str, given_id: str | None = None) -> list[dict[str, Any]]:
     w = find_work(state, ident)
     peer = session["peer_id"]
     last_other = None
@@ -120,9 +122,9 @@ def reply(state: dict, session: dict, ident: str, *, text: str, given_id: str | 
     return _finish(state, [draft], given_id)
 
 
-def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: str, channel: str, description: str,
-            context: dict | None, work: str | None, deadline: str | None, thread: str | None,
-            direct: bool, given_id: str | None, trace_id: str | None = None, fresh: str | None = None) -> list[dict]:
+def request(state: dict[str, Any], session: dict[str, Any], *, workspace_id: str, now_ms: int, to: str, channel: str, description: str,
+            context: dict[str, Any] | None, work: str | None, deadline: str | None, thread: str | None,
+            direct: bool, given_id: str | None, trace_id: str | None = None, fresh: str | None = None) -> list[dict[str, Any]]:
     """Hivemind's ``request``: a say that opens a work unit, carrying the context bundle.
 
     ``fresh`` (a new ULID from the shell) names the work unit when neither ``work`` nor ``given_id`` does."""
@@ -155,5 +157,5 @@ def request(state: dict, session: dict, *, workspace_id: str, now_ms: int, to: s
     return drafts
 
 
-def is_terminal(w: dict) -> bool:
+def is_terminal(w: dict[str, Any]) -> bool:
     return w["state"] in TERMINAL_STATES
