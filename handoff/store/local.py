@@ -59,7 +59,7 @@ def own_sessions(ws: Place, *idents: str | None) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for ident in idents:
         sid = ident.rsplit(".", 1)[-1] if isinstance(ident, str) else None  # (a peer id ends in its session id)
-        if not is_valid("session", sid) or sid in out:
+        if sid is None or not is_valid("session", sid) or sid in out:
             continue
         try:
             rec = json.loads(_own_path(ws, sid).read_bytes())

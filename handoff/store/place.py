@@ -16,7 +16,7 @@ HANDOFFS = ".handoffs"
 
 
 class Place:
-    def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
+    def __init__(self, repo: str | os.PathLike[str] | None = None, *, require_init: bool = True):
         self.paths = gitcmd.discover(repo)
         self.root = self.paths.worktree / HANDOFFS
         self.refuse_symlinks()
