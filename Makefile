@@ -26,6 +26,8 @@ demo: venv
 	$(BIN)/handoff demo
 
 test: dev
+	$(BIN)/ruff check handoff tests bench
+	$(BIN)/python -m mypy handoff/core handoff/views handoff/git handoff/store
 	$(BIN)/python -m compileall -q handoff
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 

@@ -1,6 +1,6 @@
 """Build a realistic repo of N events with the tool's own writer.
 
-Every event goes through ``Workspace.write``: the same ``ops`` checks
+Every event goes through ``Workspace.write``: the same ``*_ops`` checks
 (lifecycle, containers, identities), clock stamping, canonical dump and
 atomic publish as the CLI.  Three things make it fast enough for 100,000
 events, none of which changes a byte of what is written:
@@ -34,10 +34,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from handoff.app.workspace import Workspace  # noqa: E402
-from handoff.core import (
+from handoff.core import (  # noqa: E402
+    message_ops,
     model,
-    ops,
     reducer,
+    session_ops,
+    work_ops,
 )
 from handoff.errors import HandoffError  # noqa: E402
 
@@ -50,7 +52,7 @@ WORDS = ("the migration tests fail on staging because the auth token expired ple
 
 
 class _Messages(list):
-    """The generator's message list, with the lookups ops.py asks the index for."""
+    """The generator's message list, with the lookups the ``*_ops`` modules ask the index for."""
 
     def __init__(self):
         super().__init__()
@@ -157,7 +159,7 @@ class Generator:
         self.seq += 1
         sid = f"sess_{agent[:4]}{self.tag}{self.seq:06d}"
         chans = sorted(set(rng.sample(CHANNELS, rng.randint(1, 3))))
-        evs = self._write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=None, session_id=sid,
+        evs = self._write(lambda st: session_ops.session_open(st, agent=agent, channels=chans, name=None, session_id=sid,
                                                       workspace=None))
         if evs:
             life = rng.randint(150, 900)  # an agent session lasts a few hundred events, whatever the history
@@ -166,7 +168,7 @@ class Generator:
 
     def close_session(self, s: dict) -> None:
         self.alive.remove(s)
-        self._write(lambda st: ops.session_close(st, self._session(s["id"])))
+        self._write(lambda st: session_ops.session_close(st, self._session(s["id"])))
 
     def _peer_in(self, channel: str, not_peer: str) -> dict | None:
         cands = [s for s in self.alive if channel in s["channels"] and s["peer"] != not_peer]
@@ -190,11 +192,11 @@ class Generator:
         body = {"text": _text(rng)}
         sess = self._session(s["id"])
         if direct:
-            self._write(lambda st: ops.send(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, channel=channel,
+            self._write(lambda st: message_ops.send(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, channel=channel,
                                             kind="say", body=body, surface="direct", to=other["peer"]))
         else:
             thread = self._thread(channel)
-            self._write(lambda st: ops.send(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, channel=channel,
+            self._write(lambda st: message_ops.send(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, channel=channel,
                                             kind="say", body=body, surface="thread", thread=thread,
                                             to=other["peer"] if other else None))
 
@@ -213,7 +215,7 @@ class Generator:
         self.seq += 1
         wid = f"work_{self.tag}{self.seq:07d}"
         direct = rng.random() < 0.25 and "." in to
-        evs = self._write(lambda st: ops.request(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, to=to,
+        evs = self._write(lambda st: work_ops.request(st, sess, workspace_id=self.ws.workspace_id, now_ms=0, to=to,
                                                  channel=channel, description=_text(rng, 5, 20), context=ctx,
                                                  work=wid, deadline=None, thread=None, direct=direct,
                                                  given_id=None))
@@ -238,29 +240,29 @@ class Generator:
             target = rng.choice(cands) if cands else None
         r = rng.random()
         if w["state"] == "needs_input":
-            actor, build = initiator, lambda st, sess: ops.reply(st, sess, wid, text=_text(rng))
+            actor, build = initiator, lambda st, sess: work_ops.reply(st, sess, wid, text=_text(rng))
         elif w["state"] == "submitted":
             if r < 0.85:
-                actor, build = target, lambda st, sess: ops.accept(st, sess, wid)
+                actor, build = target, lambda st, sess: work_ops.accept(st, sess, wid)
             elif r < 0.95:
-                actor, build = target, lambda st, sess: ops.reject(st, sess, wid, reason=_text(rng, 3, 10))
+                actor, build = target, lambda st, sess: work_ops.reject(st, sess, wid, reason=_text(rng, 3, 10))
             else:
-                actor, build = initiator, lambda st, sess: ops.cancel(st, sess, wid)
+                actor, build = initiator, lambda st, sess: work_ops.cancel(st, sess, wid)
         else:
             if r < 0.45:
                 cp = {"done": rng.randint(1, 9), "of": 10}
-                actor, build = target, lambda st, sess: ops.trace(st, sess, wid, "working", message=_text(rng, 3, 12),
+                actor, build = target, lambda st, sess: work_ops.trace(st, sess, wid, "working", message=_text(rng, 3, 12),
                                                                   checkpoint=cp)
             elif r < 0.6:
-                actor, build = target, lambda st, sess: ops.trace(st, sess, wid, "needs_input",
+                actor, build = target, lambda st, sess: work_ops.trace(st, sess, wid, "needs_input",
                                                                   message=_text(rng, 4, 12))
             elif r < 0.9:
-                actor, build = target, lambda st, sess: ops.trace(st, sess, wid, "completed", message="done",
+                actor, build = target, lambda st, sess: work_ops.trace(st, sess, wid, "completed", message="done",
                                                                   result={"pr": f"#{rng.randint(1, 9999)}"})
             elif r < 0.97:
-                actor, build = target, lambda st, sess: ops.trace(st, sess, wid, "failed", message=_text(rng, 3, 9))
+                actor, build = target, lambda st, sess: work_ops.trace(st, sess, wid, "failed", message=_text(rng, 3, 9))
             else:
-                actor, build = initiator, lambda st, sess: ops.cancel(st, sess, wid)
+                actor, build = initiator, lambda st, sess: work_ops.cancel(st, sess, wid)
         if actor is None:
             return
         self._write(lambda st: build(st, st["sessions"][actor["id"]]))

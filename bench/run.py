@@ -176,7 +176,7 @@ def pick_session(repo: Path) -> tuple[str, str, str]:
 def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None:
     """The same inbox in every repo: what waits is acknowledged, then ``n`` new messages arrive for it."""
     from handoff.app.workspace import Workspace
-    from handoff.core import ops
+    from handoff.core import message_ops, session_ops
     timed(handoff(repo, "inbox", "--session", sid, "--ack", "all", "-o", "json"), repo)
     sender = "sess_benchsender"
     from handoff.core import model
@@ -188,8 +188,8 @@ def populate(repo: Path, sid: str, peer: str, channel: str, n: int = 20) -> None
     try:                                             # pulls and sends still sort after everything
         for i in range(n):
             os.environ["HANDOFF_NOW"] = model.format_ts(start + 1000 * i)
-            ws.write(lambda st: ops.send(st, ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
-                                         channel=channel, kind="say", body={"text": f"please look at item {i}"},
+            ws.write(lambda st, i=i: message_ops.send(st, session_ops.session_for(st, sender), workspace_id=ws.workspace_id,
+                                         now_ms=0, channel=channel, kind="say", body={"text": f"please look at item {i}"},
                                          surface="thread", thread="thread_bench-inbox", to=peer), commit=True)
     finally:
         os.environ.pop("HANDOFF_NOW", None)
@@ -351,13 +351,13 @@ def measure_watch(repo: Path, sid: str, peer: str, channel: str, count: int) -> 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     from handoff.app.workspace import Workspace
-    from handoff.core import ops
+    from handoff.core import message_ops, session_ops
     time.sleep(2.0)  # let the watcher start and print what is already waiting
     ws = Workspace(repo)
     sent: dict[str, float] = {}
     for i in range(count):
-        res = ws.write(lambda st: ops.send(st, ops.session_for(st, sender), workspace_id=ws.workspace_id, now_ms=0,
-                                           channel=channel, kind="say", body={"text": f"watch {i}"},
+        res = ws.write(lambda st, i=i: message_ops.send(st, session_ops.session_for(st, sender), workspace_id=ws.workspace_id,
+                                           now_ms=0, channel=channel, kind="say", body={"text": f"watch {i}"},
                                            surface="thread", thread="thread_bench-watch", to=peer), commit=False)
         sent[res.events[0]["id"]] = time.perf_counter()
         time.sleep(0.05)
@@ -372,7 +372,7 @@ def measure_watch(repo: Path, sid: str, peer: str, channel: str, count: int) -> 
     lat = sorted((seen[k] - v) * 1000 for k, v in sent.items() if k in seen)
     if not lat:
         return None, None, "the watcher printed none of the published events"
-    p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
+    p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
     note = f"{how}: {len(lat)}/{len(sent)} events seen"
     return round(med(lat), 1), round(p99, 1), note
 
@@ -395,7 +395,8 @@ def main() -> int:
     repo = a.out / f"repo-{n}"
     info = build_repo(repo, n)
     small = a.out / "repo-1000"
-    small_info = info if n == 1000 else build_repo(small, 1000)
+    if n != 1000:
+        build_repo(small, 1000)
     drop_cache(repo)
     timed(handoff(repo, "status", "-o", "json"), repo)  # build the index once to pick the session
     sid, peer, channel = pick_session(repo)

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLISHER = r"""
 import json, random, sys, time
 from handoff.store import clock
-from handoff.core import ops
+from handoff.core import message_ops, session_ops
 from handoff.store import files as store
 from handoff.app.workspace import Workspace
 
@@ -50,8 +50,8 @@ ws = Workspace(repo)
 random.seed(7)
 for i in range(n):
     def build(state):
-        s = ops.session_for(state, sender)
-        return ops.send(state, s, workspace_id=ws.workspace_id, now_ms=clock.now_ms(), channel="bench",
+        s = session_ops.session_for(state, sender)
+        return message_ops.send(state, s, workspace_id=ws.workspace_id, now_ms=clock.now_ms(), channel="bench",
                         kind="say", body={"text": f"latency probe {i}"}, surface="thread",
                         thread="thread_latency", to=to)
     ws.write(build)
@@ -165,14 +165,14 @@ import sys
 from handoff.store import clock
 from handoff.core.yaml import codec
 from handoff.core import model
-from handoff.core import ops
+from handoff.core import message_ops, session_ops
 from handoff.app.workspace import Workspace
 ws = Workspace(sys.argv[1]); n = int(sys.argv[2])
-ws.write(lambda st: ops.session_open(st, agent="filler", channels=["bench"], name=None,
+ws.write(lambda st: session_ops.session_open(st, agent="filler", channels=["bench"], name=None,
                                       session_id="sess_filler01", workspace=None))
 state = ws.state(refresh=True)
-s = ops.session_for(state, "sess_filler01")
-drafts = [ops.send(state, s, workspace_id=ws.workspace_id, now_ms=clock.now_ms(), channel="bench", kind="say",
+s = session_ops.session_for(state, "sess_filler01")
+drafts = [message_ops.send(state, s, workspace_id=ws.workspace_id, now_ms=clock.now_ms(), channel="bench", kind="say",
                    body={"text": f"history {i}"}, surface="thread", thread=f"thread_hist{i % 50}")[0]
           for i in range(n)]
 for ev in ws._stamp(state, drafts):

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from handoff import index
 from handoff.app.watchfs import FileWatcher
 from handoff.app.workspace import Workspace
-from handoff.core import ops, queries
+from handoff.core import queries, session_ops
 from handoff.store import clock
 
 
@@ -21,7 +21,7 @@ def main(repo: str, session: str) -> None:
 
     def reconcile() -> None:
         state = ws.state(refresh=True)
-        s = ops.session_for(state, session, write=False)
+        s = session_ops.session_for(state, session, write=False)
         for e in queries.inbox(index.for_inbox(state, s), s, set(), clock.now_ms()):
             if e["id"] not in seen:
                 seen.add(e["id"])

@@ -59,7 +59,7 @@ class HandoffError(Exception):
     """A refusal or failure with a reason code, a message and a hint for the user."""
 
     def __init__(self, reason_code: str, message: str, hint: str = "", *, exit_code: int | None = None,
-                 details: dict | None = None):
+                 details: dict[str, object] | None = None):
         super().__init__(message)
         self.reason_code = reason_code
         self.message = message
@@ -67,16 +67,8 @@ class HandoffError(Exception):
         self.exit_code = exit_code if exit_code is not None else _EXIT_BY_REASON.get(reason_code, EXIT_FAILURE)
         self.details = details or {}
 
-    def to_json(self) -> dict:
-        err = {"reason_code": self.reason_code, "message": self.message, "hint": self.hint}
+    def to_json(self) -> dict[str, object]:
+        err: dict[str, object] = {"reason_code": self.reason_code, "message": self.message, "hint": self.hint}
         if self.details:
             err["details"] = self.details
         return {"error": err}
-
-
-def usage(message: str, hint: str = "", reason_code: str = "invalid_argument") -> HandoffError:
-    return HandoffError(reason_code, message, hint)
-
-
-def not_found(what: str, ident: str, hint: str = "", reason_code: str = "not_found") -> HandoffError:
-    return HandoffError(reason_code, f"{what} {ident!r} not found", hint)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from handoff.app.verify import resolve_range
 from handoff.core import checks, reducer
-from handoff.core.yaml import codec
+from handoff.core.config import parse_config_or_empty
 from handoff.git import cmd as gitcmd
 from handoff.git import remotes, revision
 from handoff.git.revision import EMPTY_TREE
@@ -48,6 +48,7 @@ def _config(paths: gitcmd.RepoPaths) -> dict:
     if not store.is_real_file(paths.worktree, f"{revision.HANDOFFS}/config.yaml"):
         return {}  # (missing, or reached through a symlink: never read)
     try:
-        return codec.load((paths.worktree / revision.HANDOFFS / "config.yaml").read_bytes())
-    except (OSError, codec.CodecError):
+        data = (paths.worktree / revision.HANDOFFS / "config.yaml").read_bytes()
+    except OSError:
         return {}
+    return parse_config_or_empty(data)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from handoff.app.workspace import Workspace, WriteResult
-from handoff.core import ops, queries
+from handoff.core import message_ops, queries, session_ops, work_ops
 from handoff.errors import HandoffError
 from handoff.store import clock
 from handoff.views import payloads as views
@@ -88,7 +88,7 @@ class Handoff:
         """``handoff work lookup``: one work unit (a handoff id is its work id)."""
         from handoff.core import leases
         st = self.state()
-        w = ops.find_work(st, work_id)
+        w = work_ops.find_work(st, work_id)
         now = clock.now_ms()
         return {**views.work_payload(w, now, history=history), "lease": leases.view(st, w, now)}
 
@@ -97,10 +97,10 @@ class Handoff:
         """``handoff work list``: ``state`` is a work state or ``open``."""
         st = self.state()
         now = clock.now_ms()
-        peer = ops.session_for(st, session, write=False)["peer_id"] if session else None
+        peer = session_ops.session_for(st, session, write=False)["peer_id"] if session else None
         rows = []
         for w in sorted(st["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
-            if (state == "open" and ops.is_terminal(w)) or (state not in (None, "open") and w["state"] != state):
+            if (state == "open" and work_ops.is_terminal(w)) or (state not in (None, "open") and w["state"] != state):
                 continue
             if (channel and w["channel"] != channel) or (peer and peer not in (w["opened_by_peer_id"],
                                                                              w["target_peer_id"])):
@@ -110,7 +110,7 @@ class Handoff:
 
     def handoff(self, handoff_id: str) -> JSON:
         """``handoff status ID``: Hivemind's view of one handoff."""
-        return views.handoff_view(ops.find_work(self.state(), handoff_id), clock.now_ms())
+        return views.handoff_view(work_ops.find_work(self.state(), handoff_id), clock.now_ms())
 
     def handoffs(self, to: str | None = None, status: str | None = None, channel: str | None = None) -> list[JSON]:
         """``handoff list``: work opened with ``request``, oldest first."""
@@ -151,7 +151,7 @@ class Handoff:
         st = self.state()
         rooms = [b for b in st["directs"].values() if b["channel"] == channel]
         if session:
-            peer = ops.session_for(st, session, write=False)["peer_id"]
+            peer = session_ops.session_for(st, session, write=False)["peer_id"]
             rooms = [b for b in rooms if peer in (b["peer_a"], b["peer_b"])]
         rooms.sort(key=lambda b: (b["last_activity_at"], b["direct_id"]), reverse=True)
         return [views.direct_summary(b) for b in rooms]
@@ -162,7 +162,7 @@ class Handoff:
         """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON."""
         chans = [channels] if isinstance(channels, str) else list(channels)
         sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
-        result = self.ws.write(lambda st: ops.session_open(st, agent=agent, channels=chans, name=name,
+        result = self.ws.write(lambda st: session_ops.session_open(st, agent=agent, channels=chans, name=name,
                                                            session_id=sid, workspace=workspace), commit=self.commit)
         if not result.replayed:
             from handoff.store.local import remember_session
@@ -179,7 +179,7 @@ class Handoff:
     def session(self, ident: str | None = None) -> Session:
         """An existing session by id or peer id (default: ``HANDOFF_SESSION``)."""
         ident = ident or os.environ.get("HANDOFF_SESSION")
-        s = ops.session_for(self.state(), ident, write=False)
+        s = session_ops.session_for(self.state(), ident, write=False)
         return Session(self, s["session_id"])
 
     # ------------------------------------------------------------ blocking
@@ -208,9 +208,9 @@ class Session:
         return self.hf.ws
 
     def _me(self, state, *, write: bool = False) -> dict:
-        """The session this object acts as, resolved in ``state`` (as this clone opened it: ``ops.session_for``)."""
+        """The session this object acts as, resolved in ``state`` (as this clone opened it: ``session_ops.session_for``)."""
         from handoff.store.local import own_sessions
-        return ops.session_for(state, self.ident, write=write, own=own_sessions(self.ws, self.ident))
+        return session_ops.session_for(state, self.ident, write=write, own=own_sessions(self.ws, self.ident))
 
     def info(self) -> JSON:
         return views.session_view(self._me(self.hf.state()))
@@ -237,7 +237,7 @@ class Session:
         if text and body is not None:
             payload.setdefault("text", text)
         now = clock.now_ms()
-        result = self._write(lambda st, s: ops.send(
+        result = self._write(lambda st, s: message_ops.send(
             st, s, workspace_id=self.ws.workspace_id, now_ms=now, channel=channel, kind=kind, body=payload,
             surface=surface, thread=thread, direct=direct, to=to, work=work, reply_to=reply_to, trace_id=trace_id,
             causation_id=causation_id, expires_at=expires_at, given_id=id, interaction_id=interaction_id, ext=ext,
@@ -280,7 +280,7 @@ class Session:
                 direct: bool = False, trace_id: str | None = None, id: str | None = None) -> JSON:
         """``handoff request``: open a handoff carrying a context bundle; returns the handoff view."""
         now = clock.now_ms()
-        result = self._write(lambda st, s: ops.request(
+        result = self._write(lambda st, s: work_ops.request(
             st, s, workspace_id=self.ws.workspace_id, now_ms=now, to=to, channel=channel, description=description,
             context=context or {}, work=work, deadline=deadline, thread=thread, direct=direct, given_id=id,
             trace_id=trace_id, fresh=clock.new_ulid()))
@@ -295,37 +295,37 @@ class Session:
                 "events": [queries.message(e) for e in result.events], **write_meta(result)}
 
     def accept(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.accept(st, s, handoff_id, message=message, given_id=id))
+        return self._move(lambda st, s: work_ops.accept(st, s, handoff_id, message=message, given_id=id))
 
     def reject(self, handoff_id: str, reason: str, *, code: str = "busy", id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.reject(st, s, handoff_id, reason=reason, code=code, given_id=id))
+        return self._move(lambda st, s: work_ops.reject(st, s, handoff_id, reason=reason, code=code, given_id=id))
 
     def progress(self, handoff_id: str, message: str | None = None, *, checkpoint: dict | None = None,
                  id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.trace(st, s, handoff_id, "working", message=message,
+        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "working", message=message,
                                                   checkpoint=checkpoint, given_id=id))
 
     def need_input(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.trace(st, s, handoff_id, "needs_input", message=message, given_id=id))
+        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "needs_input", message=message, given_id=id))
 
     def reply(self, handoff_id: str, text: str, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.reply(st, s, handoff_id, text=text, given_id=id))
+        return self._move(lambda st, s: work_ops.reply(st, s, handoff_id, text=text, given_id=id))
 
     def complete(self, handoff_id: str, message: str | None = None, *, result: dict | None = None,
                  id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.trace(st, s, handoff_id, "completed", message=message, result=result,
+        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "completed", message=message, result=result,
                                                   given_id=id))
 
     def fail(self, handoff_id: str, message: str | None = None, *, result: dict | None = None,
              id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.trace(st, s, handoff_id, "failed", message=message, result=result,
+        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "failed", message=message, result=result,
                                                   given_id=id))
 
     def cancel(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: ops.cancel(st, s, handoff_id, message=message, given_id=id))
+        return self._move(lambda st, s: work_ops.cancel(st, s, handoff_id, message=message, given_id=id))
 
     def close(self) -> JSON:
-        result = self.ws.write(lambda st: ops.session_close(st, self._me(st, write=True)), commit=self.hf.commit)
+        result = self.ws.write(lambda st: session_ops.session_close(st, self._me(st, write=True)), commit=self.hf.commit)
         return {"session_id": result.events[0]["session_id"], "state": "closed", **write_meta(result)}
 
     # --------------------------------------------------------------- reads
@@ -367,7 +367,7 @@ class Session:
                 quiet_since = time.monotonic()
                 while True:
                     st = self.ws.state(refresh=True)
-                    s = ops.session_for(st, sid, write=False)
+                    s = session_ops.session_for(st, sid, write=False)
                     every = int(remind_every * 1000)
                     # (as the watcher: only this session's messages, only units with a deadline for it)
                     notes = delivery.due(index.for_inbox(st, s), s, acked=local.read_acks(self.ws, sid),

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from handoff.core import checks, reducer
+from handoff.core.config import parse_config_or_empty
 from handoff.core.yaml import codec
 from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
@@ -207,10 +208,7 @@ def _records(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict[str
 def _config(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict:
     for e in entries:
         if e.path == f"{HANDOFFS}/config.yaml" and e.blob in blobs:
-            try:
-                return codec.load(blobs[e.blob])
-            except codec.CodecError:
-                return {}
+            return parse_config_or_empty(blobs[e.blob])
     return {}
 
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from handoff.core import deadlines, delivery, ops, queries
+from handoff.core import deadlines, delivery, queries, session_ops, work_ops
 from handoff.core.model import TERMINAL_STATES
 from handoff.errors import HandoffError
 from handoff.store import clock, local
@@ -192,7 +192,7 @@ class Watch:
             s = queries.find_session(state, ident)
             if s is None:
                 if strict:
-                    ops.session_for(state, ident, write=False)  # raises session_not_found
+                    session_ops.session_for(state, ident, write=False)  # raises session_not_found
                 if ident not in self._missing:
                     self._missing.add(ident)
                     self.note(f"handoff watch: session {ident} is not in this checkout; waiting for it")
@@ -381,7 +381,7 @@ def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: boo
     def check() -> tuple[dict, str | None]:
         state = ws.state(refresh=True)
         try:
-            w = ops.find_work(state, ident)
+            w = work_ops.find_work(state, ident)
         except HandoffError:
             if not last:
                 raise

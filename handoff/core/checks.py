@@ -13,9 +13,11 @@ an unrelated branch.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from handoff.core import queries
 from handoff.core.model import parse_hlc, parse_ts
 
 HANDOFFS = ".handoffs"
@@ -27,7 +29,7 @@ MODE_NAMES = {"120000": "a symlink", "160000": "a submodule", "100755": "an exec
 REGULAR = "100644"
 
 
-def finding(severity: str, path: str, code: str, message: str) -> dict:
+def finding(severity: str, path: str, code: str, message: str) -> dict[str, Any]:
     return {"severity": severity, "path": path, "code": code, "message": message}
 
 
@@ -73,7 +75,7 @@ def parse_raw_diff(data: bytes) -> list[Change]:
 
 
 def append_only(changes: list[Change], identity_changed: bool = False,
-                judged_by_base: bool = True) -> tuple[list[dict], set[str]]:
+                judged_by_base: bool = True) -> tuple[list[dict[str, Any]], set[str]]:
     """Findings for anything under .handoffs/ that is not a plain addition; and the added paths.
 
     ``identity_changed``: the config's ``identity`` section differs between base and head (a change
@@ -86,9 +88,9 @@ def append_only(changes: list[Change], identity_changed: bool = False,
     findings, added = [], set()
     config = f"{HANDOFFS}/config.yaml"
     added_by_blob = {c.new_blob: c.path for c in changes if c.status == "A"}
-    with_events = judged_by_base and sum(1 for c in changes if c.status == "A" and c.path.startswith(EVENTS))
+    with_events: int | bool = judged_by_base and sum(1 for c in changes if c.status == "A" and c.path.startswith(EVENTS))
 
-    def sensitive(path: str, verb: str) -> dict:
+    def sensitive(path: str, verb: str) -> dict[str, Any]:
         if with_events:
             return finding("error", path, "identity_config_changed",
                            f"{verb} in a range that also adds {with_events} event file(s): new events are judged "
@@ -129,10 +131,10 @@ def append_only(changes: list[Change], identity_changed: bool = False,
 # -------------------------------------------------------------- every file
 
 
-def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[str], bool], *, now_ms: int,
+def file_checks(entries: Iterable[Any], records: dict[str, dict[str, Any]], is_new: Callable[[str], bool], *, now_ms: int,
                 max_skew_ms: int, elsewhere: dict[str, str], skip: set[str],
                 added_at: Callable[[str], int | None] = lambda p: None, max_backdate_ms: int = 0,
-                backdated_severity: str = "error") -> list[dict]:
+                backdated_severity: str = "error") -> list[dict[str, Any]]:
     """Mode, name, parse, schema, unique id, clock and causal links of every file under events/.
 
     ``entries``: the tree's (mode, blob, path) under .handoffs/events;
@@ -141,8 +143,8 @@ def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[s
     commit that adds a new file, which its clock may not precede by more than ``max_backdate_ms``
     (``backdated_severity``: a squash merge re-dates the commit, so a push check only warns).
     """
-    findings: list[dict] = []
-    events: dict[str, dict] = {}
+    findings: list[dict[str, Any]] = []
+    events: dict[str, dict[str, Any]] = {}
     paths_by_id: dict[str, list[str]] = {}
     for e in entries:
         if e.path in skip:
@@ -182,13 +184,21 @@ def file_checks(entries: Iterable, records: dict[str, dict], is_new: Callable[[s
     return findings
 
 
-def _backdated(path: str, ev: dict, added_ms: int | None, max_backdate_ms: int, severity: str) -> list[dict]:
+def _hlc_ms(ev: dict[str, Any]) -> int:
+    """The wall-clock part of an event's HLC (the schema checked its form before any check runs)."""
+    hlc = parse_hlc(ev["hlc"])
+    assert hlc is not None
+    return hlc[0]
+
+
+def _backdated(path: str, ev: dict[str, Any], added_ms: int | None, max_backdate_ms: int, severity: str) -> list[dict[str, Any]]:
     """An event dated long before the commit that adds it: a clock set back, or an event crafted to sort
     before others (a session-open ahead of the real one, an accept ahead of a rival's)."""
     if added_ms is None:
         return []
     ts = parse_ts(ev["ts"])
-    earliest = min(parse_hlc(ev["hlc"])[0], ts if ts is not None else parse_hlc(ev["hlc"])[0])
+    hlc_ms = _hlc_ms(ev)
+    earliest = min(hlc_ms, ts if ts is not None else hlc_ms)
     if earliest >= added_ms - max_backdate_ms:
         return []
     hours = (added_ms - earliest) // 3_600_000
@@ -197,15 +207,15 @@ def _backdated(path: str, ev: dict, added_ms: int | None, max_backdate_ms: int, 
                     f"events are committed within {max_backdate_ms // 3_600_000} h of being written")]
 
 
-def _clock_and_links(path: str, ev: dict, new: bool, now_ms: int, max_skew_ms: int,
-                     hlc_by_id: dict, elsewhere: dict[str, str]) -> list[dict]:
+def _clock_and_links(path: str, ev: dict[str, Any], new: bool, now_ms: int, max_skew_ms: int,
+                     hlc_by_id: dict[str, Any], elsewhere: dict[str, str]) -> list[dict[str, Any]]:
     out = []
-    hlc = parse_hlc(ev["hlc"])
+    hlc, hlc_ms = parse_hlc(ev["hlc"]), _hlc_ms(ev)
     ts = parse_ts(ev["ts"])
     limit = now_ms + max_skew_ms
-    if hlc[0] > limit or (ts is not None and ts > limit):
+    if hlc_ms > limit or (ts is not None and ts > limit):
         out.append(finding(_sev(new), path, "clock_skew",
-                           f"clock is {((max(hlc[0], ts or 0) - now_ms) // 60000)} min in the future "
+                           f"clock is {((max(hlc_ms, ts or 0) - now_ms) // 60000)} min in the future "
                            f"(ts {ev['ts']}, hlc {ev['hlc']}){_old(new)}"))
     for parent in ev.get("after") or []:
         if parent == ev["id"]:
@@ -225,9 +235,9 @@ def _clock_and_links(path: str, ev: dict, new: bool, now_ms: int, max_skew_ms: i
 # ---------------------------------------------------------------- protocol
 
 
-def protocol_checks(base_state: dict, head_state: dict, head_paths: set[str]) -> list[dict]:
+def protocol_checks(base_state: dict[str, Any], head_state: dict[str, Any], head_paths: set[str]) -> list[dict[str, Any]]:
     """Lifecycle refusals (and other per-event diagnostics): new in the range -> error, older -> warning."""
-    def keyed(state):
+    def keyed(state: dict[str, Any]) -> set[tuple[str, str, str]]:
         return {(d["path"], d["id"], d["reason_code"]) for d in state["diagnostics"] if d.get("id")}
 
     before = keyed(base_state)
@@ -246,7 +256,7 @@ def protocol_checks(base_state: dict, head_state: dict, head_paths: set[str]) ->
 # ---------------------------------------------------------------- sessions
 
 
-def split_rival_opens(context: list[dict], records: list[dict]) -> tuple[list[dict], list[dict]]:
+def split_rival_opens(context: list[dict[str, Any]], records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Other branches' records, less their session-opens of ids the checked revisions open themselves.
 
     Events on other branches are unreviewed context: they may resolve a reference, never take a
@@ -266,13 +276,13 @@ def split_rival_opens(context: list[dict], records: list[dict]) -> tuple[list[di
     return keep, rivals
 
 
-def session_checks(new_events: list[tuple[str, dict]], base_state: dict, rival_opens: list[dict] = ()) -> list[dict]:
+def session_checks(new_events: list[tuple[str, dict[str, Any]]], base_state: dict[str, Any], rival_opens: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """A session id belongs to its first opener: a new open of an id the base already has, by another
     peer or agent, is refused whatever its clock says (a back-dated copy would sort first and take the
     session over).  The same identity opening it again (two clones, one ``--id``) is harmless.  A new
     open of an id another branch opens differently is a warning: merging both keeps one of them."""
     out = []
-    rivals: dict[str, list[dict]] = {}
+    rivals: dict[str, list[dict[str, Any]]] = {}
     for r in rival_opens:
         rivals.setdefault(r["event"]["session_id"], []).append(r)
     for path, ev in new_events:
@@ -298,7 +308,7 @@ def session_checks(new_events: list[tuple[str, dict]], base_state: dict, rival_o
 # ---------------------------------------------------------------- identity
 
 
-def identity_config(config: dict) -> dict | None:
+def identity_config(config: dict[str, Any]) -> dict[str, Any] | None:
     """The ``identity`` section, normalised; None when identity checks are off."""
     raw = config.get("identity")
     if not isinstance(raw, dict) or raw.get("enforce") is False:
@@ -315,7 +325,7 @@ def identity_config(config: dict) -> dict | None:
             "allowed_signers": str(raw.get("allowed_signers") or "allowed_signers")}
 
 
-def admins_of(config: dict) -> list[str]:
+def admins_of(config: dict[str, Any]) -> list[str]:
     """``identity.admins``: agents that may close any agent's session (read even with enforce off:
     it is a protocol rule of the reducer, not an identity check)."""
     raw = config.get("identity")
@@ -324,12 +334,14 @@ def admins_of(config: dict) -> list[str]:
 
 
 def email_allowed(email: str | None, patterns: list[str]) -> bool:
-    return bool(email) and any(fnmatch.fnmatchcase(email.lower(), p.lower()) for p in patterns)
+    if not email:
+        return False
+    return any(fnmatch.fnmatchcase(email.lower(), p.lower()) for p in patterns)
 
 
-def identity_checks(new_events: list[tuple[str, dict]], cfg: dict, agent_of: Callable[[dict], str],
+def identity_checks(new_events: list[tuple[str, dict[str, Any]]], cfg: dict[str, Any], agent_of: Callable[[dict[str, Any]], str],
                     email_of: Callable[[str], str | None],
-                    check_sig: Callable[[dict, str], str | None] | None) -> list[dict]:
+                    check_sig: Callable[[dict[str, Any], str], str | None] | None) -> list[dict[str, Any]]:
     out = []
     agents = cfg["agents"]
     for path, ev in new_events:
@@ -354,10 +366,11 @@ def identity_checks(new_events: list[tuple[str, dict]], cfg: dict, agent_of: Cal
     return out
 
 
-def agent_resolver(head_state: dict) -> Callable[[dict], str]:
-    by_peer = {s["peer_id"]: s["agent"] for s in head_state["sessions"].values()}
+def agent_resolver(head_state: dict[str, Any]) -> Callable[[dict[str, Any]], str]:
+    """The agent who wrote an event: a session-open names it; else the author's session (or peer id prefix)."""
+    by_peer = queries.agent_by_peer(head_state)
 
-    def agent_of(ev: dict) -> str:
+    def agent_of(ev: dict[str, Any]) -> str:
         if ev["kind"] == "session-open":
             return str((ev.get("body") or {}).get("agent") or "")
         return by_peer.get(ev["from"]) or ev["from"].split(".", 1)[0]
@@ -368,7 +381,7 @@ def agent_resolver(head_state: dict) -> Callable[[dict], str]:
 # ------------------------------------------------------------------ verdict
 
 
-def summarize(findings: list[dict]) -> dict:
+def summarize(findings: list[dict[str, Any]]) -> dict[str, Any]:
     order = {"error": 0, "warning": 1}
     findings = sorted(findings, key=lambda f: (order.get(f["severity"], 2), f["path"], f["code"]))
     errors = sum(1 for f in findings if f["severity"] == "error")

@@ -14,15 +14,17 @@ one due, not a backlog.
 """
 from __future__ import annotations
 
-from handoff.core import ops, queries
+from typing import Any
+
+from handoff.core import queries, work_ops
 from handoff.core.model import TERMINAL_STATES, parse_ts
 
 
-def deadline_ms(work: dict) -> int | None:
+def deadline_ms(work: dict[str, Any]) -> int | None:
     return parse_ts(work.get("deadline_at")) if work.get("deadline_at") else None
 
 
-def overdue_work(state: dict, now_ms: int, peer: str | None = None) -> list[dict]:
+def overdue_work(state: dict[str, Any], now_ms: int, peer: str | None = None) -> list[dict[str, Any]]:
     """Open units whose deadline has passed (optionally: where ``peer`` takes part), oldest deadline first."""
     out = []
     for w in state["work"].values():
@@ -34,7 +36,7 @@ def overdue_work(state: dict, now_ms: int, peer: str | None = None) -> list[dict
     return sorted(out, key=lambda w: (deadline_ms(w) or 0, w["work_id"]))
 
 
-def sweep(state: dict, session: dict, now_ms: int, given_id: str | None = None) -> list[dict]:
+def sweep(state: dict[str, Any], session: dict[str, Any], now_ms: int, given_id: str | None = None) -> list[dict[str, Any]]:
     """Drafts of ``trace failed`` (reason ``expired``) for the overdue units ``session`` takes part in."""
     drafts = []
     if given_id:  # a retry of the same sweep returns what it wrote (keys "<id>.<work_id>")
@@ -44,20 +46,20 @@ def sweep(state: dict, session: dict, now_ms: int, given_id: str | None = None) 
                 drafts.append({"_replay": m})
     for w in overdue_work(state, now_ms, session["peer_id"]):
         key = f"{given_id}.{w['work_id']}"[:128] if given_id else None
-        drafts += ops.trace(state, session, w["work_id"], "failed", reason_code="expired",
+        drafts += work_ops.trace(state, session, w["work_id"], "failed", reason_code="expired",
                             message=f"deadline exceeded ({w['deadline_at']})", given_id=key)
     return drafts
 
 
-def _is_target(work: dict, session: dict) -> bool:
+def _is_target(work: dict[str, Any], session: dict[str, Any]) -> bool:
     if work["target_peer_id"] == session["peer_id"]:
         return True
     return bool(work.get("target_agent")) and work["target_peer_id"] == work["target_agent"] \
         and session["agent"] == work["target_agent"]
 
 
-def reminders_due(state: dict, session: dict, now_ms: int, every_ms: int, max_count: int,
-                  units: list[dict] | None = None) -> list[tuple[dict, int]]:
+def reminders_due(state: dict[str, Any], session: dict[str, Any], now_ms: int, every_ms: int, max_count: int,
+                  units: list[dict[str, Any]] | None = None) -> list[tuple[dict[str, Any], int]]:
     """(work, n) for each overdue unit ``session`` is the target of: the latest reminder n (0-based) due now.
 
     ``units``: the units to look at, when the caller knows a subset that holds every open unit with a
@@ -76,8 +78,8 @@ def reminders_due(state: dict, session: dict, now_ms: int, every_ms: int, max_co
     return sorted(out, key=lambda p: (deadline_ms(p[0]) or 0, p[0]["work_id"]))
 
 
-def next_reminder_ms(state: dict, sessions: list[dict], now_ms: int, every_ms: int, max_count: int,
-                     units: list[dict] | None = None) -> int | None:
+def next_reminder_ms(state: dict[str, Any], sessions: list[dict[str, Any]], now_ms: int, every_ms: int, max_count: int,
+                     units: list[dict[str, Any]] | None = None) -> int | None:
     """When the next reminder (or first deadline) falls due for any of ``sessions``; None if never.
     (``units`` as for ``reminders_due``.)"""
     if every_ms <= 0 or max_count <= 0:

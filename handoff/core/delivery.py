@@ -17,17 +17,19 @@ never message text) and the retry schedule for failing hooks.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from handoff.core import deadlines, leases, queries
 
 EXEC_BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)
 
 
-def _base(session: dict, kind: str, key: str) -> dict:
+def _base(session: dict[str, Any], kind: str, key: str) -> dict[str, Any]:
     return {"notification": kind, "key": key, "for_session": session["session_id"], "for_peer": session["peer_id"]}
 
 
-def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now_ms: int,
-        remind_every_ms: int = 0, remind_max: int = 0, units: list[dict] | None = None) -> list[dict]:
+def due(state: dict[str, Any], session: dict[str, Any], *, acked: set[str], delivered: set[str], now_ms: int,
+        remind_every_ms: int = 0, remind_max: int = 0, units: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Notifications for ``session`` not yet in ``delivered``, in event order (messages, then reminders, leases).
 
     ``units``: a subset of the work units holding every open unit with a deadline that targets
@@ -60,12 +62,12 @@ def due(state: dict, session: dict, *, acked: set[str], delivered: set[str], now
     return out
 
 
-def live_keys(state: dict, session: dict, now_ms: int) -> set[str]:
+def live_keys(state: dict[str, Any], session: dict[str, Any], now_ms: int) -> set[str]:
     """Message keys that can still come up for ``session`` (what a compacted cursor must keep)."""
     return {e["id"] for e in queries.inbox(state, session, set(), now_ms, include_all=True)}
 
 
-def exec_env(note: dict, repo: str) -> dict[str, str]:
+def exec_env(note: dict[str, Any], repo: str) -> dict[str, str]:
     """Environment variables for a ``--exec`` hook: identifiers only (all grammar-checked), no text."""
     work = note.get("work") or {}
     values = {

@@ -6,6 +6,7 @@ arguments), so tests can pin them.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from handoff.errors import HandoffError
 
@@ -53,7 +54,7 @@ def is_safe(value: str) -> bool:
     return not _UNSAFE.search(value)
 
 
-def is_valid(kind: str, value: object) -> bool:
+def is_valid(kind: str, value: object) -> TypeGuard[str]:
     regex, _ = GRAMMARS[kind]
     return isinstance(value, str) and bool(regex.match(value)) and not _UNSAFE.search(value)
 

@@ -30,7 +30,9 @@ runs the fold with the draft appended), like ``lifecycle`` does for work.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from handoff.core.arguments import duration_ms
 from handoff.core.model import LEASE_KINDS, TERMINAL_STATES, format_ts, parse_ts
 from handoff.errors import HandoffError
 
@@ -38,26 +40,28 @@ DEFAULT_LEASE_MS = 10 * 60 * 1000
 MAX_LEASE_MS = 7 * 24 * 3600 * 1000
 
 
-def _eligible(state: dict, work: dict, peer: str) -> bool:
+def _eligible(state: dict[str, Any], work: dict[str, Any], peer: str) -> bool:
     if peer in (work["opened_by_peer_id"], work["target_peer_id"]):
         return True
     agent = next((s["agent"] for s in state["sessions"].values() if s["peer_id"] == peer), None)
     return bool(work.get("target_agent")) and agent == work["target_agent"]
 
 
-def _terminal_hlc(work: dict) -> str | None:
+def _terminal_hlc(work: dict[str, Any]) -> str | None:
     """The ts at which the unit became terminal (lease events after it do not count)."""
     return work.get("terminal_at") if work["state"] in TERMINAL_STATES else None
 
 
-def fold(state: dict, work: dict, events: list[dict]) -> dict:
+def fold(state: dict[str, Any], work: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
     """Replay the lease events of one unit (in event order) into its lease record."""
-    holder = until = since = None
+    holder: str | None = None
+    until: int | None = None
+    since: str | None = None
     claim_id = None
     history, conflicts = [], []
     terminal_at = _terminal_hlc(work)
 
-    def flag(ev: dict, code: str, message: str) -> None:
+    def flag(ev: dict[str, Any], code: str, message: str) -> None:
         conflicts.append({"event_id": ev["id"], "kind": ev["kind"], "from": ev["from"], "ts": ev["ts"],
                           "reason_code": code, "message": message, "holder": holder})
 
@@ -74,7 +78,7 @@ def fold(state: dict, work: dict, events: list[dict]) -> dict:
                 flag(ev, "not_participant", f"{peer} is not a participant of {work['work_id']}")
                 continue
             if live and holder != peer:
-                flag(ev, "lease_held", f"{work['work_id']} was held by {holder} until {format_ts(until)}")
+                flag(ev, "lease_held", f"{work['work_id']} was held by {holder} until {format_ts(until or 0)}")  # (live: until is set)
                 continue
             if holder != peer or not live:
                 since, claim_id = ts, ev["id"]
@@ -100,11 +104,11 @@ def fold(state: dict, work: dict, events: list[dict]) -> dict:
             "conflicts": conflicts}
 
 
-def events_for(state: dict, work_id: str) -> list[dict]:
+def events_for(state: dict[str, Any], work_id: str) -> list[dict[str, Any]]:
     return [ev for ev in state.get("leases", []) if ev.get("work_id") == work_id]
 
 
-def view(state: dict, work: dict, now_ms: int, events: list[dict] | None = None) -> dict:
+def view(state: dict[str, Any], work: dict[str, Any], now_ms: int, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The lease of one unit as of ``now_ms``: holder (None when free or lapsed), expiry, losers.
     (``events``: the unit's lease events, when the caller already has them.)"""
     rec = fold(state, work, events_for(state, work["work_id"]) if events is None else events)
@@ -120,14 +124,14 @@ def view(state: dict, work: dict, now_ms: int, events: list[dict] | None = None)
     return rec
 
 
-def all_views(state: dict, now_ms: int) -> dict[str, dict]:
+def all_views(state: dict[str, Any], now_ms: int) -> dict[str, dict[str, Any]]:
     """``view`` of every unit that has lease events, by work id (sorted)."""
     return views_for(state, now_ms)
 
 
-def views_for(state: dict, now_ms: int, wids: set[str] | None = None) -> dict[str, dict]:
+def views_for(state: dict[str, Any], now_ms: int, wids: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """``all_views`` restricted to the units in ``wids`` (all when None); lease events grouped in one pass."""
-    by_unit: dict[str, list[dict]] = {}
+    by_unit: dict[str, list[dict[str, Any]]] = {}
     for ev in state.get("leases", []):
         wid = ev.get("work_id")
         if wid and (wids is None or wid in wids):
@@ -140,7 +144,7 @@ def views_for(state: dict, now_ms: int, wids: set[str] | None = None) -> dict[st
     return out
 
 
-def claimed_by(state: dict, peer: str) -> set[str]:
+def claimed_by(state: dict[str, Any], peer: str) -> set[str]:
     """Units ``peer`` ever claimed: the only ones where it can have lost a claim (``view``'s ``losers``)."""
     return {ev["work_id"] for ev in state.get("leases", [])
             if ev.get("work_id") and ev["kind"] == "claim" and ev["from"] == peer}
@@ -153,22 +157,21 @@ def parse_lease(value: str | None) -> int:
     """``--lease`` (90s, 10m, 2h, 1d or seconds) in milliseconds, bounded."""
     if value is None:
         return DEFAULT_LEASE_MS
-    m = re.fullmatch(r"(\d+)\s*([smhd]?)", value.strip())
-    if not m or int(m[1]) == 0:
+    ms = duration_ms(value)
+    if not ms:
         raise HandoffError("invalid_argument", f"lease {value!r} is not a positive duration",
                            hint="use 90s, 10m, 2h, 1d or a number of seconds")
-    ms = int(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]] * 1000
     if ms > MAX_LEASE_MS:
         raise HandoffError("invalid_argument", "a lease is at most 7 days", hint="heartbeat to extend it instead")
-    return ms
+    return int(ms)
 
 
-def draft(state: dict, session: dict, work: dict, kind: str, *, now_ms: int, lease_ms: int | None,
-          given_id: str | None) -> dict:
+def draft(state: dict[str, Any], session: dict[str, Any], work: dict[str, Any], kind: str, *, now_ms: int, lease_ms: int | None,
+          given_id: str | None) -> dict[str, Any]:
     """One lease event from ``session`` on ``work``; refused now exactly as ``fold`` would flag it."""
     if kind not in LEASE_KINDS:
         raise ValueError(kind)
-    body: dict = {}
+    body: dict[str, Any] = {}
     if kind != "release":
         lease_ms = lease_ms or DEFAULT_LEASE_MS
         body = {"lease_until": format_ts(now_ms + lease_ms), "lease_seconds": lease_ms // 1000}
@@ -206,7 +209,7 @@ _HINTS = {
 }
 
 
-def _replay(state: dict, d: dict, key: str | None) -> dict | None:
+def _replay(state: dict[str, Any], d: dict[str, Any], key: str | None) -> dict[str, Any] | None:
     if not key:
         return None
     for ev in state.get("leases", []):
@@ -215,7 +218,8 @@ def _replay(state: dict, d: dict, key: str | None) -> dict | None:
             same = (ev["kind"], ev["from"], ev.get("work_id"), (ev.get("body") or {}).get("lease_seconds")) == \
                    (d["kind"], d["from"], d["work_id"], d["body"].get("lease_seconds"))
             if same:
-                return ev
+                original: dict[str, Any] = ev
+                return original
             raise HandoffError("id_conflict", f"{key!r} was already used for a different event ({ev['id']})",
                                hint="use a new --id for a new claim; re-run the identical command to retry")
     return None

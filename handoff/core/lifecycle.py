@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 from handoff.core.model import TERMINAL_STATES
 
@@ -53,11 +54,11 @@ _TRACE_FROM = {
 _IMPLICIT_ACCEPT = ("working", "needs_input", "completed")
 
 
-def container(ev: dict) -> tuple:
+def container(ev: dict[str, Any]) -> tuple[Any, ...]:
     return (ev.get("channel"), ev.get("surface"), ev.get("thread_id") or ev.get("direct_id"))
 
 
-def open_work(ev: dict, target_is_agent: bool) -> dict:
+def open_work(ev: dict[str, Any], target_is_agent: bool) -> dict[str, Any]:
     body = ev.get("body") or {}
     return {
         "work_id": ev["work_id"],
@@ -96,7 +97,7 @@ def open_work(ev: dict, target_is_agent: bool) -> dict:
     }
 
 
-def _refusal(work: dict, ev: dict) -> tuple[str, str] | None:
+def _refusal(work: dict[str, Any], ev: dict[str, Any]) -> tuple[str, str] | None:
     """The first guard ``ev`` fails against ``work``, as (reason_code, message); None if it passes."""
     kind, sender, body = ev["kind"], ev["from"], ev.get("body") or {}
     if container(ev) != (work["channel"], work["surface"], work["thread_id"] or work["direct_id"]):
@@ -121,7 +122,7 @@ def _refusal(work: dict, ev: dict) -> tuple[str, str] | None:
         if status == "canceled" and sender != initiator:
             return ("not_target", "receipt canceled is the initiator's withdrawal; the target cancels with a trace")
     if kind == "trace":
-        state = body.get("state")
+        state: Any = body.get("state")
         if state in ("working", "needs_input", "completed") and sender != target:
             return ("not_target", f"only the target ({target}) reports {state} on {work['work_id']}")
         if work["state"] not in _TRACE_FROM.get(state, set()):
@@ -129,7 +130,7 @@ def _refusal(work: dict, ev: dict) -> tuple[str, str] | None:
     return None
 
 
-def _bind_agent_target(work: dict, ev: dict, agent_of: AgentOf) -> dict:
+def _bind_agent_target(work: dict[str, Any], ev: dict[str, Any], agent_of: AgentOf) -> dict[str, Any]:
     """A unit addressed to an agent name binds to the first of its sessions that answers."""
     if work.get("target_agent") and work["target_peer_id"] == work["target_agent"] \
             and ev["from"] != work["opened_by_peer_id"] and agent_of(ev["from"]) == work["target_agent"]:
@@ -137,8 +138,8 @@ def _bind_agent_target(work: dict, ev: dict, agent_of: AgentOf) -> dict:
     return work
 
 
-def apply(work: dict | None, ev: dict, agent_of: AgentOf = lambda p: None,
-          peer_is_agent: Callable[[str], bool] = lambda p: False) -> tuple[dict | None, tuple[str, str] | None]:
+def apply(work: dict[str, Any] | None, ev: dict[str, Any], agent_of: AgentOf = lambda p: None,
+          peer_is_agent: Callable[[str], bool] = lambda p: False) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """Apply one conversation envelope that carries a work_id.
 
     Returns ``(new_work, refusal)``.  ``new_work`` is a new dict (the input is
@@ -209,7 +210,7 @@ def apply(work: dict | None, ev: dict, agent_of: AgentOf = lambda p: None,
     return new, None
 
 
-def _entry(ev: dict, before: str | None, after: str | None, refused: str | None) -> dict:
+def _entry(ev: dict[str, Any], before: str | None, after: str | None, refused: str | None) -> dict[str, Any]:
     body = ev.get("body") or {}
     return {"message_id": ev["id"], "kind": ev["kind"], "from": ev["from"], "ts": ev["ts"],
             "status": body.get("status") or body.get("state"), "state_before": before, "state_after": after,

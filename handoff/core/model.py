@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import time as _time
+from typing import Any
 
 from handoff.core import ids, schema
 from handoff.errors import HandoffError
@@ -26,7 +27,6 @@ SESSION_KINDS = ("session-open", "session-close")
 LEASE_KINDS = ("claim", "heartbeat", "release")
 ALL_KINDS = ENVELOPE_KINDS + SESSION_KINDS + LEASE_KINDS
 
-WORK_STATES = ("submitted", "working", "needs_input", "completed", "failed", "canceled")
 TERMINAL_STATES = ("completed", "failed", "canceled")
 RECEIPT_STATUSES = ("accepted", "rejected", "duplicate", "expired", "unsupported", "canceled")
 TRACE_STATES = ("working", "needs_input", "completed", "failed", "canceled")
@@ -85,7 +85,7 @@ def next_hlc(seen: tuple[int, int] | None, now_ms: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------- paths
 
 
-def event_path(event: dict) -> str:
+def event_path(event: dict[str, Any]) -> str:
     """Path of an event relative to ``.handoffs/``."""
     eid = event["id"]
     ms = ids.ulid_ms(eid.split("_", 1)[1])
@@ -93,7 +93,7 @@ def event_path(event: dict) -> str:
     return f"events/{day.tm_year:04d}-{day.tm_mon:02d}/{day.tm_mday:02d}/{eid}.{event['kind']}.{event['from']}.yaml"
 
 
-def parse_filename(name: str) -> dict | None:
+def parse_filename(name: str) -> dict[str, Any] | None:
     m = FILENAME_RE.fullmatch(name)
     return m.groupdict() if m else None
 
@@ -105,7 +105,7 @@ def new_event_id(kind: str, ulid: str) -> str:
 # --------------------------------------------------------------- validation
 
 
-def check_event(ev: dict) -> None:
+def check_event(ev: dict[str, Any]) -> None:
     """Raise EventError if ``ev`` breaks a schema or per-kind rule.
 
     The shape of every field (type, grammar, bounds) is ``schema``'s; what follows is what each kind
@@ -145,7 +145,7 @@ def check_event(ev: dict) -> None:
         _check_lease(ev, body)
 
 
-def _check_envelope(ev: dict, kind: str, body: dict) -> None:
+def _check_envelope(ev: dict[str, Any], kind: str, body: dict[str, Any]) -> None:
     if ev.get("channel") is None:
         raise bad("invalid_id", "an envelope needs a channel", ids.GRAMMARS["channel"][1])
     surface = ev.get("surface")
@@ -195,7 +195,7 @@ def _check_envelope(ev: dict, kind: str, body: dict) -> None:
             raise bad("invalid_body", f"trace state must be one of {', '.join(TRACE_STATES)}")
 
 
-def _check_session(ev: dict, kind: str, body: dict) -> None:
+def _check_session(ev: dict[str, Any], kind: str, body: dict[str, Any]) -> None:
     if ev.get("session_id") is None:
         raise bad("malformed", "a session event needs session_id")
     if kind == "session-open":
@@ -205,14 +205,14 @@ def _check_session(ev: dict, kind: str, body: dict) -> None:
             raise bad("invalid_id", "channels must be a list of channel ids")
 
 
-def _check_lease(ev: dict, body: dict) -> None:
+def _check_lease(ev: dict[str, Any], body: dict[str, Any]) -> None:
     if ev.get("work_id") is None:
         raise bad("malformed", "a lease event needs a valid work_id")
     if ev["kind"] != "release" and body.get("lease_until") is None:
         raise bad("invalid_body", "claim and heartbeat need body.lease_until")
 
 
-def check_name(rel_path: str, ev: dict) -> None:
+def check_name(rel_path: str, ev: dict[str, Any]) -> None:
     """The file name and directory must agree with the content (``ev`` has passed ``check_event``)."""
     if event_path(ev) == rel_path:
         return  # (the usual case; the checks below only find the right words for a mismatch)
@@ -224,7 +224,3 @@ def check_name(rel_path: str, ev: dict) -> None:
         raise bad("malformed", "file name disagrees with the content (id, kind or sender)")
     if event_path(ev) != rel_path:
         raise bad("malformed", f"file belongs at {event_path(ev)!r}, not {rel_path!r}")
-
-
-def order_key(ev: dict) -> tuple[str, str]:
-    return (ev["hlc"], ev["id"])

@@ -2,13 +2,16 @@
 that the core's own rules (deadlines, delivery, ops) reason with.  Pure."""
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 from handoff.core.model import ENVELOPE_FIELDS, TERMINAL_STATES, parse_ts
 from handoff.core.reducer import expired
 
 MESSAGE_FIELDS = ENVELOPE_FIELDS + ("workspace_id", "session_id", "hlc")
 
 
-def message(msg: dict) -> dict:
+def message(msg: dict[str, Any]) -> dict[str, Any]:
     out = {k: msg.get(k) for k in MESSAGE_FIELDS}
     out["path"] = msg.get("path")
     if msg.get("refused"):
@@ -16,25 +19,31 @@ def message(msg: dict) -> dict:
     return out
 
 
-def find_session(state: dict, ident: str) -> dict | None:
+def agent_by_peer(state: dict[str, Any]) -> dict[str, str]:
+    """Each session's peer id -> its agent (the one map every "who is this peer" question starts from)."""
+    return {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
+
+
+def find_session(state: dict[str, Any], ident: str) -> dict[str, Any] | None:
     sessions = state["sessions"]
-    s = sessions.get(ident)
+    s: dict[str, Any] | None = sessions.get(ident)
     if s is not None:
         return s
     if hasattr(sessions, "by_peer"):  # (the index looks the peer id up in a column)
-        return sessions.by_peer(ident)
+        found: dict[str, Any] | None = sessions.by_peer(ident)
+        return found
     for s in sessions.values():
         if s["peer_id"] == ident:
             return s
     return None
 
 
-def addressed_to(msg: dict, session: dict) -> bool:
+def addressed_to(msg: dict[str, Any], session: dict[str, Any]) -> bool:
     to = msg.get("to")
     return to is not None and to in (session["peer_id"], session["session_id"], session["agent"])
 
 
-def _answered(msg: dict, session: dict, replies: dict, work: dict | None) -> bool:
+def _answered(msg: dict[str, Any], session: dict[str, Any], replies: Collection[str], work: dict[str, Any] | None) -> bool:
     """Has this session answered ``msg``?  (A reply, or any later move of its own on the same work.)"""
     if msg["id"] in replies:
         return True
@@ -53,7 +62,7 @@ def _answered(msg: dict, session: dict, replies: dict, work: dict | None) -> boo
     return False
 
 
-def inbox(state: dict, session: dict, acked: set[str], now_ms: int, include_all: bool = False) -> list[dict]:
+def inbox(state: dict[str, Any], session: dict[str, Any], acked: set[str], now_ms: int, include_all: bool = False) -> list[dict[str, Any]]:
     """What waits for ``session``: directed messages and channel broadcasts, until answered or acked."""
     peer = session["peer_id"]
     channels = set(session["channels"])
@@ -93,14 +102,14 @@ def inbox(state: dict, session: dict, acked: set[str], now_ms: int, include_all:
     return entries
 
 
-def work_brief(w: dict, now_ms: int | None = None) -> dict:
+def work_brief(w: dict[str, Any], now_ms: int | None = None) -> dict[str, Any]:
     out = {k: w[k] for k in ("work_id", "state", "opened_by_peer_id", "target_peer_id", "last_activity_at")}
     out["checkpoint"] = w.get("checkpoint")
     out["overdue"] = overdue(w, now_ms)
     return out
 
 
-def overdue(w: dict, now_ms: int | None) -> bool:
+def overdue(w: dict[str, Any], now_ms: int | None) -> bool:
     if now_ms is None or w["state"] in TERMINAL_STATES or not w.get("deadline_at"):
         return False
     deadline = parse_ts(w["deadline_at"])

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from handoff.core import ids, lifecycle
 from handoff.core.model import (
@@ -31,7 +32,7 @@ REDUCER_VERSION = 1
 PREVIEW_CHARS = 120
 
 
-def decode(rel_path: str, data: bytes) -> dict:
+def decode(rel_path: str, data: bytes) -> dict[str, Any]:
     """One file -> ``{"path", "event"}`` or ``{"path", "error": {reason_code, message}}``."""
     try:
         ev = codec.load(data)
@@ -44,11 +45,11 @@ def decode(rel_path: str, data: bytes) -> dict:
     return {"path": rel_path, "event": ev}
 
 
-def _canon(ev: dict) -> str:
+def _canon(ev: dict[str, Any]) -> str:
     return json.dumps(ev, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def order_events(events: list[dict]) -> tuple[list[dict], list[str]]:
+def order_events(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Topological order over ``after`` links, ties broken by (hlc, id).
 
     Returns the ordered events and the ids caught in a cycle (appended last).
@@ -58,7 +59,7 @@ def order_events(events: list[dict]) -> tuple[list[dict], list[str]]:
     return [by_id[i] for i in ids], cyclic
 
 
-def order_keys(keys: dict) -> tuple[list[str], list[str]]:
+def order_keys(keys: dict[str, Any]) -> tuple[list[str], list[str]]:
     """``order_events`` on ordering keys only: ``{id: (hlc, after)}`` -> (ids in event order, cyclic ids).
 
     (The index orders 100,000 events this way without holding the events themselves.)
@@ -90,7 +91,7 @@ def order_keys(keys: dict) -> tuple[list[str], list[str]]:
     return out + [eid for _, eid in cyclic], [eid for _, eid in cyclic]
 
 
-def _preview(body) -> str | None:
+def _preview(body: dict[str, Any] | None) -> str | None:
     body = body or {}
     text = body.get("text") or body.get("message") or body.get("detail") or body.get("status") or body.get("state")
     if not isinstance(text, str):
@@ -99,12 +100,12 @@ def _preview(body) -> str | None:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], dict[str, str]]:
+def _dedupe(records: list[dict[str, Any]], diagnostics: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """One event per id.  Files of the current branch (no ``ref``) win over files read from remote refs,
     whatever their content, so an unreviewed branch can neither replace, hide nor reorder a reviewed
     event by reusing its id; among equals the first in canonical order is applied.  Every file of a
     clash with other content is named in a diagnostic."""
-    by_id: dict[str, list[dict]] = {}
+    by_id: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         if "event" in rec:
             by_id.setdefault(rec["event"]["id"], []).append(rec)
@@ -134,7 +135,7 @@ def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], d
     return events, paths
 
 
-def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
+def reduce(records: list[dict[str, Any]], admins: Iterable[str] = ()) -> dict[str, Any]:
     """Fold decoded records into state (plain dicts, JSON-ready).
 
     ``admins``: agents that may close any session (``identity.admins`` in the config).
@@ -179,36 +180,37 @@ def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
 # folds only new events that sort after everything already folded, and finishes the boxes it touched.
 
 
-def local_first(opens: list, is_remote) -> list:
+def local_first(opens: list[Any], is_remote: Callable[[Any], bool]) -> list[Any]:
     """Session-opens (or their ids) in event order, this branch's first: a session's owner is its first
     opener on this branch, and only ids this branch never opens go to an open read from a remote ref."""
     return [o for o in opens if not is_remote(o)] + [o for o in opens if is_remote(o)]
 
 
-def new_fold(admins: Iterable[str] = ()) -> dict:
+def new_fold(admins: Iterable[str] = ()) -> dict[str, Any]:
     return {"sessions": {}, "agent_by_peer": {}, "messages": [], "threads": {}, "directs": {}, "work": {},
             "leases": [], "diagnostics": [], "counters": {"transitions": 0}, "admins": sorted(set(admins))}
 
 
-def work_box(w: dict) -> tuple[str, str]:
+def work_box(w: dict[str, Any]) -> tuple[str, str]:
     """("thread", "<channel>/<thread_id>") or ("direct", direct_id): where a work unit's open count is shown."""
     if w["surface"] == "thread":
         return "thread", f"{w['channel']}/{w['thread_id']}"
     return "direct", w["direct_id"]
 
 
-def finish_box(box: dict) -> None:
+def finish_box(box: dict[str, Any]) -> None:
     box["participant_count"] = len(box["participants"])
     box["participants"] = sorted(box["participants"])
     if "_last_body" in box:  # (the preview is made once, of the last message, not of every message)
         box["last_message_preview"] = _preview(box.pop("_last_body"))
 
 
-def diagnostic_key(d: dict) -> tuple:
+def diagnostic_key(d: dict[str, Any]) -> tuple[Any, ...]:
     return (d["path"], d.get("id") or "", d["reason_code"])
 
 
-def fold(acc: dict, ordered, paths, identities=None) -> None:
+def fold(acc: dict[str, Any], ordered: Iterable[dict[str, Any]], paths: Mapping[str, str],
+         identities: Iterable[dict[str, Any]] | None = None) -> None:
     """Apply ``ordered`` events (already deduplicated and in event order) to the accumulator ``acc``.
 
     ``ordered`` is iterated twice unless ``identities`` gives its session-open events (in the same order)
@@ -219,7 +221,7 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
     (``session_taken``), and a session-close is applied only when its sender is the session's own
     peer, another session of the same agent, or an agent in ``acc["admins"]`` (``not_session_owner``).
     """
-    sessions: dict[str, dict] = acc["sessions"]
+    sessions: dict[str, dict[str, Any]] = acc["sessions"]
     agent_by_peer: dict[str, str] = acc["agent_by_peer"]
     for ev in ordered if identities is None else identities:  # first pass: identities, independent of order
         if ev["kind"] == "session-open" and ev["session_id"] not in sessions:
@@ -235,14 +237,14 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
     def agent_of(peer: str) -> str | None:
         return agent_by_peer.get(peer)
 
-    messages: list[dict] = acc["messages"]
+    messages: list[dict[str, Any]] = acc["messages"]
     threads = acc["threads"]
     directs = acc["directs"]
     work = acc["work"]
-    leases: list[dict] = acc["leases"]
-    diagnostics: list[dict] = acc["diagnostics"]
+    leases: list[dict[str, Any]] = acc["leases"]
+    diagnostics: list[dict[str, Any]] = acc["diagnostics"]
     counters = acc["counters"]
-    orphans: list[dict] = []
+    orphans: list[dict[str, Any]] = []
     session_by_peer = {s["peer_id"]: s for s in sessions.values()}
 
     admins = acc.get("admins") or ()
@@ -277,8 +279,8 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
         if kind in CONVERSATION_KINDS and ev.get("work_id"):
             wid = ev["work_id"]
             before = work.get(wid)
-            after_work, refusal = lifecycle.apply(
-                before, ev, agent_of, lambda to: (ev.get("body") or {}).get("target_kind") == "agent")
+            to_agent = (ev.get("body") or {}).get("target_kind") == "agent"
+            after_work, refusal = lifecycle.apply(before, ev, agent_of, lambda _to: to_agent)  # noqa: B023 (called here)
             if after_work is not None:
                 if before is None or after_work["state"] != before["state"]:
                     counters["transitions"] += 1
@@ -294,7 +296,8 @@ def fold(acc: dict, ordered, paths, identities=None) -> None:
             _account_container(msg, threads, directs)
 
 
-def _session_refusal(ev: dict, owner: dict | None, agent_of, admins) -> tuple[str, str] | None:
+def _session_refusal(ev: dict[str, Any], owner: dict[str, Any] | None, agent_of: Callable[[str], str | None],
+                     admins: Collection[str]) -> tuple[str, str] | None:
     """Why a session-open or session-close is not applied to the session it names (None: applied)."""
     if owner is None:
         return None
@@ -310,7 +313,7 @@ def _session_refusal(ev: dict, owner: dict | None, agent_of, admins) -> tuple[st
                                  f"agent {owner['agent']!r}; only that agent or an identity.admins agent may")
 
 
-def _account_container(msg: dict, threads: dict, directs: dict) -> None:
+def _account_container(msg: dict[str, Any], threads: dict[str, Any], directs: dict[str, Any]) -> None:
     if msg["surface"] == "thread":
         key = f"{msg['channel']}/{msg['thread_id']}"
         box = threads.get(key)
@@ -335,9 +338,9 @@ def _account_container(msg: dict, threads: dict, directs: dict) -> None:
     box["_last_body"] = msg.get("body")
 
 
-def _room_matches(ev: dict) -> bool:
+def _room_matches(ev: dict[str, Any]) -> bool:
     try:
-        return ids.direct_id(ev["workspace_id"], ev["channel"], ev["from"], ev["to"]) == ev["direct_id"]
+        return bool(ids.direct_id(ev["workspace_id"], ev["channel"], ev["from"], ev["to"]) == ev["direct_id"])
     except Exception:
         return False
 
@@ -345,7 +348,7 @@ def _room_matches(ev: dict) -> bool:
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
 
 
-def clock_diagnostics(records: list[dict], now_ms: int, tolerance_ms: int = FUTURE_TOLERANCE_MS) -> list[dict]:
+def clock_diagnostics(records: list[dict[str, Any]], now_ms: int, tolerance_ms: int = FUTURE_TOLERANCE_MS) -> list[dict[str, Any]]:
     """Events dated more than ``tolerance_ms`` ahead of ``now_ms`` (by ts, clock or id).
 
     They still take part in ordering (content decides order, the same on
@@ -369,6 +372,6 @@ def clock_diagnostics(records: list[dict], now_ms: int, tolerance_ms: int = FUTU
     return out
 
 
-def expired(ev: dict, now_ms: int) -> bool:
+def expired(ev: dict[str, Any], now_ms: int) -> bool:
     exp = parse_ts(ev.get("expires_at")) if ev.get("expires_at") is not None else None
     return exp is not None and exp <= now_ms

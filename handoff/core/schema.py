@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Callable
 
 from handoff.core import ids
 
@@ -50,6 +51,8 @@ class ShapeError(ValueError):
         self.reason = reason
         self.message = message
 
+
+Rule = Callable[[str, object], None]  # (field name, value) -> None, or raise a refusal
 
 def _fail(key: str, want: str, value: object, reason: str = "malformed") -> ShapeError:
     shown = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
@@ -121,7 +124,7 @@ def _ref(key: str, value: object) -> None:
         raise _fail(key, "an id without spaces, slashes or control characters", value, "invalid_id")
 
 
-def _grammar(kind: str):
+def _grammar(kind: str) -> Rule:
     good: set[str] = set()  # ids repeat from file to file (senders, channels, threads): each is checked once
 
     def check(key: str, value: object) -> None:
@@ -131,7 +134,7 @@ def _grammar(kind: str):
             raise _fail(key, f"a {kind} id ({ids.GRAMMARS[kind][1]})", value, "invalid_id")
         if len(good) > 50_000:
             good.clear()
-        good.add(value)
+        good.add(value)  # type: ignore[arg-type]  # (is_valid holds only for a str)
     return check
 
 
@@ -140,7 +143,7 @@ def _event_id(key: str, value: object) -> None:
         raise _fail(key, "a prefix, '_' and a lowercase ULID", value)
 
 
-def _choice(*allowed: str):
+def _choice(*allowed: str) -> Rule:
     def check(key: str, value: object) -> None:
         if not isinstance(value, str) or value not in allowed:
             raise _fail(key, f"one of {', '.join(allowed)}", value)
@@ -174,7 +177,7 @@ def _seconds(key: str, value: object) -> None:
         raise _fail(key, f"whole seconds between 0 and {MAX_SECONDS}", value, "invalid_body")
 
 
-def _str_list(check):
+def _str_list(check: Rule) -> Rule:
     def each(key: str, value: object) -> None:
         if not isinstance(value, list) or len(value) > MAX_LIST:
             raise _fail(key, f"a list of at most {MAX_LIST} items", value, "invalid_body")
@@ -183,10 +186,11 @@ def _str_list(check):
     return each
 
 
-def _nested(spec: dict):
+def _nested(spec: dict[str, Rule]) -> Rule:
     """A mapping whose known keys are typed (unknown keys stay opaque)."""
     def check(key: str, value: object) -> None:
         _mapping(key, value)
+        assert isinstance(value, dict)  # (what _mapping checked)
         for sub, rule in spec.items():
             if sub in value and value[sub] is not None:
                 rule(f"{key}.{sub}", value[sub])

@@ -16,10 +16,12 @@ deadlines functions still apply their own rules to what they are given.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from handoff.core.model import TERMINAL_STATES, parse_ts
 
 
-def row(work: dict) -> tuple[int, str, str | None] | None:
+def row(work: dict[str, Any]) -> tuple[int, str | None, str | None] | None:
     """(deadline in ms, target peer, target agent while the unit is addressed to the agent's name) for an open
     unit with a deadline; None for every other unit."""
     if work.get("state") in TERMINAL_STATES or not work.get("deadline_at"):

@@ -72,7 +72,7 @@ class RepoPaths:
         return self.common_dir / "handoff"
 
 
-def discover(start: str | Path | None = None) -> RepoPaths:
+def discover(start: str | os.PathLike[str] | None = None) -> RepoPaths:
     cwd = Path(start or os.getcwd())
     if not cwd.exists():
         raise HandoffError("not_a_repo", f"{cwd} does not exist", hint="pass --repo PATH to a git repository")

@@ -5,7 +5,7 @@ staged changes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from handoff.errors import HandoffError
@@ -56,7 +56,7 @@ def wait_index_unlocked(paths: RepoPaths, seconds: float = 3.0) -> None:
         time.sleep(0.02)
 
 
-def hash_files(paths: RepoPaths, files: list[str | Path]) -> list[str]:
+def hash_files(paths: RepoPaths, files: Sequence[str | Path]) -> list[str]:
     """Write blobs for ``files`` (absolute, or relative to the worktree) byte for byte: no filters."""
     if not files:
         return []

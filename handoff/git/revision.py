@@ -12,7 +12,7 @@ content, so a parsed record can be reused for any revision holding the blob.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,20 +97,9 @@ def decode_entry(e: Entry, data: bytes | None) -> dict:
     return reducer.decode(e.rel, data)
 
 
-Decoder = Callable[[list[Entry], dict[str, bytes]], list[dict]]
-
-
 def decode_blobs(entries: list[Entry], blobs: dict[str, bytes]) -> list[dict]:
     """Records for ``entries`` given their blob contents (the cache seam: keyed by blob id)."""
     return [decode_entry(e, blobs.get(e.blob)) for e in entries]
-
-
-def records_at(cwd: Path, rev: str, decoder: Decoder = decode_blobs) -> list[dict]:
-    """Decoded records of every event file at ``rev``: two git calls."""
-    entries = [e for e in tree_entries(cwd, rev, EVENTS_PREFIX) if is_event_entry(e) or e.mode != "100644"]
-    from handoff.core.yaml.codec import MAX_FILE_BYTES
-    blobs = read_blobs(cwd, (e.blob for e in entries if e.mode == "100644"), limit=MAX_FILE_BYTES + 1)
-    return decoder(entries, blobs)
 
 
 def resolve(cwd: Path, rev: str) -> str:

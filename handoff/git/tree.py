@@ -123,10 +123,11 @@ def _read_trees(paths, head: str, dirs: list[str]) -> dict[str, tuple[str, bytes
             out[d] = cache[d]
             continue
         parent = d.rsplit("/", 1)[0] if "/" in d else ""
-        if d and parent in out and (out[parent] is None or
-                                    d.rsplit("/", 1)[-1].encode() not in parse_tree(out[parent][1])):
-            out[d] = None  # its parent has no such entry
-            continue
+        if d and parent in out:
+            above = out[parent]
+            if above is None or d.rsplit("/", 1)[-1].encode() not in parse_tree(above[1]):
+                out[d] = None  # its parent has no such entry
+                continue
         missing.append(d)
     if missing:
         specs = "".join(f"{head}^{{tree}}\n" if d == "" else f"{head}:{d}\n" for d in missing).encode()
@@ -158,7 +159,7 @@ def _write_trees(paths, new: dict[str, tuple[str, bytes]]) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     names = []
     try:
-        for i, (d, (sha, raw)) in enumerate(new.items()):
+        for i, (_, raw) in enumerate(new.values()):
             name = tmp / f"tree.{os.getpid()}.{i}.part"  # swept like staged files if we are killed here
             name.write_bytes(raw)
             names.append(name)

@@ -59,7 +59,7 @@ def own_sessions(ws: Place, *idents: str | None) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for ident in idents:
         sid = ident.rsplit(".", 1)[-1] if isinstance(ident, str) else None  # (a peer id ends in its session id)
-        if not is_valid("session", sid) or sid in out:
+        if sid is None or not is_valid("session", sid) or sid in out:
             continue
         try:
             rec = json.loads(_own_path(ws, sid).read_bytes())
@@ -68,17 +68,6 @@ def own_sessions(ws: Place, *idents: str | None) -> dict[str, dict]:
         if isinstance(rec, dict) and rec.get("session_id") == sid and isinstance(rec.get("peer_id"), str):
             out[sid] = rec
     return out
-
-
-def read_json(ws: Place, name: str) -> dict:
-    try:
-        return json.loads((ws.paths.shared / name).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def write_json(ws: Place, name: str, data: dict) -> None:
-    store.atomic_write_local(ws.paths.shared / name, json.dumps(data, sort_keys=True).encode())
 
 
 # ------------------------------------------------------------ watcher cursors

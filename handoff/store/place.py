@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from handoff.core.yaml import codec
+from handoff.core.config import parse_config
 from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
 from handoff.store import files as store
@@ -16,7 +16,7 @@ HANDOFFS = ".handoffs"
 
 
 class Place:
-    def __init__(self, repo: str | os.PathLike | None = None, *, require_init: bool = True):
+    def __init__(self, repo: str | os.PathLike[str] | None = None, *, require_init: bool = True):
         self.paths = gitcmd.discover(repo)
         self.root = self.paths.worktree / HANDOFFS
         self.refuse_symlinks()
@@ -31,12 +31,10 @@ class Place:
     def config(self) -> dict:
         if self._config is None:
             try:
-                self._config = codec.load((self.root / "config.yaml").read_bytes())
+                data: bytes | None = (self.root / "config.yaml").read_bytes()
             except FileNotFoundError:
-                self._config = {}
-            except codec.CodecError as exc:
-                raise HandoffError("malformed", f".handoffs/config.yaml: {exc}",
-                                   hint="fix the YAML in .handoffs/config.yaml") from None
+                data = None
+            self._config = parse_config(data)
         return self._config
 
     @property

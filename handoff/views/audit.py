@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from handoff.core import reducer
+from handoff.core import queries, reducer
 from handoff.errors import HandoffError
 
 ENTRY_FIELDS = ("seq", "event", "id", "kind", "ts", "hlc", "from", "agent", "session_id", "to", "channel", "surface",
@@ -105,7 +105,7 @@ def timeline(records: list[dict], state: dict, *, work: str | None = None, threa
         if d.get("id") and d["id"] not in refused:
             refused[d["id"]] = d["reason_code"]  # dropped before reaching the lifecycle
     history = {h["message_id"]: h for w in state["work"].values() for h in w["history"]}
-    agent_of = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
+    agent_of = queries.agent_by_peer(state)
 
     out = []
     for seq, (ev, path) in enumerate(ordered_events(records), 1):

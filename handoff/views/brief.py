@@ -115,7 +115,7 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
         wid = e.get("work_id")
         if wid and wid not in by_work:
             continue
-        group = by_work.pop(wid, None) if wid else [e]
+        group = by_work.pop(wid) if wid else [e]
         last = group[-1]
         w = last.get("work") or {}
         item = {"id": last["id"], "ids": [x["id"] for x in group], "kind": last["kind"], "from": last["from"],

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import statistics
 
+from handoff.core import queries
 from handoff.core.model import TERMINAL_STATES, parse_ts
 from handoff.views.payloads import handoff_status
 
@@ -79,8 +80,9 @@ def pair_figures(units: list[dict]) -> dict:
     return {k: out[k] for k in PAIR_FIELDS}
 
 
-def agent_resolver(state: dict):
-    by_peer = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
+def work_parties(state: dict):
+    """(initiator, target): a work unit's two agents; a peer of no known session stands for itself."""
+    by_peer = queries.agent_by_peer(state)
 
     def initiator(w: dict) -> str:
         return by_peer.get(w["opened_by_peer_id"], w["opened_by_peer_id"])
@@ -98,7 +100,7 @@ def compute(state: dict, channel: str | None = None) -> dict:
     """``{"pairs": [...], "totals": {...}, "channels": [...]}``, every list sorted."""
     units = [w for w in state["work"].values() if channel is None or w["channel"] == channel]
     units.sort(key=lambda w: (w["opened_at"], w["work_id"]))
-    initiator, target = agent_resolver(state)
+    initiator, target = work_parties(state)
     by_pair: dict[tuple[str, str], list[dict]] = {}
     for w in units:
         by_pair.setdefault((initiator(w), target(w)), []).append(w)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from handoff.core import queries
 from handoff.core.model import TERMINAL_STATES
 
 TEXT_WIDTH = 90
@@ -44,7 +45,7 @@ def build(base_state: dict, head_state: dict, new_ids: set[str]) -> dict:
 
 
 def _agent_namer(state: dict):
-    by_peer = {s["peer_id"]: s["agent"] for s in state["sessions"].values()}
+    by_peer = queries.agent_by_peer(state)
     return lambda peer: by_peer.get(peer) or (peer or "?").split(".", 1)[0]
 
 

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.watchproc import WatchProc
 from conftest import git
+from support.watchproc import WatchProc
 
 from handoff.app.workspace import Workspace
-from handoff.core import ops
+from handoff.core import message_ops, session_ops
 from handoff.store import clock
 
 HEAVY = os.environ.get("HANDOFF_HEAVY") == "1"
@@ -27,9 +27,9 @@ def bulk_send(repo_path: Path, session_id: str, to: str, n: int, channel: str = 
     from handoff.core.yaml import codec
     ws = Workspace(repo_path)
     state = ws.state(refresh=True)
-    s = ops.session_for(state, session_id)
+    s = session_ops.session_for(state, session_id)
     now = clock.now_ms()
-    drafts = [ops.send(state, s, workspace_id=ws.workspace_id, now_ms=now, channel=channel, kind="say",
+    drafts = [message_ops.send(state, s, workspace_id=ws.workspace_id, now_ms=now, channel=channel, kind="say",
                        body={"text": f"{prefix} {i}"}, surface="thread", thread="thread_bulk", to=to)[0]
               for i in range(n)]
     for ev in ws._stamp(state, drafts):

@@ -2,7 +2,7 @@
 merged in different orders, always reduce to the same state, and terminal is final.
 
 Events are written with ``Workspace.write`` (the writer every CLI command uses, with the same
-``ops`` checks and a real commit per write) for speed.  Each branch lives in its own clone,
+``*_ops`` checks and a real commit per write) for speed.  Each branch lives in its own clone,
 with its own clock, and each write pins a random wall time, so concurrent events interleave
 in event order however git merged them.
 """
@@ -15,16 +15,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import make_repo
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.lifecycle import isolated_env
 
 from handoff.app.workspace import Workspace
-from handoff.core import ops
+from handoff.core import session_ops, work_ops
 from handoff.core.model import TERMINAL_STATES
 from handoff.errors import HandoffError
 from handoff.store import clock
-from conftest import make_repo
-from support.lifecycle import isolated_env
 
 SESSIONS = [("alpha", "sess_a"), ("beta", "sess_b"), ("gamma", "sess_c"), ("gamma", "sess_d")]
 PEERS = [f"{agent}.{sid}" for agent, sid in SESSIONS]
@@ -50,14 +50,14 @@ def base(tmp_path_factory):
             ws = Workspace(repo.path)
             _pinned(0)
             for agent, sid in SESSIONS:
-                ws.write(lambda st, a=agent, s=sid: ops.session_open(st, agent=a, channels=["dev"], name=None,
+                ws.write(lambda st, a=agent, s=sid: session_ops.session_open(st, agent=a, channels=["dev"], name=None,
                                                                      session_id=s, workspace=None), commit=True)
             for i, (wid, frm, to, direct) in enumerate([(BASE_WORK[0], 0, PEERS[1], False),
                                                         (BASE_WORK[1], 1, PEERS[2], True),
                                                         (BASE_WORK[2], 0, "gamma", False)]):
                 _pinned(1 + i)
-                ws.write(lambda st, w=wid, f=frm, t=to, d=direct: ops.request(
-                    st, ops.session_for(st, SESSIONS[f][1]), workspace_id=ws.workspace_id, now_ms=0, to=t,
+                ws.write(lambda st, w=wid, f=frm, t=to, d=direct: work_ops.request(
+                    st, session_ops.session_for(st, SESSIONS[f][1]), workspace_id=ws.workspace_id, now_ms=0, to=t,
                     channel="dev", description=f"do {w}", context=None, work=w, deadline=None, thread=None,
                     direct=d, given_id=None, fresh=clock.new_ulid()), commit=True)
         finally:
@@ -67,22 +67,22 @@ def base(tmp_path_factory):
 
 def _build(verb: str, sid: str, wid: str, new_work: str, target: str):
     def build(state):
-        s = ops.session_for(state, sid)
+        s = session_ops.session_for(state, sid)
         if verb == "accept":
-            return ops.accept(state, s, wid)
+            return work_ops.accept(state, s, wid)
         if verb == "reject":
-            return ops.reject(state, s, wid, reason="too busy")
+            return work_ops.reject(state, s, wid, reason="too busy")
         if verb == "progress":
-            return ops.trace(state, s, wid, "working", message="step", checkpoint={"step": 1})
+            return work_ops.trace(state, s, wid, "working", message="step", checkpoint={"step": 1})
         if verb == "need_input":
-            return ops.trace(state, s, wid, "needs_input", message="which one?")
+            return work_ops.trace(state, s, wid, "needs_input", message="which one?")
         if verb == "reply":
-            return ops.reply(state, s, wid, text="this one")
+            return work_ops.reply(state, s, wid, text="this one")
         if verb in ("complete", "fail"):
-            return ops.trace(state, s, wid, "completed" if verb == "complete" else "failed", message=verb)
+            return work_ops.trace(state, s, wid, "completed" if verb == "complete" else "failed", message=verb)
         if verb == "cancel":
-            return ops.cancel(state, s, wid, message="stop")
-        return ops.request(state, s, workspace_id="test", now_ms=0, to=target, channel="dev",
+            return work_ops.cancel(state, s, wid, message="stop")
+        return work_ops.request(state, s, workspace_id="test", now_ms=0, to=target, channel="dev",
                            description="more work", context=None, work=new_work, deadline=None, thread=None,
                            direct=False, given_id=None, fresh=clock.new_ulid())
     return build

@@ -250,7 +250,7 @@ def test_inbox_from_the_index_equals_the_full_view(tmp_path):
 
 
 def test_concurrent_readers_and_writers_agree(repo):
-    s = repo.session("a", "general", "sess_a")
+    repo.session("a", "general", "sess_a")
     procs = []
     import subprocess
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -360,7 +360,7 @@ def test_a_file_first_seen_misnamed_then_renamed_right(repo):
     from handoff.core.yaml import codec
     repo.session("a", "general", "sess_a")
     repo.ok("send", "--session", "sess_a", "--channel", "general", "-m", "one")
-    good = [p for p in repo.event_files() if ".say." in p.name][0]
+    good = next(p for p in repo.event_files() if ".say." in p.name)
     t = codec.load(good.read_bytes())
     ms = ids.ulid_ms(t["id"].split("_", 1)[1]) + 5
     ev = dict(t, id=model.new_event_id("say", ids.encode_base32(ms, 10) + "3" * 16), body={"text": "late"})

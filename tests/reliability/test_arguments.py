@@ -10,7 +10,6 @@ import json
 import os
 
 import pytest
-
 from support.reliability import HEAVY, event_files, git
 
 ALL_BAD_IDS = ["../escape", "a/b", "..", ".", "/etc/passwd", "a\\b", "thread_../../x", "work_../../etc",

@@ -11,7 +11,6 @@ import time
 from collections import Counter
 
 import pytest
-
 from support.reliability import (
     collect,
     event_files,

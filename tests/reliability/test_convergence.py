@@ -21,7 +21,6 @@ from conftest import Repo, make_repo
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
-
 from support.reliability import scale
 
 pytestmark = pytest.mark.slow  # scaled up with HANDOFF_HEAVY=1

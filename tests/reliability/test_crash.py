@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.reliability import (
     added_paths,
     child_env,

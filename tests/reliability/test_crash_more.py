@@ -3,8 +3,8 @@ another pytest-xdist worker at the same time as the first half."""
 from __future__ import annotations
 
 import pytest
-
 from support.reliability import scale
+
 from .test_crash import run_trials
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo
-
 from support.reliability import child_env, event_files, fsck_clean, git, no_temp_files
 
 IS_ROOT = os.geteuid() == 0

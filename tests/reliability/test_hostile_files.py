@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo
-
 from support import hostile
 from support.reliability import child_env, git
 

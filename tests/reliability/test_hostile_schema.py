@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.watchproc import WatchProc
 from conftest import Repo, git, make_repo
-
 from support import hostile
 from support.hostile import run_everything
+from support.watchproc import WatchProc
 
 MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@example.com",
            "GIT_COMMITTER_NAME": "Mallory", "GIT_COMMITTER_EMAIL": "mallory@example.com"}

@@ -17,7 +17,6 @@ import subprocess
 import sys
 
 import pytest
-
 from support.reliability import child_env
 
 REBUILT = "rebuilt it from the event files"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo
-
 from support.reliability import child_env, git
 
 

@@ -64,7 +64,7 @@ def test_brief_terminal_updates_fold_and_escape(repo):
     assert item["do"][0] == "handoff work lookup --work work_x"
     text = repo.ok("brief", "--session", "sess_coord").out
     assert "\x1b" not in text and "(+3 earlier)" in text
-    repo.ok("inbox", "--session", "sess_coord", *sum((["--ack", i] for i in item["ids"]), []))
+    repo.ok("inbox", "--session", "sess_coord", *[a for i in item["ids"] for a in ("--ack", i)])
     assert "Nothing waits for you." in repo.ok("brief", "--session", "sess_coord").out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import make_repo
 from support.lifecycle import isolated_env
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import Any
 
 # Characters the dialect may contain: printable, no tab/CR/NEL/LS/PS/BOM, nothing outside the BMP.
 _ASCII_BAD = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 _SAFE_TEXT_SRC = "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*\\Z"
-_safe_text = []  # compiled on first use: the wide character class costs milliseconds to compile
+_safe_text: list[re.Pattern[str]] = []  # compiled on first use: the wide character class costs milliseconds to compile
 # One line: indentation, an optional "- ", an optional "key:" (plain or single-quoted), then either a
 # whole single-quoted scalar (its content and the closing quote as a marker) or the rest of the line.
 # (Quoted text is matched as "runs between doubled quotes", not one character at a time: the same
@@ -47,7 +48,7 @@ class _Fallback(Exception):
     """The text is outside the canonical dialect: let the strict loader decide."""
 
 
-def load(text: str, max_depth: int = 32) -> dict | None:
+def load(text: str, max_depth: int = 32) -> dict[str, Any] | None:
     """The mapping in ``text`` if it is canonical, else None (never a different value).
 
     Nesting deeper than ``max_depth`` levels also returns None (the strict loader reports it).
@@ -55,9 +56,10 @@ def load(text: str, max_depth: int = 32) -> dict | None:
     if not text.endswith("\n") or not _safe(text):
         return None
     if "#" in text:
-        text = _without_comment_lines(text)
-        if text is None:
+        uncommented = _without_comment_lines(text)
+        if uncommented is None:
             return None
+        text = uncommented
     toks = _LINE.findall(text)
     if toks and toks[-1] == ("", "", "", "", "", "..."):
         toks.pop()  # the document end marker the emitter adds after a keep-chomped (|+) block
@@ -90,11 +92,11 @@ def _safe(text: str) -> bool:
 class _Doc:
     __slots__ = ("_lines", "max_depth", "text", "toks")
 
-    def __init__(self, text: str, toks: list, max_depth: int):
+    def __init__(self, text: str, toks: list[Any], max_depth: int):
         self.text = text
         self.toks = toks
         self.max_depth = max_depth
-        self._lines = None
+        self._lines: list[str] | None = None
 
     def lines(self) -> list[str]:
         if self._lines is None:
@@ -102,10 +104,10 @@ class _Doc:
         return self._lines
 
 
-def _mapping(doc: _Doc, i: int, ind: int, depth: int) -> tuple[dict, int]:
+def _mapping(doc: _Doc, i: int, ind: int, depth: int) -> tuple[dict[str, Any], int]:
     if depth >= doc.max_depth:
         raise _Fallback  # its values would sit deeper than allowed
-    out: dict = {}
+    out: dict[str, Any] = {}
     toks = doc.toks
     n = len(toks)
     while i < n:
@@ -153,10 +155,11 @@ def _mapping(doc: _Doc, i: int, ind: int, depth: int) -> tuple[dict, int]:
     return out, i
 
 
-def _sequence(doc: _Doc, i: int, ind: int, depth: int) -> tuple[list, int]:
+def _sequence(doc: _Doc, i: int, ind: int, depth: int) -> tuple[list[Any], int]:
     if depth >= doc.max_depth:
         raise _Fallback
-    out: list = []
+    out: list[Any] = []
+    value: Any
     toks = doc.toks
     n = len(toks)
     while i < n:
@@ -178,6 +181,7 @@ def _sequence(doc: _Doc, i: int, ind: int, depth: int) -> tuple[list, int]:
         elif rest.startswith("- "):
             # "- - x": a nested sequence, read as if the first dash were a space.
             m = _LINE.match(" " * (ind + 2) + rest + "\n")
+            assert m is not None  # (any line matches: every group is optional)
             toks[i] = m.groups(default="")
             value, i = _sequence(doc, i, ind + 2, depth + 1)
         elif not rest or rest[0] == " ":
@@ -188,7 +192,7 @@ def _sequence(doc: _Doc, i: int, ind: int, depth: int) -> tuple[list, int]:
     return out, i
 
 
-def _scalar(rest: str, doc: _Doc, i: int, owner: int):
+def _scalar(rest: str, doc: _Doc, i: int, owner: int) -> tuple[Any, int]:
     """One scalar written after ``key: `` or ``- ``; ``i`` is the next line (block scalars read on)."""
     c = rest[0]
     if c == "'":

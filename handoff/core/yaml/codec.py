@@ -16,6 +16,8 @@ and for writing, so a read command does not pay for importing it.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from handoff.core.yaml import canon
 from handoff.core.yaml.bounds import MAX_DEPTH, MAX_FILE_BYTES, CodecError
 
@@ -23,7 +25,7 @@ __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CodecError", "dump", "load"]
 
 
 
-def load(data: bytes, *, fast: bool = True) -> dict:
+def load(data: bytes, *, fast: bool = True) -> dict[str, Any]:
     """Parse one event file strictly; raise CodecError saying what is wrong.
 
     ``fast`` lets ``canon`` read our own canonical output (the same value, ~10x sooner).
@@ -43,7 +45,7 @@ def load(data: bytes, *, fast: bool = True) -> dict:
     return strict_load(text)
 
 
-def dump(value: dict) -> bytes:
+def dump(value: dict[str, Any]) -> bytes:
     """Canonical bytes for an event mapping, checked by parsing them back."""
     from handoff.core.yaml.strict import canonical_dump
     data = canonical_dump(value).encode("utf-8")

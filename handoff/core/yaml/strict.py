@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 
@@ -16,11 +18,11 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def _strict_resolvers() -> dict:
+def _strict_resolvers() -> dict[str, Any]:
     # Only JSON-like implicit types: everything else is a string.
-    resolvers: dict = {}
+    resolvers: dict[str, Any] = {}
 
-    def add(tag, regexp, first):
+    def add(tag: str, regexp: re.Pattern[str], first: Iterable[str]) -> None:
         for ch in first:
             resolvers.setdefault(ch, []).append((tag, regexp))
 
@@ -40,17 +42,17 @@ _ALLOWED_TAGS = {
 class StrictLoader(_Loader):  # type: ignore[misc, valid-type]
     yaml_implicit_resolvers = _strict_resolvers()
 
-    def construct_object(self, node, deep=False):
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node in self.constructed_objects or node in self.recursive_objects:
             raise CodecError("aliases and anchors are not allowed")
         if node.tag not in _ALLOWED_TAGS:
             raise CodecError(f"tag {node.tag!r} is not allowed")
         return super().construct_object(node, deep=deep)
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
         if not isinstance(node, yaml.MappingNode):
             raise CodecError("expected a mapping")
-        seen = set()
+        seen: set[str] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge" or (key_node.value == "<<" and not key_node.style):
                 raise CodecError("merge keys (<<) are not allowed")
@@ -61,7 +63,7 @@ class StrictLoader(_Loader):  # type: ignore[misc, valid-type]
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=True)
 
-    def construct_yaml_float(self, node):
+    def construct_yaml_float(self, node: yaml.Node) -> Any:
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
             raise CodecError("non-finite floats are not allowed")
@@ -71,7 +73,7 @@ class StrictLoader(_Loader):  # type: ignore[misc, valid-type]
 StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
 
 
-def _check_shape(value, depth=0):
+def _check_shape(value: object, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise CodecError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
@@ -84,7 +86,7 @@ def _check_shape(value, depth=0):
             _check_shape(v, depth + 1)
 
 
-def strict_load(text: str) -> dict:
+def strict_load(text: str) -> dict[str, Any]:
     """The mapping in ``text`` by the strict rules (``codec``'s docstring), or CodecError saying why not."""
     loader = StrictLoader(text)
     try:
@@ -110,12 +112,12 @@ class CanonicalDumper(_Dumper):  # type: ignore[misc, valid-type]
     yaml_implicit_resolvers = _strict_resolvers()
 
 
-def _repr_str(dumper, value: str):
+def _repr_str(dumper: yaml.BaseDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else "'"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-def _repr_float(dumper, value: float):
+def _repr_float(dumper: yaml.BaseDumper, value: float) -> yaml.ScalarNode:
     if not math.isfinite(value):
         raise CodecError("non-finite floats cannot be stored")
     return dumper.represent_scalar("tag:yaml.org,2002:float", repr(value))
@@ -125,9 +127,10 @@ _PLAIN_KEY = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 _AMBIGUOUS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
-def _repr_dict(dumper, value: dict):
+def _repr_dict(dumper: yaml.BaseDumper, value: dict[str, Any]) -> yaml.MappingNode:
     # Keys that are plain identifiers stay unquoted so reviewers read ``kind: 'say'``.
-    items = []
+    items: list[tuple[yaml.Node, yaml.Node]] = []
+    key_node: yaml.Node
     for k in sorted(value):
         if isinstance(k, str) and _PLAIN_KEY.match(k) and k not in _AMBIGUOUS:
             key_node = yaml.ScalarNode("tag:yaml.org,2002:str", k, style=None)
@@ -142,7 +145,7 @@ CanonicalDumper.add_representer(dict, _repr_dict)
 CanonicalDumper.add_representer(float, _repr_float)
 
 
-def canonical_dump(value: dict) -> str:
+def canonical_dump(value: dict[str, Any]) -> str:
     """The canonical text of an event mapping (``codec.dump`` checks it by parsing it back)."""
     return yaml.dump(value, Dumper=CanonicalDumper, sort_keys=True, allow_unicode=True,
                      default_flow_style=False, width=1 << 30, indent=2, explicit_start=False)

@@ -23,9 +23,9 @@ def brief(cx: Cx, session: SessionOpt = None,
 
 
 def _need(session: str | None) -> str:
-    from handoff.core import ops
+    from handoff.core import session_ops
     if not session:
-        ops.session_for({}, None)  # raises the usual no_session error with its hint
+        session_ops.session_for({}, None)  # raises the usual no_session error with its hint
     return session
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import deadlines, leases, ops
+from handoff.core import arguments, deadlines, leases, session_ops, work_ops
 from handoff.errors import HandoffError
 from handoff.store import clock
 from handoff.store.local import own_sessions
@@ -86,7 +86,7 @@ def watch(cx: Cx,
     if not exec_timeout <= MAX_WAIT_S:  # (nan, inf, too long; 0 or less: no limit, as before)
         raise HandoffError("invalid_argument", f"--exec-timeout {exec_timeout} is not a number of seconds up to "
                            f"{MAX_WAIT_S:.0f} (30 days)", hint="seconds, e.g. --exec-timeout 300")
-    every = 0 if remind_every.strip() in ("0", "0s", "off", "never") else ops.parse_duration(remind_every)
+    every = 0 if remind_every.strip() in ("0", "0s", "off", "never") else arguments.parse_duration(remind_every)
     opts = Options(sessions=list(session or []), all_sessions=all_sessions, consumer=consumer, poll=poll,
                    once=once, limit=limit, remind_every_ms=every, remind_max=max(0, remind_max),
                    exec_argv=parse_exec(exec_), exec_timeout=exec_timeout if exec_timeout > 0 else None,
@@ -95,7 +95,7 @@ def watch(cx: Cx,
     if reset:
         st = ws.state()
         for s in ([x for x in st["sessions"].values()] if all_sessions else
-                  [ops.session_for(st, i, write=False) for i in opts.sessions]):
+                  [session_ops.session_for(st, i, write=False) for i in opts.sessions]):
             local.reset_cursor(ws, s["session_id"], consumer)
 
     def emit(n: dict) -> None:
@@ -166,8 +166,8 @@ def _lease_cmd(cx: Cx, kind: str, ident: str, session: str | None, lease: str | 
     now = clock.now_ms()
 
     def build(state):
-        s = ops.session_for(state, session, own=own_sessions(ws, session))
-        w = ops.find_work(state, ident)
+        s = session_ops.session_for(state, session, own=own_sessions(ws, session))
+        w = work_ops.find_work(state, ident)
         return [leases.draft(state, s, w, kind, now_ms=now, lease_ms=lease_ms, given_id=given_id)]
 
     result = ws.write(build, commit=cx.commit)
@@ -228,7 +228,7 @@ def sweep(cx: Cx, session: SessionOpt = None,
     now = clock.now_ms()
     if dry_run:
         state = ws.state()
-        s = ops.session_for(state, session, write=False)
+        s = session_ops.session_for(state, session, write=False)
         rows = [views.work_payload(w, now, history=False) for w in deadlines.overdue_work(state, now, s["peer_id"])]
         return cx.emit({"dry_run": True, "swept": rows}, _sweep_human)
     swept: list[str] = []
@@ -237,7 +237,7 @@ def sweep(cx: Cx, session: SessionOpt = None,
         pass
 
     def build(state):
-        s = ops.session_for(state, session, own=own_sessions(ws, session))
+        s = session_ops.session_for(state, session, own=own_sessions(ws, session))
         drafts = deadlines.sweep(state, s, now, given_id)
         if not drafts:
             raise _Nothing()

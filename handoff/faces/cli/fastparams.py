@@ -73,5 +73,5 @@ def install() -> None:
             return original(self)
         return self._runtime_param
 
-    param_cls.get_runtime_param = get_runtime_param
+    param_cls.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
     _installed = True

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import ids, ops
+from handoff.core import arguments, ids, session_ops
 from handoff.errors import HandoffError
 from handoff.views import payloads as views
 from handoff.views import render
@@ -13,7 +13,7 @@ from handoff.views import render
 from .apps import app, directs_app, threads_app
 from .common import Cx, IdOpt, SessionOpt, command
 
-MAX_ARG_FILE = 1024 * 1024  # what ``@file`` / ``@-`` reads at most (a body is far smaller: ops.MAX_BODY_BYTES)
+MAX_ARG_FILE = 1024 * 1024  # what ``@file`` / ``@-`` reads at most (a body is far smaller: arguments.MAX_BODY_BYTES)
 
 
 def read_arg(value: str | None) -> str | None:
@@ -97,10 +97,10 @@ def send(cx: Cx,
     --kind say --to patch-worker.session-19 --work work_migration_check --body '{"text":"Run the smoke test"}'
     """
     raw = read_arg(body)
-    payload = ops.parse_body(raw, default={"text": text} if text else None)
+    payload = arguments.parse_body(raw, default={"text": text} if text else None)
     if text and raw is not None:
         payload.setdefault("text", text)
-    ext_obj = ops.parse_body(read_arg(ext)) if ext else None
+    ext_obj = arguments.parse_body(read_arg(ext)) if ext else None
     data = cx.me(session).send(channel, payload, kind=kind, surface=surface, thread=thread, direct=direct, to=to,
                                work=work, reply_to=reply_to, trace_id=trace_id, causation_id=causation_id,
                                expires_at=expires_at, interaction_id=interaction_id, ext=ext_obj, id=given_id)
@@ -168,7 +168,7 @@ def threads_show(cx: Cx, channel: ChannelOpt,
 
     Example: handoff threads show --channel builders --thread thread_release_check -o json
     """
-    state, box = _thread(cx, channel, thread)
+    _state, box = _thread(cx, channel, thread)
     cx.emit(views.thread_summary(box))
 
 
@@ -262,7 +262,7 @@ def directs_resolve(cx: Cx, channel: ChannelOpt,
     ids.check_id("peer", peer)
     ws = cx.ws
     state = ws.state()
-    s = ops.session_for(state, session, write=False)
+    s = session_ops.session_for(state, session, write=False)
     room = ids.direct_id(ws.workspace_id, channel, s["peer_id"], peer)
     box = state["directs"].get(room)
     a, b = sorted((s["peer_id"], peer))

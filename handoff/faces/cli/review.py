@@ -137,19 +137,6 @@ def report(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
 # -------------------------------------------------------------------- sync
 
 
-def parse_every(value: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600}
-    v = value.strip().lower()
-    try:
-        seconds = float(v[:-1]) * units[v[-1]] if v and v[-1] in units else float(v)
-    except ValueError:
-        raise HandoffError("invalid_argument", f"--every {value!r} is not a duration",
-                           hint="use seconds or a unit: 30s, 5m, 1h") from None
-    if seconds <= 0:
-        raise HandoffError("invalid_argument", "--every must be positive", hint="e.g. --every 30s")
-    return seconds
-
-
 def _sync_once(cx: Cx, remote: str, push: bool, integrate: Optional[str]) -> dict:
     from handoff.app.sync import sync as run_sync
     from handoff.app.workspace import Workspace
@@ -186,7 +173,8 @@ def sync(cx: Cx,
     """
     if every is None:
         return cx.emit(_sync_once(cx, remote, push, integrate), _sync_human)
-    interval = parse_every(every)
+    from handoff.core.arguments import parse_every
+    interval = parse_every(every) / 1000  # (seconds, for time.sleep)
     rounds, failed = 0, False
     while count is None or rounds < count:
         if rounds:

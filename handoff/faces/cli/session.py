@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import ops, queries
+from handoff.core import queries, session_ops, work_ops
 from handoff.store import clock
 from handoff.views import payloads as views
 from handoff.views import render
@@ -56,7 +56,7 @@ def list_(cx: Cx, all_: Annotated[bool, typer.Option("--all", help="include clos
 def _session(cx: Cx, ident: str) -> tuple[dict, dict]:
     from handoff.store.local import own_sessions
     state = cx.ws.state()
-    return state, ops.session_for(state, ident, write=False, own=own_sessions(cx.ws, ident))
+    return state, session_ops.session_for(state, ident, write=False, own=own_sessions(cx.ws, ident))
 
 
 @command(session_app, "status")
@@ -71,7 +71,7 @@ def status(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or
     work = [w for w in state["work"].values() if s["peer_id"] in (w["opened_by_peer_id"], w["target_peer_id"])]
     data = {**views.session_view(s),
             "inbox_count": len(inbox),
-            "open_work": [queries.work_brief(w, now) for w in work if not ops.is_terminal(w)],
+            "open_work": [queries.work_brief(w, now) for w in work if not work_ops.is_terminal(w)],
             "sent": sum(1 for m in state["messages"] if m["from"] == s["peer_id"])}
     cx.emit(data)
 
@@ -105,7 +105,7 @@ def events(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or
 
     Example: handoff session events sess_receiver --last 50
     """
-    state, s = _session(cx, session_id)
+    _state, s = _session(cx, session_id)
     recs = [r["event"] for r in cx.ws.records() if "event" in r]
     mine = sorted((e for e in recs if e.get("session_id") == s["session_id"] or e["from"] == s["peer_id"]),
                   key=lambda e: (e["hlc"], e["id"]))
@@ -144,11 +144,11 @@ def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or 
     admins = admins_of(ws.config)
 
     def build(st):
-        target = ops.session_for(st, session_id, write=False, own=own)
-        actor = ops.session_for(st, by, own=own) if by else None
+        target = session_ops.session_for(st, session_id, write=False, own=own)
+        actor = session_ops.session_for(st, by, own=own) if by else None
         if actor is not None and actor["session_id"] == target["session_id"]:
             actor = None
-        return ops.session_close(st, target, given_id, by=actor, admins=admins)
+        return session_ops.session_close(st, target, given_id, by=actor, admins=admins)
 
     result = ws.write(build, commit=cx.commit)
     cx.emit({"session_id": result.events[0]["session_id"], "state": "closed", **_write_meta(result)},

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import ops
+from handoff.core import arguments
 from handoff.views import render
 
 from .apps import app, work_app
@@ -97,7 +97,7 @@ def request(cx: Cx,
     Example: handoff request --to agent-b --channel backend -d "Auth refactored, needs API integration"
     --context '{"files_changed":["src/auth.ts"],"decisions":["JWT -> session tokens"]}'
     """
-    ctx = ops.parse_body(read_arg(context)) if context else {}
+    ctx = arguments.parse_body(read_arg(context)) if context else {}
     data = cx.me(session).request(to, channel, description, context=ctx, work=work, deadline=deadline,
                                   thread=thread, direct=direct, trace_id=trace_id, id=given_id)
     cx.emit(data, lambda d: f"{d['handoff_id']}\n  {d['from']} -> {d['to']} in #{d['channel']} ({d['status']})")
@@ -147,7 +147,7 @@ def reject(cx: Cx, handoff_id: IdArg,
 
 
 def _json_opt(raw: str | None) -> dict | None:
-    return ops.parse_body(read_arg(raw)) if raw is not None else None
+    return arguments.parse_body(read_arg(raw)) if raw is not None else None
 
 
 ResultOpt = Annotated[Optional[str], typer.Option("--result", help="JSON object or @file")]
