@@ -99,7 +99,7 @@ def _preview(body) -> str | None:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def _dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], dict[str, str]]:
+def dedupe(records: list[dict], diagnostics: list[dict]) -> tuple[list[dict], dict[str, str]]:
     """One event per id.  Files of the current branch (no ``ref``) win over files read from remote refs,
     whatever their content, so an unreviewed branch can neither replace, hide nor reorder a reviewed
     event by reusing its id; among equals the first in canonical order is applied.  Every file of a
@@ -140,7 +140,7 @@ def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
     ``admins``: agents that may close any session (``identity.admins`` in the config).
     """
     diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
-    events, paths = _dedupe(records, diagnostics)
+    events, paths = dedupe(records, diagnostics)
     ordered, cyclic = order_events(events)
     for eid in cyclic:
         diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",

@@ -94,7 +94,7 @@ def _remote_source(ws: Place) -> list[Source] | None:
         return None  # the usual answer, found without importing remotes (a few ms of start-up)
     from handoff.git import remotes, revision
     patterns = remotes.patterns_of(ws.config)
-    if not patterns or not remotes._may_have_refs(ws.paths.common_dir, patterns):
+    if not patterns or not remotes.may_have_refs(ws.paths.common_dir, patterns):
         return None
     cwd = ws.paths.worktree
     tips = remotes.ref_tips(cwd, patterns)
@@ -125,7 +125,7 @@ def _only_remote_tracking(config: dict) -> bool:
 
 
 def _may_have_remote_refs(common_dir: Path) -> bool:
-    """``remotes._may_have_refs`` for the default patterns (refs/remotes/...), without importing it."""
+    """``remotes.may_have_refs`` for the default patterns (refs/remotes/...), without importing it."""
     if (common_dir / "reftable").exists():
         return True
     remotes_dir = common_dir / "refs" / "remotes"
@@ -1679,7 +1679,7 @@ def _refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
             if src:
                 recs[-1] = dict(recs[-1], ref=src.split(":", 1)[-1])
             blob_of[path] = b
-        kept, kept_paths = reducer._dedupe(recs, diagnostics)
+        kept, kept_paths = reducer.dedupe(recs, diagnostics)
         ev = kept[0]
         if any("ref" in r and r["path"] == kept_paths[eid] for r in recs):
             src_of[eid] = next(src for _how, _ref, src in members if src)
