@@ -53,7 +53,7 @@ def _work_tree_rows(db: sqlite3.Connection, plan: Plan,
     the state does not hold yet, blob -> record parsed just now, whether everything must be folded again)."""
     scan = plan.scan
     refold_all = plan.cold or bool(scan.gone) or bool(scan.gone_dirs)
-    file_rows = []
+    file_rows: list[tuple] = []
     new_pairs: list[tuple[str, str]] = []
     fresh: dict[str, dict] = {}
     need = [(rel, st) for rel, st, problem in scan.present if not problem]

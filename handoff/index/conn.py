@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handoff.index.db import (
@@ -46,7 +47,7 @@ class Cache:
         key = f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}"
         self.view_path = self.dir / f"view-{INDEX_FORMAT}-{key}.sqlite3"
         self.parsed_path = self.dir / f"parsed-{INDEX_FORMAT}.sqlite3"
-        self.lock_path = self.dir / f"view-{key}.lock"
+        self.lock_path: Path | None = self.dir / f"view-{key}.lock"
         self.db: sqlite3.Connection | None = None
         self.wal_pending: list[str] = []  # files still in rollback-journal mode (see ``use_wal``)
         self.boot: str | None = None
@@ -122,7 +123,7 @@ class Cache:
         raise sqlite3.DatabaseError("cannot set up the index files")
 
     @staticmethod
-    def _check(db: sqlite3.Connection, schema_name: str, ddl: str, want: dict, token_key: str | None):
+    def _check(db: sqlite3.Connection, schema_name: str, ddl: str, want: dict, token_key: str | None) -> str | None:
         """Set up one file on first use; None when it belongs to another version (start it again).
 
         Returns the file's token (``token_key``), "created", or "ok".

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 from handoff.store import files as store
 
@@ -203,7 +203,11 @@ def remove_all(cache_dir: Path) -> None:
                 pass
 
 
-def sql_path(path):
+@overload
+def sql_path(path: None) -> None: ...
+@overload
+def sql_path(path: str) -> str | bytes: ...
+def sql_path(path: str | None) -> str | bytes | None:
     """A path as SQLite can store it: names that are not UTF-8 (surrogate-escaped) go in as bytes."""
     if path is None:
         return None
@@ -214,11 +218,16 @@ def sql_path(path):
         return path.encode("utf-8", "surrogateescape")
 
 
-def py_path(value):
+@overload
+def py_path(value: None) -> None: ...
+@overload
+def py_path(value: str | bytes) -> str: ...
+def py_path(value: str | bytes | None) -> str | None:
+    """A path as read back from SQLite (see ``sql_path``)."""
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
-def get_meta(db: sqlite3.Connection, key: str):
+def get_meta(db: sqlite3.Connection, key: str) -> Any:
     row = db.execute("SELECT v FROM main.meta WHERE k=?", (key,)).fetchone()
     return row[0] if row else None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import marshal
 import sqlite3
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from handoff.core import reducer
 from handoff.index.db import get_meta
@@ -23,7 +24,7 @@ class Rows(dict):
         self._absent: set = set()
         self.loaded: set = set()
 
-    def get(self, key, default=None):
+    def get(self, key: Any, default: Any = None) -> Any:
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
         if key in self._absent:

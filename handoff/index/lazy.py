@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import marshal
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
+from typing import Any
 
 from handoff.core import reducer
 
@@ -76,16 +77,16 @@ class State(dict):
     def __contains__(self, key) -> bool:
         return key in self._KEYS
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self._KEYS else default
 
-    def keys(self):
+    def keys(self) -> list[str]:  # type: ignore[override]
         return list(self._KEYS)
 
-    def items(self):
+    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
         return self.materialize().items()
 
-    def values(self):
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
         return self.materialize().values()
 
     def __eq__(self, other) -> bool:
@@ -230,13 +231,13 @@ class Table(Mapping):
             return False
         return True
 
-    def values(self):
+    def values(self) -> ValuesView[dict]:
         return self._load_all().values()
 
-    def items(self):
+    def items(self) -> ItemsView[str, dict]:
         return self._load_all().items()
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._load_all().keys()
 
 

@@ -89,7 +89,7 @@ def read_and_parse(db: sqlite3.Connection, root: Path, need: list[tuple[str, tup
 def _parse_here(db: sqlite3.Connection, root: Path, need: list[tuple[str, tuple | None]]) -> list[tuple]:
     """(rel, stat, blob, record bytes, ordering key, problem) of each file, read and hashed in this process
     (record and key None where the parse cache has them)."""
-    results = []
+    results: list[tuple] = []
     hashed = []
     for rel, st in need:
         try:
@@ -116,6 +116,7 @@ def _encode_all(items: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | Non
     half = len(items) // 2
     if len(items) < SPLIT_MIN or not _may_fork():
         return [encode(rel, data) for rel, data in items]
+    rest: object
     theirs = _forked(lambda: marshal.dumps([encode(rel, data) for rel, data in items[half:]]))
     stats.trace(f"parse split {half}+{len(items) - half}")
     try:
@@ -189,7 +190,7 @@ def _init_worker(known: set) -> None:
 
 def _parse_chunk(args: tuple[str, list]) -> list[tuple]:
     root, items = args
-    out = []
+    out: list[tuple] = []
     for rel, st in items:
         try:
             st, data = _read(f"{root}/{rel}")

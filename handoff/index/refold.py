@@ -165,7 +165,7 @@ def _save_all(db: sqlite3.Connection, found: _Found, acc: dict, stream: _EventSt
     dangling = {p for _hlc, after in keys.values() if after for p in after if p not in keys}
     db.executemany("INSERT INTO dangling VALUES (?)", [(p,) for p in sorted(dangling)])
     top = max(((hlc, eid) for eid, (hlc, _a) in keys.items()), default=None)
-    base = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [],
+    base: dict = {"sessions": {}, "agent_by_peer": {}, "counters": {}, "diagnostics": [],
             "max_hlc": max((hlc for hlc, _a in keys.values() if hlc), default=None), "event_count": len(keys),
             "messages": 0, "leases": 0, "frontier": list(top) if top else None,
             "future": sorted(stream.future, key=lambda f: f["event"]["id"])}

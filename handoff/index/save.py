@@ -8,6 +8,7 @@ from __future__ import annotations
 import marshal
 import sqlite3
 import time
+from typing import Any
 
 from handoff.core import reducer
 from handoff.index.db import get_meta
@@ -160,7 +161,7 @@ def _save_event_rows(db: sqlite3.Connection, acc: dict, events: list[dict], firs
     db.executemany("INSERT OR IGNORE INTO peers VALUES (?)", [(n,) for n in names])
     if parents:
         plist = sorted(parents)
-        present = set()
+        present: set[str] = set()
         for i in range(0, len(plist), 500):
             chunk = plist[i:i + 500]
             present.update(r[0] for r in db.execute(
@@ -168,7 +169,7 @@ def _save_event_rows(db: sqlite3.Connection, acc: dict, events: list[dict], firs
         db.executemany("INSERT OR IGNORE INTO dangling VALUES (?)", [(p,) for p in plist if p not in present])
 
 
-def _save_work(db: sqlite3.Connection, work: dict, saved_work: dict[str, tuple] | None,
+def _save_work(db: sqlite3.Connection, work: Any, saved_work: dict[str, tuple] | None,
                full: bool) -> set[tuple[str, str]]:
     """Work units: new ones get the next sequence numbers, in the order the fold created them; touched ones
     are updated.  Returns the boxes (kind, key) of every unit written."""
@@ -242,7 +243,7 @@ def _future(acc0: dict, events: list[dict], paths_of: dict[str, str] | None) -> 
     return future
 
 
-def _save_timers(db: sqlite3.Connection, work: dict, full: bool) -> None:
+def _save_timers(db: sqlite3.Connection, work: Any, full: bool) -> None:
     """Keep ``timers`` in step with the work units this fold wrote (a full fold starts from an empty table)."""
     from handoff.core import timers
     rows, gone = [], []
