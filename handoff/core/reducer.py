@@ -175,8 +175,9 @@ def reduce(records: list[dict], admins: Iterable[str] = ()) -> dict:
     }
 
 
-# The fold is split out so the index (index.py) can resume it: it loads the saved accumulator (lazily),
-# folds only new events that sort after everything already folded, and finishes the boxes it touched.
+# The fold is split out so the index (handoff/index/fold.py, refold.py) can resume it: it loads the saved
+# accumulator (lazily), folds only new events that sort after everything already folded, and finishes the
+# boxes it touched.
 
 
 def local_first(opens: list, is_remote) -> list:
