@@ -313,8 +313,8 @@ def _last_ts(repo: Path) -> str:
 
 def measure_refold(repo: Path, sid: str) -> float:
     """A full fold from the parse cache (what a branch switch or an out-of-order pull costs): no parsing."""
-    code = ("import sys, time; from handoff.app.workspace import Workspace; from handoff import index; "
-            "ws = Workspace(sys.argv[1]); ws.state(); idx = index._open(ws); db = idx._connect(); "
+    code = ("import sys, time; from handoff.app.workspace import Workspace; from handoff.index import refresh; "
+            "ws = Workspace(sys.argv[1]); ws.state(); idx = refresh.open_index(ws); db = idx.connect(); "
             "db.execute('COMMIT') if db.in_transaction else None; db.execute(\"DELETE FROM main.meta WHERE k IN ('acc', 'gen')\"); "
             "t = time.perf_counter(); Workspace(sys.argv[1]).state(); print(time.perf_counter() - t)")
     return float(subprocess.run([PY, "-c", code, str(repo)], env=ENV, capture_output=True, check=True,

@@ -100,7 +100,7 @@ def _preview(body: dict[str, Any] | None) -> str | None:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def _dedupe(records: list[dict[str, Any]], diagnostics: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def dedupe(records: list[dict[str, Any]], diagnostics: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """One event per id.  Files of the current branch (no ``ref``) win over files read from remote refs,
     whatever their content, so an unreviewed branch can neither replace, hide nor reorder a reviewed
     event by reusing its id; among equals the first in canonical order is applied.  Every file of a
@@ -141,7 +141,7 @@ def reduce(records: list[dict[str, Any]], admins: Iterable[str] = ()) -> dict[st
     ``admins``: agents that may close any session (``identity.admins`` in the config).
     """
     diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
-    events, paths = _dedupe(records, diagnostics)
+    events, paths = dedupe(records, diagnostics)
     ordered, cyclic = order_events(events)
     for eid in cyclic:
         diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
@@ -176,8 +176,9 @@ def reduce(records: list[dict[str, Any]], admins: Iterable[str] = ()) -> dict[st
     }
 
 
-# The fold is split out so the index (index.py) can resume it: it loads the saved accumulator (lazily),
-# folds only new events that sort after everything already folded, and finishes the boxes it touched.
+# The fold is split out so the index (handoff/index/fold.py, refold.py) can resume it: it loads the saved
+# accumulator (lazily), folds only new events that sort after everything already folded, and finishes the
+# boxes it touched.
 
 
 def local_first(opens: list[Any], is_remote: Callable[[Any], bool]) -> list[Any]:

@@ -42,7 +42,7 @@ def patterns_of(config: dict) -> list[str]:
     return [str(p) for p in raw if isinstance(p, str) and p.startswith("refs/")]
 
 
-def _may_have_refs(common_dir: Path, patterns: list[str]) -> bool:
+def may_have_refs(common_dir: Path, patterns: list[str]) -> bool:
     """False only when the ref store certainly holds no ref under refs/remotes/ (no git call)."""
     if not all(p.startswith("refs/remotes/") for p in patterns) or (common_dir / "reftable").exists():
         return True
@@ -95,7 +95,7 @@ def records_on_refs(cwd: Path, tips: list[tuple[str, str]], decoder=revision.dec
 def remote_records(ws: Place, local_paths: set[str]) -> list[dict]:
     """Records from the configured remote-tracking refs that the work tree does not already hold."""
     patterns = patterns_of(ws.config)
-    if not patterns or not _may_have_refs(ws.paths.common_dir, patterns):
+    if not patterns or not may_have_refs(ws.paths.common_dir, patterns):
         return []
     tips = ref_tips(ws.paths.worktree, patterns)
     if not tips:
@@ -124,7 +124,7 @@ def context_records(paths: gitcmd.RepoPaths, config: dict, exclude: set[str]) ->
     """Events on the configured refs whose repo-relative path is not in ``exclude``: context for a
     revision that is not the work tree (``verify``, ``report``)."""
     patterns = patterns_of(config)
-    if not patterns or not _may_have_refs(paths.common_dir, patterns):
+    if not patterns or not may_have_refs(paths.common_dir, patterns):
         return []
     tips = ref_tips(paths.worktree, patterns)
     if not tips:

@@ -21,6 +21,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from handoff import index
 from handoff.app.workspace import Workspace
 from handoff.core import reducer
+from handoff.index import conn, parse, refold, refresh, scan
+from handoff.index import db as index_db
 
 HEAVY = bool(os.environ.get("HANDOFF_HEAVY"))
 
@@ -177,11 +179,11 @@ def test_corrupt_or_foreign_cache_is_rebuilt(repo):
     assert repo.j("inbox", "--session", "sess_a")["count"] == 0
     # another version of the code: a different key, a fresh cache
     old = index.code_version()
-    index._code_version_cache[:] = ["someotherversion"]
+    index_db._code_version_cache[:] = ["someotherversion"]
     try:
         assert from_index(repo.path)["event_count"] == want["event_count"]
     finally:
-        index._code_version_cache[:] = [old]
+        index_db._code_version_cache[:] = [old]
     assert_matches(repo.path)
 
 
@@ -307,8 +309,8 @@ def test_full_fold_in_small_batches_with_clashing_ids_cycles_and_future_events(r
     out as a full reduce gives them, cold and re-folded."""
     from handoff.core import ids, model
     from handoff.core.yaml import codec
-    monkeypatch.setattr(index._EventStream, "BATCH", 3)
-    monkeypatch.setattr(index._StreamSink, "FLUSH", 2)
+    monkeypatch.setattr(refold._EventStream, "BATCH", 3)
+    monkeypatch.setattr(refold._StreamSink, "FLUSH", 2)
     a = repo.session("alpha", "general", "sess_a")
     b = repo.session("beta", "general", "sess_b")
     for i in range(5):
@@ -380,7 +382,7 @@ def test_a_file_first_seen_misnamed_then_renamed_right(repo):
 
 def test_a_state_file_from_another_boot_is_folded_again_from_the_parse_cache(repo, monkeypatch):
     """The state file is written without fsync: one written before a reboot is not trusted after it."""
-    if index._boot_id() is None:
+    if index_db.boot_id() is None:
         pytest.skip("this system does not tell one boot from the next")
     import sqlite3
     s = repo.session("a", "general", "sess_a")
@@ -390,7 +392,7 @@ def test_a_state_file_from_another_boot_is_folded_again_from_the_parse_cache(rep
     cache = Workspace(repo.path).paths.shared / "cache"
     [view] = [n for n in os.listdir(cache) if n.startswith("view-") and n.endswith(".sqlite3")]
     db = sqlite3.connect(cache / view)
-    assert db.execute("SELECT v FROM meta WHERE k='boot'").fetchone()[0] == index._boot_id()
+    assert db.execute("SELECT v FROM meta WHERE k='boot'").fetchone()[0] == index_db.boot_id()
     db.execute("UPDATE meta SET v='a-boot-before-a-crash' WHERE k='boot'")  # what the disk held after it
     db.execute("INSERT OR REPLACE INTO meta VALUES ('acc', x'00')")  # (and pages that never made it)
     db.commit()
@@ -416,7 +418,7 @@ def test_hundreds_of_new_files_parsed_by_two_processes_fold_like_one(tmp_path):
     generate(path, 300, seed=11)
     r = repo.proc("status", "-o", "json", env={"HANDOFF_INDEX_TRACE": "1"})
     assert r.returncode == 0, r.stderr
-    if index._cpus() > 1 and hasattr(os, "fork"):
+    if parse._cpus() > 1 and hasattr(os, "fork"):
         assert "parse split" in r.stderr
     before = dict(index.STATS)
     want = assert_matches(path)  # (the state the child process saved, read as it is)
@@ -429,8 +431,8 @@ def test_fine_timestamps_shorten_the_racy_window(repo):
     the next command does not hash them again (on whole-second ones they wait out 3 s, git's rule)."""
     import re
     import time
-    assert index._racy(10**18 + 1, 10**18 + 100) and index._racy(10**18, 10**18 + 2 * 10**9)  # (too fresh)
-    assert not index._racy(10**18 + 1, 10**18 + 10**9) and index._racy(10**18, 10**18 + 10**9)
+    assert scan._racy(10**18 + 1, 10**18 + 100) and scan._racy(10**18, 10**18 + 2 * 10**9)  # (too fresh)
+    assert not scan._racy(10**18 + 1, 10**18 + 10**9) and scan._racy(10**18, 10**18 + 10**9)
 
     def cli(*args, trace=False):
         r = repo.proc(*args, "-o", "json", env={"HANDOFF_INDEX_TRACE": "1"} if trace else None)
@@ -475,9 +477,9 @@ def test_a_cold_build_killed_midway_is_undone_and_the_next_command_answers(tmp_p
     # The real CLI in its own process, which SIGKILLs itself once the files are parsed and stored and the
     # fold is not yet written (at the index's "keys" step: always the same instant, however loaded the box).
     kill_at_keys = ("import os, signal, sys\n"
-                    "from handoff import index\n"
-                    "step = index._trace\n"
-                    "index._trace = lambda what: (step(what), what.startswith('keys') and os.kill(os.getpid(), "
+                    "from handoff.index import stats\n"
+                    "step = stats.trace\n"
+                    "stats.trace = lambda what: (step(what), what.startswith('keys') and os.kill(os.getpid(), "
                     "signal.SIGKILL))\n"
                     "from handoff.faces.cli import run\n"
                     "sys.argv = ['handoff', 'status', '-o', 'json']\n"
@@ -517,7 +519,7 @@ def test_readers_during_a_cold_build_wait_for_it_and_agree(tmp_path):
 def test_a_forked_parser_that_dies_leaves_its_half_to_the_parent(tmp_path, monkeypatch):
     """The child that parses half of a few hundred files fails (here: its decode raises): the parent
     parses that half itself and the fold is exact."""
-    if index._cpus() < 2 or not hasattr(os, "fork"):
+    if parse._cpus() < 2 or not hasattr(os, "fork"):
         pytest.skip("no second core to fork a parser onto")
     path = tmp_path / "r"
     generate(path, 40)
@@ -531,7 +533,7 @@ def test_a_forked_parser_that_dies_leaves_its_half_to_the_parent(tmp_path, monke
             raise RuntimeError("the forked parser dies")  # (in the child only: it exits with an error)
         return real(rel, data)
     monkeypatch.setattr(reducer, "decode", decode)
-    monkeypatch.setattr(index, "_may_fork", lambda: True)  # (fork even if this test process runs threads)
+    monkeypatch.setattr(parse, "_may_fork", lambda: True)  # (fork even if this test process runs threads)
     before = index.STATS["parsed"]
     want = reference(path)
     got = from_index(path)
@@ -591,8 +593,8 @@ def test_a_file_left_in_rollback_mode_turns_to_wal_when_nobody_holds_it(repo):
     ws = Workspace(repo.path)
     assert ws.state()["event_count"] == 3
     assert _journal_modes(repo.path) == {"parsed": "delete", "view": "delete"}
-    con = index._open(ws)._connect()
-    boot_known = index._boot_id() is not None
+    con = refresh.open_index(ws).connect()
+    boot_known = index_db.boot_id() is not None
     # (a power cut can damage a rollback-journal file synced NORMAL, never a WAL one: FULL until the switch)
     assert con.execute("PRAGMA main.synchronous").fetchone()[0] == (0 if boot_known else 2)
     assert con.execute("PRAGMA p.synchronous").fetchone()[0] == 2
@@ -635,10 +637,10 @@ def test_a_reader_waits_for_a_first_build_longer_than_the_usual_busy_timeout(rep
     t.start()
     try:
         assert holding.wait(10)
-        monkeypatch.setattr(index, "BUSY_MS", 100)  # (far shorter than the build)
+        monkeypatch.setattr(conn, "BUSY_MS", 100)  # (far shorter than the build)
         ws = Workspace(repo.path)
         assert ws.state()["event_count"] == want["event_count"]
-        assert index._open(ws).lock_path is not None  # answered from the cache, not rebuilt in memory
+        assert refresh.open_index(ws).lock_path is not None  # answered from the cache, not rebuilt in memory
     finally:
         done.set()
         t.join()

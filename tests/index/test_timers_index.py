@@ -24,7 +24,7 @@ def table(path) -> dict:
     ws = Workspace(path)
     state = ws.state(refresh=True)
     return {wid: (due, target, agent) for wid, due, target, agent in
-            state._db.execute("SELECT wid, due, target, agent FROM timers")}
+            state.db.execute("SELECT wid, due, target, agent FROM timers")}
 
 
 def expected(path) -> dict:

@@ -188,7 +188,7 @@ def test_damaged_wal_and_shm_are_rebuilt(populated, tmp_path):
 
 def test_a_locked_cache_is_waited_for_not_dropped(populated, monkeypatch):
     """Lock contention is not damage: the command answers (from memory after the wait) and deletes nothing."""
-    from handoff import index
+    from handoff.index import conn
     repo, pristine = populated
     restore(repo, pristine)
     want = repo.j("inbox", "--session", "sess_bob")["count"]
@@ -196,7 +196,7 @@ def test_a_locked_cache_is_waited_for_not_dropped(populated, monkeypatch):
             "--to", "bob.sess_bob")
     view = next(p for p in cache_dir(repo).iterdir() if p.name.startswith("view-") and p.name.endswith(".sqlite3"))
     inode = view.stat().st_ino
-    monkeypatch.setattr(index, "BUSY_MS", 300)
+    monkeypatch.setattr(conn, "BUSY_MS", 300)
     holder = sqlite3.connect(view, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another command's write, held
@@ -238,7 +238,7 @@ def test_errors_are_sorted_by_what_they_mean(tmp_path):
     assert index.trouble(error_of(lambda: sqlite3.connect(tmp_path / "no" / "such.sqlite3"))) == "unusable"
     assert index.trouble(error_of(lambda: b.execute("SELECT * FROM missing"))) == "damaged"
     assert index.trouble(ValueError("raised elsewhere")) is None
-    assert index.trouble(error_of(lambda: index.marshal.loads(b"\xff"))) is None  # (not raised in index.py)
+    assert index.trouble(error_of(lambda: index.marshal.loads(b"\xff"))) is None  # (not raised in the index)
 
 
 DELETE_LOOP = r"""

@@ -1,0 +1,77 @@
+"""Narrowed states: only the rows a view or a watcher's timers can use, read from the indexes.
+
+Each takes the state ``state()`` returned (a ``lazy.State``) and hands a plain state dict through as
+it is.
+"""
+from __future__ import annotations
+
+import marshal
+
+from handoff.index.lazy import State
+
+
+def for_inbox(state: dict, session: dict, skip: set[str] | frozenset[str] = frozenset()) -> dict:
+    """The state ``queries.inbox`` needs for ``session``: only the messages it can keep or count as replies.
+
+    ``queries.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
+    to it or broadcast in its channels since it joined; it skips everything else.  ``skip``: ids of
+    messages the caller will not show whatever they are (acknowledged ones, for an inbox without
+    ``--all``); they are left out before their records are read, unless the session's peer sent them
+    (those count as replies).  A plain state dict is returned as it is.
+    """
+    if not isinstance(state, State):
+        return state
+    chans = list(session.get("channels") or [])
+    marks = ",".join("?" * len(chans))
+    peer = session["peer_id"]
+    messages = state["messages"]
+    if not skip:
+        return state.narrowed(messages=messages.where(
+            f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
+            f"AND m.hlc>=?)",
+            (peer, peer, session["session_id"], session["agent"], *chans, session.get("opened_hlc", ""))))
+    # the same three conditions, each answered from an index alone (ids included): records are read
+    # only for the messages kept
+    keep = {o for (o,) in messages.select("SELECT ord FROM messages WHERE frm=?", (peer,))}
+    for o, mid in messages.select("SELECT ord, id FROM messages WHERE to_ IN (?,?,?)",
+                                  (peer, session["session_id"], session["agent"])):
+        if mid not in skip:
+            keep.add(o)
+    for o, mid in messages.select(
+            f"SELECT ord, id FROM messages WHERE to_ IS NULL AND surface='thread' AND channel IN ({marks}) "
+            f"AND hlc>=?", (*chans, session.get("opened_hlc", ""))):
+        if mid not in skip:
+            keep.add(o)
+    kept = messages.at(sorted(keep))
+    state["work"].preload({m["work_id"] for m in kept if m["from"] != peer and isinstance(m.get("work_id"), str)})
+    return state.narrowed(messages=kept)
+
+
+def timer_units(state: dict, sessions: list[dict]) -> list[dict] | None:
+    """The work units ``deadlines.reminders_due`` / ``next_reminder_ms`` can report for ``sessions``: open units
+    with a deadline whose target is one of them (table ``timers``), in state order.  None for a plain state
+    dict (then they look at every unit, as they always did)."""
+    if not isinstance(state, State) or not sessions:
+        return None if not isinstance(state, State) else []
+    from handoff.core import timers
+    db = state.db
+    peers, agents = {s["peer_id"] for s in sessions}, {s["agent"] for s in sessions}
+    wids = [wid for wid, due, target, agent in db.execute("SELECT wid, due, target, agent FROM timers")
+            if timers.may_concern((due, target, agent), peers, agents)]
+    out = []
+    for i in range(0, len(wids), 500):
+        chunk = wids[i:i + 500]
+        out += db.execute(f"SELECT seq, data FROM work WHERE wid IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return [marshal.loads(data) for _seq, data in sorted(out)]
+
+
+def for_container(state: dict, *, channel: str, thread_id: str | None = None,
+                  direct_id: str | None = None) -> dict:
+    """The state ``views.container_messages`` needs: only that thread's or room's messages."""
+    if not isinstance(state, State):
+        return state
+    if thread_id is not None:
+        msgs = state["messages"].where("m.channel=? AND m.thread=?", (channel, thread_id))
+    else:
+        msgs = state["messages"].where("m.channel=? AND m.direct=?", (channel, direct_id))
+    return state.narrowed(messages=msgs)
