@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from typing import Any
 
-from handoff.core import reducer
+from handoff.core import model, reducer
 
 
 class State(dict):
@@ -283,5 +283,5 @@ class WorkUnits(Table):
     def open_units(self) -> list[dict]:
         """The units not in a terminal state, in state order (column ``open``, no other unit unmarshalled)."""
         if self._all is not None:
-            return [w for w in self._all.values() if w["state"] not in reducer.TERMINAL_STATES]
+            return [w for w in self._all.values() if w["state"] not in model.TERMINAL_STATES]
         return [marshal.loads(r[0]) for r in self._db.execute("SELECT data FROM work WHERE open=1 ORDER BY seq")]

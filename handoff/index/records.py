@@ -26,6 +26,7 @@ def blob_id(data: bytes) -> str:
 def record_of(path: str, problem: str | None, ppath: str | None, rec: bytes | None) -> dict:
     if problem:
         return {"path": path, "error": {"reason_code": "malformed", "message": problem}}
+    assert rec is not None  # (a row without a problem always holds its record)
     record = marshal.loads(rec)
     return record if ppath == path else redecode(path, record)
 

@@ -10,7 +10,7 @@ import sqlite3
 import time
 from typing import Any
 
-from handoff.core import reducer
+from handoff.core import model, reducer
 from handoff.index.db import get_meta
 
 FUTURE_SLACK_MS = 30 * 86_400_000
@@ -179,7 +179,7 @@ def _save_work(db: sqlite3.Connection, work: Any, saved_work: dict[str, tuple] |
     for wid, w in work.items():
         kind, key = reducer.work_box(w)
         boxes_touched.add((kind, key))
-        open_ = int(w["state"] not in reducer.TERMINAL_STATES)
+        open_ = int(w["state"] not in model.TERMINAL_STATES)
         if wid in work.loaded:
             data = marshal.dumps(w)
             old = saved_work.get(wid) if saved_work else None
@@ -201,7 +201,7 @@ def _save_boxes(db: sqlite3.Connection, acc: dict, boxes_touched: set[tuple[str,
     counts: dict[str, int] = {}
     if full:  # every work unit is in memory: count the open ones per box here
         for w in acc["work"].values():
-            if w["state"] not in reducer.TERMINAL_STATES:
+            if w["state"] not in model.TERMINAL_STATES:
                 kind, key = reducer.work_box(w)
                 k = f"{kind}:{key}"
                 counts[k] = counts.get(k, 0) + 1
@@ -236,7 +236,7 @@ def _future(acc0: dict, events: list[dict], paths_of: dict[str, str] | None) -> 
     """The saved events that may still be dated ahead of a reader's clock, and the new ones that may be."""
     horizon, horizon_ts, horizon_hlc, horizon_id = future_horizon()
     future = [r for r in acc0.get("future", []) if latest_ms(r["event"]) > horizon]
-    future += [{"path": paths_of.get(ev["id"], ""), "event": {"id": ev["id"], "hlc": ev.get("hlc"), "ts": ev.get("ts")}}
+    future += [{"path": (paths_of or {}).get(ev["id"], ""), "event": {"id": ev["id"], "hlc": ev.get("hlc"), "ts": ev.get("ts")}}
                for ev in events
                if (str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
                    or ev["id"].split("_", 1)[-1][:10] > horizon_id) and latest_ms(ev) > horizon]
