@@ -69,11 +69,23 @@ def load_for(args: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status.  A bug (an exception that is neither a refusal nor Click's)
+    prints one line and saves its traceback (``crash.py``); ``HANDOFF_DEBUG=1`` re-raises it instead."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except Exception as exc:
+        from . import crash
+        if crash.debugging():
+            raise
+        return crash.report(exc, args)
+
+
+def _main(args: list[str]) -> int:
     from .common import ENTRY, usage_exit
     from .fastparams import install
 
     ENTRY[:] = [main]
-    args = list(sys.argv[1:] if argv is None else argv)
     install()
     load_for(args)
     try:
