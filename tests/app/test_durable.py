@@ -166,7 +166,7 @@ def test_deadline_overdue_sweep_and_reminders(repo):
     # reminders: the target is re-notified while overdue (the latest due one, bounded)
     notes = repo.ok("watch", "--session", "sess_bob", "--once", "--remind-every", "10m", "-o", "jsonl", env=late).lines
     assert sorted(n["notification"] for n in notes) == ["message", "message", "reminder"]
-    rem = [n for n in notes if n["notification"] == "reminder"][0]
+    rem = next(n for n in notes if n["notification"] == "reminder")
     assert rem["work"]["work_id"] == "work_d" and rem["reminder"] == 3 and rem["work"]["overdue"] is True
     assert repo.ok("watch", "--session", "sess_bob", "--once", "--remind-every", "10m", "-o", "jsonl", env=late).out == ""
     assert repo.ok("watch", "--session", "sess_alice", "--once", "-o", "jsonl", env=late).out == ""  # not the target

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.watchproc import WatchProc
 from conftest import git
+from support.watchproc import WatchProc
 
 from handoff.app.workspace import Workspace
 from handoff.core import ops

@@ -65,7 +65,7 @@ def drain(w: FileWatcher, quiet: float = 0.3, limit: int = 50) -> int:
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 @pytest.fixture
