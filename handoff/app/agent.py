@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from handoff.app import leasing, reads, sessions
+from handoff.app import reads, sessions
 from handoff.app.meta import write_meta
 from handoff.app.workspace import Workspace, WriteResult
 from handoff.core import ops, queries
@@ -132,18 +132,22 @@ class Session:
 
     def claim(self, work_id: str, lease: str | None = None, *, id: str | None = None) -> JSON:
         """``handoff claim``: hold the work for ``lease`` (90s, 10m, 2h; default 10m)."""
+        from handoff.app import leasing
         return leasing.lease(self.ws, "claim", work_id, self.ident, lease, id, commit=self.hf.commit)
 
     def heartbeat(self, work_id: str, lease: str | None = None, *, id: str | None = None) -> JSON:
         """``handoff heartbeat``: extend a live lease to now + ``lease``."""
+        from handoff.app import leasing
         return leasing.lease(self.ws, "heartbeat", work_id, self.ident, lease, id, commit=self.hf.commit)
 
     def release(self, work_id: str, *, id: str | None = None) -> JSON:
         """``handoff release``: give the lease up."""
+        from handoff.app import leasing
         return leasing.lease(self.ws, "release", work_id, self.ident, None, id, commit=self.hf.commit)
 
     def sweep(self, *, dry_run: bool = False, id: str | None = None) -> JSON:
         """``handoff sweep``: fail (reason expired) the overdue work this session is in."""
+        from handoff.app import leasing
         return leasing.sweep(self.ws, self.ident, dry_run=dry_run, given_id=id, commit=self.hf.commit)
 
     def close(self, *, by: str | None = None, id: str | None = None) -> JSON:

@@ -16,6 +16,11 @@ Every call returns the same JSON-ready dict the CLI prints with ``-o json``
 and raises ``HandoffError`` (``reason_code``, ``message``, ``hint``) for the
 same refusals.  The CLI commands are thin wrappers over these calls.
 
+The classes only delegate: ``Session`` lives in ``agent.py``; the bodies of the verbs in
+``sessions`` (open, close, inbox, brief, status), ``reads`` (lists, conversations), ``leasing``
+(claim, heartbeat, release, sweep), ``insight`` (metrics, log), ``review`` (verify, report,
+sync) and ``waiting`` (wait, watch).
+
 Reads re-read the files each time (through the parse cache), so a
 long-lived ``Handoff`` (an MCP server, an agent loop) sees other processes'
 writes.  The CLI passes ``snapshot=True``: one process, one consistent read.

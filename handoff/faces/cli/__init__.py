@@ -1,7 +1,8 @@
 """The ``handoff`` command line.  Each module registers one group of commands.
 
-Commands parse their arguments, call one function of the core or the
-workspace, and return data for ``render``; nothing else lives here.
+Commands parse their arguments, make one call on the Python API (``handoff.app.api``:
+``Handoff`` and ``Session``, the same calls the MCP tools make) and render what it returns;
+nothing else lives here.
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ def init(cx: Cx, workspace: Annotated[Optional[str], typer.Option("--workspace",
 
     Example: handoff init --workspace project
     """
-    from handoff.app.init import init_workspace
-    result = init_workspace(cx.repo, workspace, commit=cx.commit)
+    from handoff.app.api import Handoff
+    result = Handoff.init(cx.repo, workspace, commit=cx.commit).initialized
     cx.emit(result, lambda r: "\n".join(
         [f"initialized .handoffs/ (workspace {r['workspace_id']})"] +
         [f"  created {p}" for p in r["created"]] + [f"  kept    {p}" for p in r["kept"]] +

@@ -22,11 +22,11 @@ def new(cx: Cx,
 
     Example: handoff session new --agent reviewer --channel release --name release-reviewer -o json
     """
-    ws = cx.ws
-    if workspace is not None and workspace != ws.workspace_id:
-        cx.note(f"note: --workspace {workspace} differs from .handoffs/config.yaml ({ws.workspace_id}); "
+    hf = cx.hf
+    if workspace is not None and workspace != hf.workspace_id:
+        cx.note(f"note: --workspace {workspace} differs from .handoffs/config.yaml ({hf.workspace_id}); "
                 "the repository's workspace is used")
-    data = cx.hf.open_session(agent, channel, name=name, session_id=session_id, workspace=workspace).opened
+    data = hf.open_session(agent, channel, name=name, session_id=session_id, workspace=workspace).opened
     cx.emit(data, lambda d: f"{d['session_id']}\npeer: {d['peer_id']}\n"
                             f"export HANDOFF_SESSION={d['session_id']}")
 
