@@ -56,12 +56,19 @@ class Handoff:
         self.commit = commit
         self._snapshot = snapshot
         self.initialized: JSON | None = None
-        self._make_ws = workspace if callable(workspace) and not isinstance(workspace, Workspace) else None
-        self._ws = None if self._make_ws else workspace if workspace is not None else Workspace(repo)
+        self._ws: Workspace | None = None
+        self._make_ws: Callable[[], Workspace] | None = None
+        if isinstance(workspace, Workspace):
+            self._ws = workspace
+        elif workspace is not None:
+            self._make_ws = workspace
+        else:
+            self._ws = Workspace(repo)
 
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
+            assert self._make_ws is not None
             self._ws = self._make_ws()
         return self._ws
 
@@ -187,8 +194,8 @@ class Handoff:
         return sync(self.repo, remote=remote, push=push, integrate=integrate)
 
     def sync_rounds(self, every: str, count: int | None = None, *, remote: str = "origin", push: bool = True,
-                    integrate: str | None = None) -> Iterator[JSON | HandoffError]:
-        """``handoff sync --every``: each round's result, or its refusal (the rounds go on)."""
+                    integrate: str | None = None) -> Iterator[tuple[int, JSON | HandoffError]]:
+        """``handoff sync --every``: (round, its result or its refusal) per round; the rounds go on."""
         from handoff.app.review import sync_rounds
         return sync_rounds(self.repo, every, count, remote=remote, push=push, integrate=integrate)
 

@@ -15,5 +15,5 @@ def write_meta(result: WriteResult) -> JSON:
 
 def event_meta(result: WriteResult) -> JSON:
     """A one-event write (``session new``, ``session close``): its event id and file, then ``write_meta``'s fields."""
-    return {"event_id": result.events[0]["id"], "path": (result.paths or [None])[0], "committed": result.committed,
+    return {"event_id": result.events[0]["id"], "path": result.paths[0] if result.paths else None, "committed": result.committed,
             "commit": result.commit, "commit_skipped": result.commit_skipped, "replayed": result.replayed}

@@ -5,6 +5,7 @@ These work on a repository path, not an open workspace: ``verify`` and ``sync`` 
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,8 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     return r
 
 
-def report(repo: str | None, *, base: str | None = None, rev: str | None = None, html: str | Path | None = None,
+def report(repo: str | None, *, base: str | None = None, rev: str | None = None,
+           html: str | os.PathLike | None = None,
            markdown: bool = False) -> dict:
     """``handoff report``: this branch's activity; ``html`` also writes a page there, ``markdown`` adds the text."""
     from handoff.app.activity import branch_activity
@@ -71,9 +73,9 @@ def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integra
 
 
 def sync_rounds(repo: str | None, every: str, count: int | None = None, *, remote: str = "origin",
-                push: bool = True, integrate: str | None = None) -> Iterator[dict | HandoffError]:
-    """``handoff sync --every``: one result per round (``round`` set), or the round's refusal (its
-    ``round`` attribute set): a failed round does not stop the next one."""
+                push: bool = True, integrate: str | None = None) -> Iterator[tuple[int, dict | HandoffError]]:
+    """``handoff sync --every``: (round number, its result with ``round`` set, or its refusal) per round;
+    a failed round does not stop the next one."""
     interval = parse_every(every)
     rounds = 0
     while count is None or rounds < count:
@@ -83,8 +85,7 @@ def sync_rounds(repo: str | None, every: str, count: int | None = None, *, remot
         try:
             r = sync(repo, remote=remote, push=push, integrate=integrate)
         except HandoffError as err:  # keep going: the next round may succeed (network back, work committed)
-            err.round = rounds  # type: ignore[attr-defined]
-            yield err
+            yield rounds, err
             continue
         r["round"] = rounds
-        yield r
+        yield rounds, r

@@ -29,10 +29,12 @@ def open_session(ws: Workspace, agent: str, channels: list[str], *, name: str | 
         ev = result.events[0]
         local.remember_session(ws, {"session_id": sid, "peer_id": ev["from"], "agent": ev["body"]["agent"],
                                     "name": ev["body"].get("name"), "open_event_id": ev["id"]})
-    return {**views.session_view(queries.find_session(ws.state(), sid)), **event_meta(result)}
+    opened = queries.find_session(ws.state(), sid)
+    assert opened is not None  # (just written, or written before: a replay)
+    return {**views.session_view(opened), **event_meta(result)}
 
 
-def close(ws: Workspace, ident: str, *, by: str | None = None, given_id: str | None = None,
+def close(ws: Workspace, ident: str | None, *, by: str | None = None, given_id: str | None = None,
           commit: bool | None = None) -> dict:
     """``handoff session close``: written by the session itself, or by ``by`` (same agent, or an admin)."""
     from handoff.core.checks import admins_of

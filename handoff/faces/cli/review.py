@@ -145,12 +145,11 @@ def sync(cx: Cx,
     if every is None:
         return cx.emit(cx.hf.sync(remote=remote, push=push, integrate=integrate), _sync_human)
     failed = False
-    for r in cx.hf.sync_rounds(every, count, remote=remote, push=push, integrate=integrate):
+    for rounds, r in cx.hf.sync_rounds(every, count, remote=remote, push=push, integrate=integrate):
         failed = isinstance(r, HandoffError)
         if isinstance(r, HandoffError):
-            err = r
-            line = {"round": err.round, **err.to_json()}
-            cx.note(f"sync round {err.round}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
+            line = {"round": rounds, **r.to_json()}
+            cx.note(f"sync round {rounds}: {r.message}" + (f" ({r.hint})" if r.hint else ""))
             if not cx.machine:
                 continue
         else:
