@@ -315,12 +315,13 @@ CLI_ONLY = [
 def test_the_python_api_answers_the_cli_only_verbs_as_the_cli_does(tmp_path):
     api_repo, cli_repo = make_repo(tmp_path / "api"), make_repo(tmp_path / "cli")
     hf = Handoff(api_repo.path)
-    a = hf.open_session("coordinator", [CH]).session_id
-    b = hf.open_session("reviewer", [CH], name="release-reviewer").session_id
+    # (chosen ids: some lists sort by session id, which must not be left to chance)
+    a = hf.open_session("coordinator", [CH], session_id="sess_coord").session_id
+    b = hf.open_session("reviewer", [CH], name="release-reviewer", session_id="sess_review").session_id
     hf.session(a).send(CH, text="hello", thread="thread_plan")
     hf.session(a).send(CH, text="just us", surface="direct", to="release-reviewer." + b)
-    ca = cli_repo.session("coordinator", CH)["session_id"]
-    cb = cli_repo.session("reviewer", CH, name="release-reviewer")["session_id"]
+    ca = cli_repo.session("coordinator", CH, sid="sess_coord")["session_id"]
+    cb = cli_repo.session("reviewer", CH, sid="sess_review", name="release-reviewer")["session_id"]
     cli_repo.j("send", "-s", ca, "-c", CH, "-t", "thread_plan", "-m", "hello")
     cli_repo.j("send", "-s", ca, "-c", CH, "--surface", "direct", "--to", "release-reviewer." + cb, "-m", "just us")
     api_answers, cli_answers = [], []
