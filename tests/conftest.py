@@ -64,11 +64,12 @@ class Repo:
         self.path = path
 
     def h(self, *args: str, env: dict | None = None, stdin: str | None = None) -> Result:
-        """Run the CLI in-process against this repo."""
+        """Run the CLI in-process against this repo.  A bug raises here (HANDOFF_DEBUG=1: the CLI's
+        last-resort handler lets it through), so a test sees the traceback, not a one-line report."""
         from handoff.faces.cli import main
         out, err = io.StringIO(), io.StringIO()
         old_env = {}
-        for k, v in (env or {}).items():
+        for k, v in {"HANDOFF_DEBUG": "1", **(env or {})}.items():
             old_env[k] = os.environ.get(k)
             os.environ[k] = v
         old_stdin = sys.stdin

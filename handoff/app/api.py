@@ -16,6 +16,11 @@ Every call returns the same JSON-ready dict the CLI prints with ``-o json``
 and raises ``HandoffError`` (``reason_code``, ``message``, ``hint``) for the
 same refusals.  The CLI commands are thin wrappers over these calls.
 
+The classes only delegate: ``Session`` lives in ``agent.py``; the bodies of the verbs in
+``sessions`` (open, close, inbox, brief, status), ``reads`` (lists, conversations), ``leasing``
+(claim, heartbeat, release, sweep), ``insight`` (metrics, log), ``review`` (verify, report,
+sync) and ``waiting`` (wait, watch).
+
 Reads re-read the files each time (through the parse cache), so a
 long-lived ``Handoff`` (an MCP server, an agent loop) sees other processes'
 writes.  The CLI passes ``snapshot=True``: one process, one consistent read.
@@ -23,40 +28,59 @@ writes.  The CLI passes ``snapshot=True``: one process, one consistent read.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from handoff.app.workspace import Workspace, WriteResult
-from handoff.core import message_ops, queries, session_ops, work_ops
+from handoff.app import reads, sessions
+from handoff.app.agent import Session
+from handoff.app.meta import write_meta
+from handoff.app.workspace import Workspace
+from handoff.core import session_ops, work_ops
 from handoff.errors import HandoffError
 from handoff.store import clock
 from handoff.views import payloads as views
 
 JSON = dict[str, Any]
-
-
-def write_meta(result: WriteResult) -> JSON:
-    return {"committed": result.committed, "commit": result.commit, "commit_skipped": result.commit_skipped,
-            "replayed": result.replayed, "paths": result.paths}
+__all__ = ["Handoff", "Session", "write_meta"]
 
 
 class Handoff:
-    """One repository's ``.handoffs/``: reads, and the factory of sessions."""
+    """One repository's ``.handoffs/``: reads, the repository-wide verbs, and the factory of sessions.
+
+    ``workspace`` may be a ``Workspace`` or a function making one when a call first needs it (the
+    command line's: ``verify``, ``sync``, ``report`` and ``doctor`` run where ``.handoffs/`` is not)."""
 
     def __init__(self, repo: str | os.PathLike | None = None, *, commit: bool | None = None,
-                 workspace: Workspace | None = None, snapshot: bool = False):
-        self.ws = workspace if workspace is not None else Workspace(repo)
+                 workspace: Workspace | Callable[[], Workspace] | None = None, snapshot: bool = False):
+        self.repo = None if repo is None else os.fspath(repo)
         self.commit = commit
         self._snapshot = snapshot
+        self.initialized: JSON | None = None
+        self._ws: Workspace | None = None
+        self._make_ws: Callable[[], Workspace] | None = None
+        if isinstance(workspace, Workspace):
+            self._ws = workspace
+        elif workspace is not None:
+            self._make_ws = workspace
+        else:
+            self._ws = Workspace(repo)
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            assert self._make_ws is not None
+            self._ws = self._make_ws()
+        return self._ws
 
     @classmethod
     def init(cls, repo: str | os.PathLike | None = None, workspace_id: str | None = None, *,
              commit: bool | None = None) -> Handoff:
-        """``handoff init``: create ``.handoffs/`` (harmless twice), then open it."""
+        """``handoff init``: create ``.handoffs/`` (harmless twice), then open it (``initialized``: the CLI's JSON)."""
         from handoff.app.init import init_workspace
-        init_workspace(None if repo is None else os.fspath(repo), workspace_id, commit=commit)
-        return cls(repo, commit=commit)
+        result = init_workspace(None if repo is None else os.fspath(repo), workspace_id, commit=commit)
+        hf = cls(repo, commit=commit)
+        hf.initialized = result  # (the JSON `handoff init` prints)
+        return hf
 
     # --------------------------------------------------------------- reads
     def state(self) -> dict:
@@ -96,17 +120,8 @@ class Handoff:
                   session: str | None = None) -> list[JSON]:
         """``handoff work list``: ``state`` is a work state or ``open``."""
         st = self.state()
-        now = clock.now_ms()
         peer = session_ops.session_for(st, session, write=False)["peer_id"] if session else None
-        rows = []
-        for w in sorted(st["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
-            if (state == "open" and work_ops.is_terminal(w)) or (state not in (None, "open") and w["state"] != state):
-                continue
-            if (channel and w["channel"] != channel) or (peer and peer not in (w["opened_by_peer_id"],
-                                                                             w["target_peer_id"])):
-                continue
-            rows.append(views.work_payload(w, now, history=False))
-        return rows
+        return reads.work_list(st, state, channel, peer)
 
     def handoff(self, handoff_id: str) -> JSON:
         """``handoff status ID``: Hivemind's view of one handoff."""
@@ -114,66 +129,95 @@ class Handoff:
 
     def handoffs(self, to: str | None = None, status: str | None = None, channel: str | None = None) -> list[JSON]:
         """``handoff list``: work opened with ``request``, oldest first."""
-        if status not in (None, *views.HANDOFF_STATUSES):
-            raise HandoffError("invalid_argument", f"unknown status {status!r}", hint=", ".join(views.HANDOFF_STATUSES))
-        st = self.state()
-        now = clock.now_ms()
-        agents_of = {s["peer_id"]: s["agent"] for s in st["sessions"].values()}
-        rows = []
-        for w in sorted(st["work"].values(), key=lambda w: (w["opened_at"], w["work_id"])):
-            if w.get("intent") != "handoff":
-                continue
-            h = views.handoff_view(w, now)
-            if (status and h["status"] != status) or (channel and h["channel"] != channel):
-                continue
-            if to and to not in (h["to"], w["target_peer_id"], agents_of.get(w["target_peer_id"])):
-                continue
-            rows.append(h)
-        return rows
+        return reads.handoffs(self.state(), to, status, channel)
 
     def threads(self, channel: str) -> list[JSON]:
         from handoff.core import ids
         ids.check_id("channel", channel)
         return views.threads_in(self.state(), channel)
 
+    def thread(self, channel: str, thread: str) -> JSON:
+        """``handoff threads show``: one thread's summary."""
+        return views.thread_summary(reads.thread_box(self.state(), channel, thread))
+
     def messages(self, channel: str, *, thread: str | None = None, direct: str | None = None,
-                 kind: str | None = None, work: str | None = None, limit: int | None = None) -> list[JSON]:
-        """A thread's or direct room's messages in event order."""
-        if (thread is None) == (direct is None):
-            raise HandoffError("invalid_argument", "give a thread or a direct room", hint="thread=... or direct=...")
-        from handoff.index import for_container
-        st = for_container(self.state(), channel=channel, thread_id=thread, direct_id=direct)
-        msgs = views.container_messages(st, channel=channel, thread_id=thread, direct_id=direct)
-        msgs = [m for m in msgs if (kind is None or m["kind"] == kind) and (work is None or m.get("work_id") == work)]
-        return msgs[-limit:] if limit else msgs
+                 kind: str | None = None, work: str | None = None, limit: int | None = None,
+                 known: bool = False) -> list[JSON]:
+        """A thread's or direct room's messages in event order; ``known``: refuse a conversation that
+        is not there (``threads|directs messages``) rather than return none."""
+        st = self.state()
+        if known and thread is not None and direct is None:
+            reads.thread_box(st, channel, thread)
+        elif known and direct is not None and thread is None:
+            reads.direct_box(st, channel, direct)
+        return reads.messages(st, channel, thread=thread, direct=direct, kind=kind, work=work, limit=limit)
 
     def directs(self, channel: str, session: str | None = None) -> list[JSON]:
+        from handoff.core import ids
+        ids.check_id("channel", channel)
         st = self.state()
-        rooms = [b for b in st["directs"].values() if b["channel"] == channel]
-        if session:
-            peer = session_ops.session_for(st, session, write=False)["peer_id"]
-            rooms = [b for b in rooms if peer in (b["peer_a"], b["peer_b"])]
-        rooms.sort(key=lambda b: (b["last_activity_at"], b["direct_id"]), reverse=True)
-        return [views.direct_summary(b) for b in rooms]
+        peer = session_ops.session_for(st, session, write=False)["peer_id"] if session else None
+        return reads.directs(st, channel, peer)
+
+    def direct(self, channel: str, direct: str) -> JSON:
+        """``handoff directs show``: one direct room's summary."""
+        return views.direct_summary(reads.direct_box(self.state(), channel, direct))
+
+    def metrics(self, channel: str | None = None) -> JSON:
+        """``handoff metrics``: figures per agent pair and per channel."""
+        from handoff.app.insight import metrics
+        return metrics(self.ws, channel)
+
+    def log(self, *, work: str | None = None, thread: str | None = None, trace: str | None = None,
+            session: str | None = None, channel: str | None = None) -> JSON:
+        """``handoff log``: the audit timeline (filters combined), each entry with its commit."""
+        from handoff.app.insight import log
+        return log(self.ws, work=work, thread=thread, trace=trace, session=session, channel=channel)
+
+    # ------------------------------------------------- review and exchange
+    def verify(self, *, base: str | None = None, against: str | None = None, rev: str | None = None,
+               staged: bool = False, all: bool = False, remotes: bool = True) -> JSON:
+        """``handoff verify``: ``ok`` false (with ``error``) when the range breaks the rules."""
+        from handoff.app.review import verify
+        return verify(self.repo, base=base, against=against, rev=rev, staged=staged, everything=all,
+                      use_remotes=remotes)
+
+    def report(self, *, base: str | None = None, rev: str | None = None, html: str | os.PathLike | None = None,
+               markdown: bool = False) -> JSON:
+        """``handoff report``: what this branch opened, answered and closed."""
+        from handoff.app.review import report
+        return report(self.repo, base=base, rev=rev, html=html, markdown=markdown)
+
+    def sync(self, *, remote: str = "origin", push: bool = True, integrate: str | None = None) -> JSON:
+        """``handoff sync``: push this branch's events, fetch everyone's."""
+        from handoff.app.review import sync
+        return sync(self.repo, remote=remote, push=push, integrate=integrate)
+
+    def sync_rounds(self, every: str, count: int | None = None, *, remote: str = "origin", push: bool = True,
+                    integrate: str | None = None) -> Iterator[tuple[int, JSON | HandoffError]]:
+        """``handoff sync --every``: (round, its result or its refusal) per round; the rounds go on."""
+        from handoff.app.review import sync_rounds
+        return sync_rounds(self.repo, every, count, remote=remote, push=push, integrate=integrate)
+
+    def hooks(self, install: bool = True) -> JSON:
+        """``handoff hooks install|uninstall``: the pre-commit hook running ``verify --staged``."""
+        from handoff.git import hooks
+        return hooks.install(self.repo) if install else hooks.uninstall(self.repo)
+
+    def doctor(self, session: str | None = None) -> JSON:
+        """``handoff doctor``: the set-up checked, with a fix for each problem (``ok``)."""
+        from handoff.app import doctor
+        return doctor.run(self.repo, session)
 
     # ------------------------------------------------------------- sessions
     def open_session(self, agent: str, channels: list[str] | str, *, name: str | None = None,
                      session_id: str | None = None, workspace: str | None = None) -> Session:
         """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON."""
         chans = [channels] if isinstance(channels, str) else list(channels)
-        sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
-        result = self.ws.write(lambda st: session_ops.session_open(st, agent=agent, channels=chans, name=name,
-                                                           session_id=sid, workspace=workspace), commit=self.commit)
-        if not result.replayed:
-            from handoff.store.local import remember_session
-            ev = result.events[0]
-            remember_session(self.ws, {"session_id": sid, "peer_id": ev["from"], "agent": ev["body"]["agent"],
-                                       "name": ev["body"].get("name"), "open_event_id": ev["id"]})
-        sess = Session(self, sid)
-        sess.opened = {**views.session_view(queries.find_session(self.ws.state(), sid)),
-                       "event_id": result.events[0]["id"], "path": (result.paths or [None])[0],
-                       "committed": result.committed, "commit": result.commit,
-                       "commit_skipped": result.commit_skipped, "replayed": result.replayed}
+        opened = sessions.open_session(self.ws, agent, chans, name=name, session_id=session_id,
+                                       workspace=workspace, commit=self.commit)
+        sess = Session(self, opened["session_id"])
+        sess.opened = opened
         return sess
 
     def session(self, ident: str | None = None) -> Session:
@@ -183,207 +227,20 @@ class Handoff:
         return Session(self, s["session_id"])
 
     # ------------------------------------------------------------ blocking
-    def wait(self, work_id: str, timeout: float | None = None, *, until_input: bool = False) -> JSON:
+    def watch(self, emit: Callable[[JSON], None], note: Callable[[str], None] = lambda text: None, *,
+              reset: bool = False, **options) -> int:
+        """``handoff watch``: serve sessions (``sessions=[...]`` or ``all_sessions=True``; the other
+        options as ``waiting.watch_options``) until ``once``/``limit``/a signal ends it; ``emit`` gets
+        each notification.  For one session in a loop, ``Session.watch`` is simpler."""
+        from handoff.app.waiting import watch, watch_options
+        opts = watch_options(**options)  # (arguments first: refused before the workspace is opened)
+        return watch(self.ws, opts, emit, note, reset=reset)
+
+    def wait(self, work_id: str, timeout: float | None = None, *, until_input: bool = False,
+             poll: bool | None = None) -> JSON:
         """``handoff wait``: block (on file events) until the work is terminal, or needs input with
         ``until_input``, or ``timeout`` seconds pass.  ``wait_result`` says which: completed, failed,
-        canceled, needs_input or timeout."""
-        from handoff.app.watch import wait_for
-        payload, outcome = wait_for(self.ws, work_id, timeout, until_input)
-        return {**payload, "wait_result": outcome}
-
-
-class Session:
-    """One agent session: everything it can do.  Cheap to create; resolved at each call."""
-
-    def __init__(self, hf: Handoff, ident: str):
-        self.hf = hf
-        self.ident = ident
-        self.opened: JSON | None = None
-
-    def __repr__(self) -> str:
-        return f"Session({self.ident!r})"
-
-    @property
-    def ws(self) -> Workspace:
-        return self.hf.ws
-
-    def _me(self, state, *, write: bool = False) -> dict:
-        """The session this object acts as, resolved in ``state`` (as this clone opened it: ``session_ops.session_for``)."""
-        from handoff.store.local import own_sessions
-        return session_ops.session_for(state, self.ident, write=write, own=own_sessions(self.ws, self.ident))
-
-    def info(self) -> JSON:
-        return views.session_view(self._me(self.hf.state()))
-
-    @property
-    def session_id(self) -> str:
-        return self.info()["session_id"]
-
-    @property
-    def peer_id(self) -> str:
-        return self.info()["peer_id"]
-
-    # -------------------------------------------------------------- writes
-    def _write(self, builder) -> WriteResult:
-        return self.ws.write(lambda st: builder(st, self._me(st, write=True)), commit=self.hf.commit)
-
-    def send(self, channel: str, body: dict | None = None, *, kind: str = "say", text: str | None = None,
-             surface: str | None = None, thread: str | None = None, direct: str | None = None,
-             to: str | None = None, work: str | None = None, reply_to: str | None = None,
-             trace_id: str | None = None, causation_id: str | None = None, expires_at: str | None = None,
-             interaction_id: str | None = None, ext: dict | None = None, id: str | None = None) -> JSON:
-        """``handoff send``: one envelope; ``text`` is shorthand for a say body's text."""
-        payload = dict(body) if body is not None else ({"text": text} if text else {})
-        if text and body is not None:
-            payload.setdefault("text", text)
-        now = clock.now_ms()
-        result = self._write(lambda st, s: message_ops.send(
-            st, s, workspace_id=self.ws.workspace_id, now_ms=now, channel=channel, kind=kind, body=payload,
-            surface=surface, thread=thread, direct=direct, to=to, work=work, reply_to=reply_to, trace_id=trace_id,
-            causation_id=causation_id, expires_at=expires_at, given_id=id, interaction_id=interaction_id, ext=ext,
-            fresh=clock.new_ulid()))
-        return {**queries.message(result.events[0]), **write_meta(result)}
-
-    def inbox(self, *, all: bool = False, ack: list[str] | None = None) -> JSON:
-        """``handoff inbox``: what waits for this session.  Reading never changes it; ``ack`` records local acks."""
-        from handoff.store.local import add_acks, read_acks
-        st = self.hf.state()
-        s = self._me(st)
-        now = clock.now_ms()
-        acked = read_acks(self.ws, s["session_id"])
-        from handoff.index import for_inbox
-        if not (all or ack):  # what waits, only: acknowledged messages are never read
-            entries = queries.inbox(for_inbox(st, s, skip=acked), s, acked, now)
-            return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
-                    "entries": entries}
-        st = for_inbox(st, s)  # only the messages the inbox looks at, straight from the index
-        entries = queries.inbox(st, s, acked, now, include_all=True)
-        if ack:
-            known = {e["id"] for e in entries}
-            wanted = sorted(known) if list(ack) == ["all"] else list(ack)
-            unknown = [a for a in wanted if a not in known]
-            if unknown:
-                raise HandoffError("not_found", f"not in this session's inbox: {', '.join(unknown)}",
-                                   hint="see the ids with `handoff inbox --all`")
-            add_acks(self.ws, s["session_id"], wanted)
-            acked |= set(wanted)
-            entries = queries.inbox(st, s, acked, now, include_all=True)
-        if not all:
-            entries = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
-        return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries), "entries": entries}
-
-    def ack(self, *message_ids: str) -> JSON:
-        return self.inbox(ack=list(message_ids))
-
-    def request(self, to: str, channel: str, description: str, *, context: dict | None = None,
-                work: str | None = None, deadline: str | None = None, thread: str | None = None,
-                direct: bool = False, trace_id: str | None = None, id: str | None = None) -> JSON:
-        """``handoff request``: open a handoff carrying a context bundle; returns the handoff view."""
-        now = clock.now_ms()
-        result = self._write(lambda st, s: work_ops.request(
-            st, s, workspace_id=self.ws.workspace_id, now_ms=now, to=to, channel=channel, description=description,
-            context=context or {}, work=work, deadline=deadline, thread=thread, direct=direct, given_id=id,
-            trace_id=trace_id, fresh=clock.new_ulid()))
-        w = self.ws.state()["work"][result.events[0]["work_id"]]
-        return {**views.handoff_view(w, now), **write_meta(result)}
-
-    def _move(self, builder) -> JSON:
-        result = self._write(builder)
-        ev = result.events[-1]
-        w = self.ws.state()["work"].get(ev.get("work_id")) if ev.get("work_id") else None
-        return {"work": views.work_payload(w, clock.now_ms(), history=False) if w else None,
-                "events": [queries.message(e) for e in result.events], **write_meta(result)}
-
-    def accept(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.accept(st, s, handoff_id, message=message, given_id=id))
-
-    def reject(self, handoff_id: str, reason: str, *, code: str = "busy", id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.reject(st, s, handoff_id, reason=reason, code=code, given_id=id))
-
-    def progress(self, handoff_id: str, message: str | None = None, *, checkpoint: dict | None = None,
-                 id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "working", message=message,
-                                                  checkpoint=checkpoint, given_id=id))
-
-    def need_input(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "needs_input", message=message, given_id=id))
-
-    def reply(self, handoff_id: str, text: str, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.reply(st, s, handoff_id, text=text, given_id=id))
-
-    def complete(self, handoff_id: str, message: str | None = None, *, result: dict | None = None,
-                 id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "completed", message=message, result=result,
-                                                  given_id=id))
-
-    def fail(self, handoff_id: str, message: str | None = None, *, result: dict | None = None,
-             id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "failed", message=message, result=result,
-                                                  given_id=id))
-
-    def cancel(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
-        return self._move(lambda st, s: work_ops.cancel(st, s, handoff_id, message=message, given_id=id))
-
-    def close(self) -> JSON:
-        result = self.ws.write(lambda st: session_ops.session_close(st, self._me(st, write=True)), commit=self.hf.commit)
-        return {"session_id": result.events[0]["session_id"], "state": "closed", **write_meta(result)}
-
-    # --------------------------------------------------------------- reads
-    def brief(self, *, limit: int = 8) -> JSON:
-        """``handoff brief``: what a fresh agent session needs first."""
-        from handoff.index import for_inbox
-        from handoff.store.local import read_acks
-        from handoff.views import brief
-        st = self.hf.state()
-        s = self._me(st)
-        acked = read_acks(self.ws, s["session_id"])
-        # (its inbox part reads only this session's messages from the index, as `handoff inbox` does)
-        return brief.build(for_inbox(st, s, skip=acked), s, acked, clock.now_ms(), limit=limit)
-
-    def work(self, state: str | None = "open") -> list[JSON]:
-        """The work this session is in (default: open work)."""
-        return self.hf.work_list(state=state, session=self.ident)
-
-    def watch(self, *, consumer: str | None = None, timeout: float | None = None, remind_every: float = 0,
-              remind_max: int = 0) -> Iterator[JSON]:
-        """``handoff watch`` as a generator: each new inbox entry (or reminder, or lost claim) once.
-
-        ``consumer`` names a cursor kept under the git dir, like ``handoff watch --consumer``: what
-        was delivered to it is not delivered again, even by a later process.  An entry counts as
-        delivered when the loop asks for the next one, so a crash while handling it repeats it
-        (at least once).  Without a consumer, everything waiting now comes first.  ``timeout``:
-        stop after that many seconds without news (None: never).  Blocks on file events.
-        """
-        from handoff import index
-        from handoff.app.watch import install_memo, make_watcher
-        from handoff.core import delivery
-        from handoff.store import local
-        sid = self.info()["session_id"]
-        seen = local.read_cursor(self.ws, sid, consumer) if consumer else set()
-        install_memo(self.ws)
-        with local.registered_watcher(self.ws, [sid]):
-            fw = make_watcher(self.ws, None)
-            try:
-                quiet_since = time.monotonic()
-                while True:
-                    st = self.ws.state(refresh=True)
-                    s = session_ops.session_for(st, sid, write=False)
-                    every = int(remind_every * 1000)
-                    # (as the watcher: only this session's messages, only units with a deadline for it)
-                    notes = delivery.due(index.for_inbox(st, s), s, acked=local.read_acks(self.ws, sid),
-                                         delivered=seen, now_ms=clock.now_ms(),
-                                         remind_every_ms=every, remind_max=remind_max,
-                                         units=index.timer_units(st, [s]) if every > 0 and remind_max > 0 else None)
-                    for n in notes:
-                        yield n
-                        seen.add(n["key"])
-                        if consumer:
-                            local.record_cursor(self.ws, sid, consumer, [n["key"]])
-                    if notes:
-                        quiet_since = time.monotonic()
-                    left = None if timeout is None else timeout - (time.monotonic() - quiet_since)
-                    if left is not None and left <= 0:
-                        return
-                    fw.wait(left)
-            finally:
-                fw.stop()
+        canceled, needs_input or timeout (``waiting.WAIT_EXIT`` maps it to the command's exit code)."""
+        from handoff.app.waiting import check_timeout, wait
+        check_timeout(timeout)  # (arguments first: refused before the workspace is opened)
+        return wait(self.ws, work_id, timeout, until_input=until_input, poll=poll)

@@ -1,4 +1,4 @@
-"""The watcher and ``wait``: the shell around ``watchfs`` (signals) and ``delivery`` (what is due).
+"""The watcher: the shell around ``watchfs`` (signals) and ``delivery`` (what is due).
 
 File-system events are only hints.  On every hint (debounced by
 ``watchfs``), at start, and when a timer falls due (reminders, hook
@@ -19,23 +19,15 @@ not held back by a failing one, so there is no FIFO promise across retries.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import shlex
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from handoff.core import deadlines, delivery, queries, session_ops, work_ops
-from handoff.core.model import TERMINAL_STATES
-from handoff.errors import HandoffError
+from handoff.app.hookexec import run_exec
+from handoff.core import deadlines, delivery, queries, session_ops
 from handoff.store import clock, local
-from handoff.views import payloads as views
 
 COMPACT_LINES = 20000
 RECORD_BATCH = 200
@@ -100,51 +92,6 @@ def install_memo(ws) -> None:
     from handoff import index
     if not hasattr(index, "state"):
         ws.records = MemoRecords(ws)
-
-
-# ------------------------------------------------------------------- exec
-
-
-def parse_exec(cmd: str | None) -> list[str] | None:
-    if cmd is None:
-        return None
-    try:
-        argv = shlex.split(cmd)
-    except ValueError as exc:
-        raise HandoffError("invalid_argument", f"--exec {cmd!r}: {exc}", hint="quote the command like a shell would") from None
-    if not argv:
-        raise HandoffError("invalid_argument", "--exec needs a command", hint="e.g. --exec 'python3 hook.py'")
-    if shutil.which(argv[0]) is None:
-        raise HandoffError("not_found", f"--exec: {argv[0]!r} is not an executable or not on PATH",
-                           hint="give a path to the program (it runs without a shell)")
-    return argv
-
-
-def run_exec(argv: list[str], note: dict, repo: str, timeout: float | None) -> tuple[bool, str]:
-    """Run the hook with the notification as JSON on stdin; never through a shell.
-
-    The hook's stdout goes to our stderr so the JSONL stream on stdout stays clean.
-    """
-    env = dict(os.environ)
-    env.update(delivery.exec_env(note, repo))
-    env["HANDOFF_ATTEMPT"] = str(note.get("_attempt", 1))
-    data = json.dumps({k: v for k, v in note.items() if not k.startswith("_")}, ensure_ascii=False).encode()
-    try:
-        proc = subprocess.run(argv, input=data, env=env, stdout=sys.stderr.fileno() if _has_fd(sys.stderr) else None,
-                              timeout=timeout, shell=False)
-    except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout}s"
-    except OSError as exc:
-        return False, str(exc)
-    return proc.returncode == 0, f"exit {proc.returncode}"
-
-
-def _has_fd(stream) -> bool:
-    try:
-        stream.fileno()
-        return True
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 # ------------------------------------------------------------------ watch
@@ -359,53 +306,3 @@ class _SigtermGate:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
             self._old = None
-
-
-# ------------------------------------------------------------------- wait
-
-WAIT_EXIT = {"completed": 0, "failed": 6, "canceled": 7, "needs_input": 8, "timeout": 124}
-
-
-def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: bool | None = None) -> tuple[dict, str]:
-    """Block until the unit is terminal (or needs_input with ``until_input``) or ``timeout`` passes.
-
-    Returns (work payload, outcome) where outcome is a key of WAIT_EXIT.
-    Unknown work raises ``work_not_found`` at once.  Blocking is on file
-    events (``watchfs``), with a slow reconcile tick, never a busy loop.
-    """
-    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-    install_memo(ws)
-
-    last: list[dict] = []
-
-    def check() -> tuple[dict, str | None]:
-        state = ws.state(refresh=True)
-        try:
-            w = work_ops.find_work(state, ident)
-        except HandoffError:
-            if not last:
-                raise
-            return last[0], None  # gone from this checkout for now (a branch switch): keep waiting
-        outcome = w["state"] if w["state"] in TERMINAL_STATES else \
-            "needs_input" if until_input and w["state"] == "needs_input" else None
-        payload = views.work_payload(w, clock.now_ms(), history=False)
-        last[:] = [payload]
-        return payload, outcome
-
-    payload, outcome = check()
-    if outcome is not None:
-        return payload, outcome
-    if deadline is not None and time.monotonic() >= deadline:
-        return payload, "timeout"
-    fw = make_watcher(ws, poll, rescan_interval=10.0)
-    try:
-        payload, outcome = check()  # anything that landed while the watch was being set up
-        while outcome is None:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return payload, "timeout"
-            if fw.wait(left):
-                payload, outcome = check()
-        return payload, outcome
-    finally:
-        fw.stop()

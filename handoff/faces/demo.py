@@ -14,7 +14,7 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from handoff.errors import HandoffError
@@ -40,13 +40,6 @@ class Step:
     title: str
     argv: list[str]
     optional: bool = False  # a command another build may not have: skipped, not failed
-
-
-@dataclass
-class DemoRun:
-    repo: Path
-    kept: bool
-    steps: list[dict] = field(default_factory=list)
 
 
 def steps() -> list[Step]:

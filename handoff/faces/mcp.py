@@ -177,8 +177,38 @@ class Tools:
         """Block until the work ends or needs input, at most `timeout` s (max 300); wait_result says which."""
         return self.hf().wait(handoff_id, timeout=min(max(float(timeout), 0.0), MAX_WAIT_S), until_input=True)
 
+    def claim(self, handoff_id: str, lease: str | None = None, session: str | None = None) -> dict:
+        """Hold a work unit for a while (lease: 90s, 10m, 2h; default 10m); one holder at a time."""
+        return self.me(session).claim(handoff_id, lease)
+
+    def heartbeat(self, handoff_id: str, lease: str | None = None, session: str | None = None) -> dict:
+        """Extend your live lease on a work unit to now + lease."""
+        return self.me(session).heartbeat(handoff_id, lease)
+
+    def release(self, handoff_id: str, session: str | None = None) -> dict:
+        """Give up your lease so another session may claim the work."""
+        return self.me(session).release(handoff_id)
+
+    def sweep(self, session: str | None = None, dry_run: bool = False) -> dict:
+        """Fail (reason expired) the overdue work you take part in; dry_run lists it only."""
+        return self.me(session).sweep(dry_run=dry_run)
+
+    def metrics(self, channel: str | None = None) -> dict:
+        """Handoff figures per (from agent, to agent) pair, and counters per channel."""
+        return self.hf().metrics(channel)
+
+    def log(self, work: str | None = None, trace: str | None = None, session: str | None = None,
+            channel: str | None = None) -> dict:
+        """The audit timeline in event order, each entry with its commit; filters combine."""
+        return self.hf().log(work=work, trace=trace, session=session, channel=channel)
+
+    def verify(self, base: str | None = None, all: bool = False) -> dict:
+        """Check .handoffs/ since the merge base with `base` (default branch): append-only, schema, lifecycle."""
+        return self.hf().verify(base=base, all=all)
+
     NAMES = ("brief", "session_new", "inbox", "send", "threads", "directs", "work", "status", "list", "request",
-             "accept", "reject", "progress", "need_input", "reply", "complete", "fail", "cancel", "wait")
+             "accept", "reject", "progress", "need_input", "reply", "complete", "fail", "cancel", "wait",
+             "claim", "heartbeat", "release", "sweep", "metrics", "log", "verify")
 
     def call(self, tool: str, /, **kwargs) -> str:
         """Run one tool; the JSON text an MCP client receives (raises HandoffError on refusal)."""

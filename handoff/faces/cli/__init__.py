@@ -1,7 +1,8 @@
 """The ``handoff`` command line.  Each module registers one group of commands.
 
-Commands parse their arguments, call one function of the core or the
-workspace, and return data for ``render``; nothing else lives here.
+Commands parse their arguments, make one call on the Python API (``handoff.app.api``:
+``Handoff`` and ``Session``, the same calls the MCP tools make) and render what it returns;
+nothing else lives here.
 """
 from __future__ import annotations
 
@@ -69,11 +70,23 @@ def load_for(args: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status.  A bug (an exception that is neither a refusal nor Click's)
+    prints one line and saves its traceback (``crash.py``); ``HANDOFF_DEBUG=1`` re-raises it instead."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except Exception as exc:
+        from . import crash
+        if crash.debugging():
+            raise
+        return crash.report(exc, args)
+
+
+def _main(args: list[str]) -> int:
     from .common import ENTRY, usage_exit
     from .fastparams import install
 
     ENTRY[:] = [main]
-    args = list(sys.argv[1:] if argv is None else argv)
     install()
     load_for(args)
     try:

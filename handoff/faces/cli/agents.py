@@ -16,17 +16,8 @@ def brief(cx: Cx, session: SessionOpt = None,
 
     Example: handoff brief --session "$HANDOFF_SESSION"        handoff brief -s sess_reviewer -o json
     """
-    from handoff.app.api import Handoff, Session
     from handoff.views import brief as brief_mod
-    data = Session(Handoff(workspace=cx.ws, snapshot=True), _need(session)).brief(limit=limit)
-    cx.emit(data, brief_mod.human)
-
-
-def _need(session: str | None) -> str:
-    from handoff.core import session_ops
-    if not session:
-        session_ops.session_for({}, None)  # raises the usual no_session error with its hint
-    return session
+    cx.emit(cx.me(session).brief(limit=limit), brief_mod.human)
 
 
 @command(app, "doctor")
@@ -35,9 +26,9 @@ def doctor(cx: Cx, session: SessionOpt = None):
 
     Example: handoff doctor --session "$HANDOFF_SESSION"
     """
-    from handoff.app import doctor as doctor_mod
-    data = doctor_mod.run(cx.repo, session)
-    cx.emit(data, doctor_mod.human)
+    from handoff.app.doctor import human
+    data = cx.hf.doctor(session)
+    cx.emit(data, human)
     if not data["ok"]:
         raise typer.Exit(1)
 

@@ -11,6 +11,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    epilog="A bug prints one line and saves its traceback under .git/handoff/crash/ (outside a repository: "
+           "the temp dir); set HANDOFF_DEBUG=1 to see the traceback instead.",
 )
 session_app = typer.Typer(help="Open, inspect and close agent sessions.", no_args_is_help=True)
 threads_app = typer.Typer(help="Public threads: N-to-N conversations readable by the channel.", no_args_is_help=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, Optional
@@ -57,7 +56,7 @@ class Cx:
     def hf(self):
         """The Python API over this invocation's workspace (one consistent read per command)."""
         from handoff.app.api import Handoff
-        return Handoff(workspace=self.ws, commit=self.commit, snapshot=True)
+        return Handoff(self.repo, workspace=lambda: self.ws, commit=self.commit, snapshot=True)
 
     def me(self, session: str | None):
         """The acting session, resolved (and checked) when the API call reads or writes."""
@@ -205,6 +204,3 @@ def usage_exit(argv: list[str], message: str) -> int:
         sys.stderr.write(f"error: {message}\nhint: see --help for this command\n")
     return EXIT_USAGE
 
-
-def env_session(value: str | None) -> str | None:
-    return value or os.environ.get("HANDOFF_SESSION") or None

@@ -5,7 +5,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.views import payloads as views
 from handoff.views import render
 
 from .apps import app
@@ -18,8 +17,8 @@ def init(cx: Cx, workspace: Annotated[Optional[str], typer.Option("--workspace",
 
     Example: handoff init --workspace project
     """
-    from handoff.app.init import init_workspace
-    result = init_workspace(cx.repo, workspace, commit=cx.commit)
+    from handoff.app.api import Handoff
+    result = Handoff.init(cx.repo, workspace, commit=cx.commit).initialized
     cx.emit(result, lambda r: "\n".join(
         [f"initialized .handoffs/ (workspace {r['workspace_id']})"] +
         [f"  created {p}" for p in r["created"]] + [f"  kept    {p}" for p in r["kept"]] +
@@ -56,7 +55,7 @@ def channels(cx: Cx):
 
     Example: handoff channels -o json
     """
-    data = {"channels": views.channels(cx.ws.state())}
+    data = {"channels": cx.hf.channels()}
     cx.emit(data, lambda d: render.table(d["channels"], ["channel", "peer_count", "thread_count", "direct_count",
                                                          "open_work_count", "last_activity_at"]))
 
@@ -67,8 +66,5 @@ def peers(cx: Cx, channel: Annotated[str, typer.Argument(help="channel name")]):
 
     Example: handoff peers release -o json
     """
-    from handoff.core import ids
-    from handoff.store import clock
-    ids.check_id("channel", channel)
-    data = {"channel": channel, "peers": views.peers(cx.ws.state(), channel, clock.now_ms())}
+    data = {"channel": channel, "peers": cx.hf.peers(channel)}
     cx.emit(data, lambda d: render.table(d["peers"], ["peer_id", "agent", "state", "last_activity_at"]))

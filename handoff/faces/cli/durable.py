@@ -7,19 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import arguments, deadlines, leases, session_ops, work_ops
-from handoff.errors import HandoffError
-from handoff.store import clock
-from handoff.store.local import own_sessions
-from handoff.views import payloads as views
 from handoff.views import render
 
 from .apps import app
 from .common import Cx, IdOpt, SessionOpt, command
-from .messages import write_meta
 
 IdArg = Annotated[str, typer.Argument(help="handoff / work id")]
-MAX_WAIT_S = 30 * 86400.0  # the longest --timeout or --exec-timeout (leave --timeout out to wait for ever)
 PollOpt = Annotated[Optional[bool], typer.Option("--poll/--no-poll",
                                                  help="force polling (or forbid it); default: inotify, "
                                                       "polling when inotify cannot be used")]
@@ -73,31 +66,6 @@ def watch(cx: Cx,
 
     Example: handoff watch --session "$S" -o jsonl --exec 'python3 on_entry.py'
     """
-    import re
-
-    from handoff.app.watch import Options, Watch, parse_exec
-    from handoff.store import local
-    if not session and not all_sessions:
-        raise HandoffError("no_session", "no session to watch",
-                           hint="pass --session ID (repeatable), --all-sessions, or set HANDOFF_SESSION")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", consumer):
-        raise HandoffError("invalid_argument", f"--consumer {consumer!r} is not a valid name",
-                           hint="letters, digits, '.', '_' or '-'")
-    if not exec_timeout <= MAX_WAIT_S:  # (nan, inf, too long; 0 or less: no limit, as before)
-        raise HandoffError("invalid_argument", f"--exec-timeout {exec_timeout} is not a number of seconds up to "
-                           f"{MAX_WAIT_S:.0f} (30 days)", hint="seconds, e.g. --exec-timeout 300")
-    every = 0 if remind_every.strip() in ("0", "0s", "off", "never") else arguments.parse_duration(remind_every)
-    opts = Options(sessions=list(session or []), all_sessions=all_sessions, consumer=consumer, poll=poll,
-                   once=once, limit=limit, remind_every_ms=every, remind_max=max(0, remind_max),
-                   exec_argv=parse_exec(exec_), exec_timeout=exec_timeout if exec_timeout > 0 else None,
-                   exec_retries=max(1, exec_retries))
-    ws = cx.ws
-    if reset:
-        st = ws.state()
-        for s in ([x for x in st["sessions"].values()] if all_sessions else
-                  [session_ops.session_for(st, i, write=False) for i in opts.sessions]):
-            local.reset_cursor(ws, s["session_id"], consumer)
-
     def emit(n: dict) -> None:
         if cx.output == "jsonl":
             sys.stdout.write(json.dumps(n, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -108,7 +76,9 @@ def watch(cx: Cx,
         else:
             cx.emit(n, _note_human)
 
-    Watch(ws, opts, emit, cx.note).run()
+    cx.hf.watch(emit, cx.note, reset=reset, sessions=session, all_sessions=all_sessions, exec_=exec_, once=once,
+                limit=limit, consumer=consumer, remind_every=remind_every, remind_max=remind_max,
+                exec_timeout=exec_timeout, exec_retries=exec_retries, poll=poll)
 
 
 # ------------------------------------------------------------------- wait
@@ -127,17 +97,12 @@ def wait(cx: Cx, handoff_id: IdArg,
 
     Example: handoff wait work_01jv8... --timeout 600 -o json
     """
-    from handoff.app.watch import WAIT_EXIT, wait_for
-    if timeout is not None and not 0 <= timeout <= MAX_WAIT_S:  # (also refuses nan and inf)
-        raise HandoffError("invalid_argument", f"--timeout {timeout} is not a number of seconds from 0 to "
-                           f"{MAX_WAIT_S:.0f} (30 days)",
-                           hint="seconds, e.g. --timeout 600; leave it out to wait as long as it takes")
-    payload, outcome = wait_for(cx.ws, handoff_id, timeout, until_input, poll)
-    payload["wait_result"] = outcome
+    from handoff.app.waiting import WAIT_EXIT
+    payload = cx.hf.wait(handoff_id, timeout, until_input=until_input, poll=poll)
     cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result'].upper()}  (state {d['state']})"
             + (f"\n  result: {render.one_line(json.dumps(d['result']))}" if d.get("result") is not None else "")
             + (f"\n  {render.one_line(d['last_message'])}" if d.get("last_message") else ""))
-    code = WAIT_EXIT[outcome]
+    code = WAIT_EXIT[payload["wait_result"]]
     if code:
         raise typer.Exit(code)
 
@@ -160,24 +125,6 @@ def _lease_human(d: dict) -> str:
     return line
 
 
-def _lease_cmd(cx: Cx, kind: str, ident: str, session: str | None, lease: str | None, given_id: str | None) -> None:
-    ws = cx.ws
-    lease_ms = leases.parse_lease(lease) if kind != "release" else None
-    now = clock.now_ms()
-
-    def build(state):
-        s = session_ops.session_for(state, session, own=own_sessions(ws, session))
-        w = work_ops.find_work(state, ident)
-        return [leases.draft(state, s, w, kind, now_ms=now, lease_ms=lease_ms, given_id=given_id)]
-
-    result = ws.write(build, commit=cx.commit)
-    state = ws.state()
-    w = state["work"][result.events[0]["work_id"]]
-    data = {"work_id": w["work_id"], "lease": leases.view(state, w, clock.now_ms()),
-            "event": result.events[0], **write_meta(result)}
-    cx.emit(data, _lease_human)
-
-
 @command(app, "claim", writes=True)
 def claim(cx: Cx, handoff_id: IdArg,
           lease: Annotated[Optional[str], typer.Option("--lease", help="how long (90s, 10m, 2h); default 10m")] = None,
@@ -189,7 +136,7 @@ def claim(cx: Cx, handoff_id: IdArg,
 
     Example: handoff claim work_01jv8... --lease 10m --session "$S"
     """
-    _lease_cmd(cx, "claim", handoff_id, session, lease, given_id)
+    cx.emit(cx.me(session).claim(handoff_id, lease, id=given_id), _lease_human)
 
 
 @command(app, "heartbeat", writes=True)
@@ -200,7 +147,7 @@ def heartbeat(cx: Cx, handoff_id: IdArg,
 
     Example: handoff heartbeat work_01jv8... --session "$S"
     """
-    _lease_cmd(cx, "heartbeat", handoff_id, session, lease, given_id)
+    cx.emit(cx.me(session).heartbeat(handoff_id, lease, id=given_id), _lease_human)
 
 
 @command(app, "release", writes=True)
@@ -209,7 +156,7 @@ def release(cx: Cx, handoff_id: IdArg, session: SessionOpt = None, given_id: IdO
 
     Example: handoff release work_01jv8... --session "$S"
     """
-    _lease_cmd(cx, "release", handoff_id, session, None, given_id)
+    cx.emit(cx.me(session).release(handoff_id, id=given_id), _lease_human)
 
 
 # ------------------------------------------------------------------ sweep
@@ -224,33 +171,7 @@ def sweep(cx: Cx, session: SessionOpt = None,
 
     Example: handoff sweep --session "$S" --dry-run
     """
-    ws = cx.ws
-    now = clock.now_ms()
-    if dry_run:
-        state = ws.state()
-        s = session_ops.session_for(state, session, write=False)
-        rows = [views.work_payload(w, now, history=False) for w in deadlines.overdue_work(state, now, s["peer_id"])]
-        return cx.emit({"dry_run": True, "swept": rows}, _sweep_human)
-    swept: list[str] = []
-
-    class _Nothing(Exception):
-        pass
-
-    def build(state):
-        s = session_ops.session_for(state, session, own=own_sessions(ws, session))
-        drafts = deadlines.sweep(state, s, now, given_id)
-        if not drafts:
-            raise _Nothing()
-        swept[:] = [d.get("work_id") or d["_replay"]["work_id"] for d in drafts]
-        return drafts
-
-    try:
-        result = ws.write(build, commit=cx.commit)
-    except _Nothing:
-        return cx.emit({"dry_run": False, "swept": []}, _sweep_human)
-    state = ws.state()
-    rows = [views.work_payload(state["work"][wid], now, history=False) for wid in swept]
-    cx.emit({"dry_run": False, "swept": rows, **write_meta(result)}, _sweep_human)
+    cx.emit(cx.me(session).sweep(dry_run=dry_run, id=given_id), _sweep_human)
 
 
 def _sweep_human(d: dict) -> str:

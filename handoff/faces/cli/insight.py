@@ -48,11 +48,7 @@ def metrics(cx: Cx, channel: Annotated[Optional[str], typer.Option("--channel", 
 
     Example: handoff metrics -o json
     """
-    from handoff.core import ids
-    from handoff.views.metrics import compute
-    if channel is not None:
-        ids.check_id("channel", channel)
-    cx.emit(compute(cx.ws.state(), channel), _metrics_human)
+    cx.emit(cx.hf.metrics(channel), _metrics_human)
 
 
 def _log_human(d: dict) -> str:
@@ -97,16 +93,5 @@ def log(cx: Cx,
 
     Example: handoff log --trace trace_release_20260416 -o jsonl
     """
-    from handoff.core import reducer
-    from handoff.core.checks import admins_of
-    from handoff.git.commits import added_by
-    from handoff.views import audit
-    ws = cx.ws
-    records = ws.records()
-    state = reducer.reduce(records, admins_of(ws.config))
-    entries = audit.timeline(records, state, work=work, thread=thread, trace=trace, session=session, channel=channel)
-    commits = added_by(ws.paths) if entries else {}
-    prefix = ws.root.relative_to(ws.paths.worktree).as_posix()
-    for e in entries:
-        e["commit"] = commits.get(f"{prefix}/{e['path']}")
-    cx.emit({"count": len(entries), "entries": entries}, _log_human)
+    data = cx.hf.log(work=work, thread=thread, trace=trace, session=session, channel=channel)
+    cx.emit(data, _log_human)

@@ -5,15 +5,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from handoff.core import arguments, ids, session_ops
+from handoff.core import arguments
 from handoff.errors import HandoffError
-from handoff.views import payloads as views
 from handoff.views import render
 
 from .apps import app, directs_app, threads_app
 from .common import Cx, IdOpt, SessionOpt, command
 
-MAX_ARG_FILE = 1024 * 1024  # what ``@file`` / ``@-`` reads at most (a body is far smaller: arguments.MAX_BODY_BYTES)
+MAX_ARG_FILE = 1024 * 1024  # what ``@file`` / ``@-`` reads at most (a body is far smaller: ops.MAX_BODY_BYTES)
 
 
 def read_arg(value: str | None) -> str | None:
@@ -49,11 +48,6 @@ def read_arg(value: str | None) -> str | None:
         return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise HandoffError("invalid_argument", f"cannot read {name}: {exc}", hint="check the file path") from None
-
-
-def write_meta(result) -> dict:
-    from handoff.app.api import write_meta as meta
-    return meta(result)
 
 
 def message_human(d: dict) -> str:
@@ -150,17 +144,6 @@ def threads_list(cx: Cx, channel: ChannelOpt):
                                                         "last_message_preview"]))
 
 
-def _thread(cx: Cx, channel: str, thread: str) -> tuple[dict, dict]:
-    ids.check_id("channel", channel)
-    ids.check_id("thread", thread)
-    state = cx.ws.state()
-    box = state["threads"].get(f"{channel}/{thread}")
-    if box is None:
-        raise HandoffError("conversation_not_found", f"thread {thread} not found in #{channel}",
-                           hint=f"list threads with `handoff threads list --channel {channel}`")
-    return state, box
-
-
 @command(threads_app, "show")
 def threads_show(cx: Cx, channel: ChannelOpt,
                  thread: Annotated[str, typer.Option("--thread", "-t", help="thread id")]):
@@ -168,8 +151,7 @@ def threads_show(cx: Cx, channel: ChannelOpt,
 
     Example: handoff threads show --channel builders --thread thread_release_check -o json
     """
-    _state, box = _thread(cx, channel, thread)
-    cx.emit(views.thread_summary(box))
+    cx.emit(cx.hf.thread(channel, thread))
 
 
 @command(threads_app, "messages")
@@ -182,8 +164,7 @@ def threads_messages(cx: Cx, channel: ChannelOpt,
 
     Example: handoff threads messages --channel builders --thread thread_release_check -o jsonl
     """
-    _thread(cx, channel, thread)
-    msgs = cx.hf.messages(channel, thread=thread, kind=kind, work=work, limit=limit)
+    msgs = cx.hf.messages(channel, thread=thread, kind=kind, work=work, limit=limit, known=True)
     cx.emit({"channel": channel, "thread_id": thread, "messages": msgs}, _messages_human)
 
 
@@ -207,21 +188,9 @@ def directs_list(cx: Cx, channel: ChannelOpt, session: SessionOpt = None):
 
     Example: handoff directs list --channel builders -o json
     """
-    ids.check_id("channel", channel)
     data = {"channel": channel, "directs": cx.hf.directs(channel, session)}
     cx.emit(data, lambda d: render.table(d["directs"], ["direct_id", "peer_a", "peer_b", "message_count",
                                                         "open_work_count", "last_activity_at"]))
-
-
-def _room(cx: Cx, channel: str, direct: str) -> tuple[dict, dict]:
-    ids.check_id("channel", channel)
-    ids.check_id("direct", direct)
-    state = cx.ws.state()
-    box = state["directs"].get(direct)
-    if box is None or box["channel"] != channel:
-        raise HandoffError("conversation_not_found", f"direct room {direct} not found in #{channel}",
-                           hint="find it with `handoff directs resolve --channel C --session S --peer P`")
-    return state, box
 
 
 DirectOpt = Annotated[str, typer.Option("--direct", "-d", help="direct room id")]
@@ -233,7 +202,7 @@ def directs_show(cx: Cx, channel: ChannelOpt, direct: DirectOpt):
 
     Example: handoff directs show --channel builders --direct direct_0123... -o json
     """
-    cx.emit(views.direct_summary(_room(cx, channel, direct)[1]))
+    cx.emit(cx.hf.direct(channel, direct))
 
 
 @command(directs_app, "messages")
@@ -245,8 +214,7 @@ def directs_messages(cx: Cx, channel: ChannelOpt, direct: DirectOpt,
 
     Example: handoff directs messages --channel builders --direct direct_0123... -o jsonl
     """
-    _room(cx, channel, direct)
-    msgs = cx.hf.messages(channel, direct=direct, kind=kind, work=work, limit=limit)
+    msgs = cx.hf.messages(channel, direct=direct, kind=kind, work=work, limit=limit, known=True)
     cx.emit({"channel": channel, "direct_id": direct, "messages": msgs}, _messages_human)
 
 
@@ -258,14 +226,4 @@ def directs_resolve(cx: Cx, channel: ChannelOpt,
 
     Example: handoff directs resolve --channel builders --session "$S" --peer patch-worker.session-19
     """
-    ids.check_id("channel", channel)
-    ids.check_id("peer", peer)
-    ws = cx.ws
-    state = ws.state()
-    s = session_ops.session_for(state, session, write=False)
-    room = ids.direct_id(ws.workspace_id, channel, s["peer_id"], peer)
-    box = state["directs"].get(room)
-    a, b = sorted((s["peer_id"], peer))
-    data = {"direct_id": room, "channel": channel, "peer_a": a, "peer_b": b, "exists": box is not None,
-            "message_count": box["message_count"] if box else 0}
-    cx.emit(data, lambda d: d["direct_id"])
+    cx.emit(cx.me(session).resolve_direct(channel, peer), lambda d: d["direct_id"])

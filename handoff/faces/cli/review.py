@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -84,21 +83,14 @@ def verify(cx: Cx, base: BaseOpt = None, against: AgainstOpt = None, rev: RevOpt
 
     Example: handoff verify --base origin/main        handoff verify --against "$BEFORE"        handoff verify --staged
     """
-    from handoff.app.verify import verify as run_verify
     if fmt not in (None, "github"):
         raise HandoffError("usage", f"unknown --format {fmt!r}", hint="the only format is github; see also -o")
     try:
-        r = run_verify(cx.repo, base=base, against=against, rev=rev, staged=staged, everything=all_,
-                       use_remotes=remotes)
+        r = cx.hf.verify(base=base, against=against, rev=rev, staged=staged, all=all_, remotes=remotes)
     except HandoffError as err:
         if fmt == "github":
             sys.stdout.write(github_error(err) + "\n")
         raise
-    if not r["ok"]:
-        r["error"] = {"reason_code": "verification_failed",
-                      "message": f"{r['errors']} problem(s) in .handoffs/ on this range",
-                      "hint": "committed handoff events are append-only: restore edited or deleted files "
-                              "and write new events instead"}
     if fmt == "github":
         sys.stdout.write(github_annotations(r) + "\n")
     else:
@@ -118,36 +110,15 @@ def report(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
 
     Example: handoff report --markdown --base origin/main        handoff report --html report.html
     """
-    from handoff.app.activity import branch_activity
     from handoff.views import report as rep_mod
-    data = branch_activity(cx.repo, base=base, rev=rev)
-    if html is not None:
-        from handoff.store.files import atomic_write_local
-        from handoff.views.html import page
-        atomic_write_local(Path(html).resolve(), page(data).encode("utf-8"))
-        data["html"] = str(Path(html).resolve())
+    data = cx.hf.report(base=base, rev=rev, html=html, markdown=markdown)
     if markdown and not cx.machine:
-        sys.stdout.write(rep_mod.markdown(data))
+        sys.stdout.write(data["markdown"])
         return
-    if markdown:
-        data["markdown"] = rep_mod.markdown(data)
     cx.emit(data, lambda d: rep_mod.markdown(d) + (f"\nwrote {d['html']}" if d.get("html") else ""))
 
 
 # -------------------------------------------------------------------- sync
-
-
-def _sync_once(cx: Cx, remote: str, push: bool, integrate: Optional[str]) -> dict:
-    from handoff.app.sync import sync as run_sync
-    from handoff.app.workspace import Workspace
-    ws = Workspace(cx.repo, require_init=False)
-    r = run_sync(cx.repo, remote=remote, push=push, integrate=integrate, config=ws.config)
-    if ws.root.joinpath("config.yaml").exists():
-        records = ws.records()
-        others = {r["event"]["id"] for r in records if "ref" in r and "event" in r}
-        r["events_visible"] = ws.state(refresh=True)["event_count"]
-        r["events_from_other_branches"] = len(others)
-    return r
 
 
 def _sync_human(r: dict) -> str:
@@ -172,25 +143,17 @@ def sync(cx: Cx,
     Example: handoff sync        handoff sync --every 30s -o jsonl
     """
     if every is None:
-        return cx.emit(_sync_once(cx, remote, push, integrate), _sync_human)
-    from handoff.core.arguments import parse_every
-    interval = parse_every(every) / 1000  # (seconds, for time.sleep)
-    rounds, failed = 0, False
-    while count is None or rounds < count:
-        if rounds:
-            time.sleep(interval)
-        rounds += 1
-        try:
-            r = _sync_once(cx, remote, push, integrate)
-            failed = False
-            line = r
-        except HandoffError as err:  # keep going: the next round may succeed (network back, work committed)
-            failed = True
-            line = {"round": rounds, **err.to_json()}
-            cx.note(f"sync round {rounds}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
+        return cx.emit(cx.hf.sync(remote=remote, push=push, integrate=integrate), _sync_human)
+    failed = False
+    for rounds, r in cx.hf.sync_rounds(every, count, remote=remote, push=push, integrate=integrate):
+        failed = isinstance(r, HandoffError)
+        if isinstance(r, HandoffError):
+            line = {"round": rounds, **r.to_json()}
+            cx.note(f"sync round {rounds}: {r.message}" + (f" ({r.hint})" if r.hint else ""))
             if not cx.machine:
                 continue
-        line["round"] = rounds
+        else:
+            line = r
         if cx.output in ("json", "jsonl"):
             import json
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -210,8 +173,7 @@ def hooks_install(cx: Cx):
 
     Example: handoff hooks install
     """
-    from handoff.git.hooks import install
-    r = install(cx.repo)
+    r = cx.hf.hooks(install=True)
     cx.emit(r, lambda d: f"{'updated' if d['updated'] else 'installed'} {d['hook']}"
             + (f"\n  runs the previous hook first: {d['chained']}" if d["chained"] else "")
             + (f"\n  note: {d['note']}" if d.get("note") else ""))
@@ -223,7 +185,6 @@ def hooks_uninstall(cx: Cx):
 
     Example: handoff hooks uninstall
     """
-    from handoff.git.hooks import uninstall
-    r = uninstall(cx.repo)
+    r = cx.hf.hooks(install=False)
     cx.emit(r, lambda d: ("removed " + d["hook"] + (" (restored the previous hook)" if d["restored"] else ""))
             if d["removed"] else "no handoff hook installed")
