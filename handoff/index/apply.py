@@ -17,7 +17,6 @@ from handoff.index.db import sql_path
 from handoff.index.fold import extend
 from handoff.index.parse import read_and_parse
 from handoff.index.records import lookup, parse_items, records_of, store_parsed
-from handoff.index.refold import refold
 from handoff.index.scan import Plan, dirname, stat_key
 from handoff.index.stats import STATS
 
@@ -40,6 +39,8 @@ def apply(db: sqlite3.Connection, plan: Plan, root: Path, admins: Callable[[], l
             STATS["extend"] += 1
             stats.trace(f"extend {len(records)}")
             return
+    from handoff.index.refold import refold  # (only here: a write or a pull usually extends)
+
     STATS["refold"] += 1
     del fresh, new_pairs  # (everything is in the parse cache: the fold reads it back)
     scan.present = []
