@@ -27,7 +27,7 @@ demo: venv
 
 test: dev
 	$(BIN)/ruff check handoff tests bench
-	$(BIN)/python -m mypy handoff/core handoff/views handoff/git handoff/store
+	$(BIN)/python -m mypy handoff
 	$(BIN)/python -m compileall -q handoff
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 

@@ -107,7 +107,8 @@ def _added_lookup(cwd: Path, rng: dict):
     if rng["staged"]:
         idents = {k: gitcmd.out(cwd, "var", var) for k, var in (("author", "GIT_AUTHOR_IDENT"),
                                                                 ("committer", "GIT_COMMITTER_IDENT"))}
-        info = {k: v[v.find("<") + 1:v.find(">")] if "<" in v else None for k, v in idents.items()}
+        info: dict[str, str | int | None] = {k: v[v.find("<") + 1:v.find(">")] if "<" in v else None
+                                             for k, v in idents.items()}
         stamp = idents["author"].rpartition(">")[2].split()
         info["at"] = int(stamp[0]) * 1000 if stamp and stamp[0].isdigit() else None
         return lambda path: info

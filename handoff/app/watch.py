@@ -57,18 +57,20 @@ class MemoRecords:
     with one, state is cached across processes and this memo is not needed.
     """
 
-    def __init__(self, ws):
+    def __init__(self, ws) -> None:
         self.ws = ws
         self.memo: dict[tuple, dict] = {}
 
     def __call__(self) -> list[dict]:
         from handoff.core import reducer
         from handoff.store import files as store
-        out, fresh = [], {}
+        out: list[dict] = []
+        fresh: dict[tuple, dict] = {}
         for rel, st, problem in store.list_event_files(self.ws.root):
             if problem:
                 out.append({"path": rel, "error": {"reason_code": "malformed", "message": f"{problem}: not read"}})
                 continue
+            assert st is not None  # list_event_files gives a stat for every file it reports no problem with
             key = (rel, st.st_ino, st.st_size, st.st_mtime_ns)
             rec = self.memo.get(key)
             if rec is None:

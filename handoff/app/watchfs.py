@@ -32,6 +32,7 @@ from contextlib import suppress
 
 from watchdog import events as ev
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,13 @@ class FileWatcher:
         self.fallback_reason: str | None = None
         self.overflow_count = self.rearm_count = 0
         self._cond = threading.Condition()
-        self._first = self._last = None  # monotonic stamps of the pending burst
+        self._first: float | None = None  # monotonic stamps of the pending burst
+        self._last: float | None = None
         self._want_rearm = self._stopping = False
-        self._observer = self._tree_watch = self._worker = self._hook = None
+        self._observer: BaseObserver | None = None
+        self._tree_watch: ObservedWatch | None = None
+        self._worker: threading.Thread | None = None
+        self._hook: _OverflowHook | None = None
         self._handler = _Handler(self._on_event)
 
     # ---------------------------------------------------------------- lifecycle
@@ -109,7 +114,9 @@ class FileWatcher:
             logging.getLogger(_OverflowHook.LOGGER).addFilter(self._hook)
             try:
                 self._start_observer(Observer())
-                self.mode = "inotify" if Observer.__name__ == "InotifyObserver" else "native"
+                # watchdog types Observer as a callable Protocol; at run time it is the platform's observer class
+                name = Observer.__name__  # type: ignore[attr-defined]
+                self.mode = "inotify" if name == "InotifyObserver" else "native"
             except OSError as exc:
                 self._unhook()
                 if self._poll is False:
@@ -171,10 +178,12 @@ class FileWatcher:
         with self._cond:
             if self._observer is None and not self._stopping:
                 raise RuntimeError("FileWatcher.wait() before start()")
+            wake: float | None
             while True:
                 now = time.monotonic()
                 expired = deadline is not None and now >= deadline
                 if self._first is not None:
+                    assert self._last is not None  # _mark() stamps both, both are cleared together
                     ready = min(self._last + self._quiet, self._first + self._max_delay)
                     if now >= ready or expired or self._stopping:
                         self._first = self._last = None
@@ -236,6 +245,7 @@ class FileWatcher:
                 rearm, self._want_rearm = self._want_rearm, False
             tick = next_tick is not None and time.monotonic() >= next_tick
             if tick:
+                assert self._tick is not None  # next_tick is None when there is no tick
                 next_tick = time.monotonic() + self._tick
             try:
                 if rearm or (tick and not self._healthy()):
@@ -250,6 +260,7 @@ class FileWatcher:
         """Armed iff .handoffs exists, and its emitter thread is still alive."""
         if not os.path.isdir(self.handoffs):
             return self._tree_watch is None
+        assert self._observer is not None  # set before the worker starts, cleared only once it is joined
         return any(e.watch == self._tree_watch and e.is_alive() for e in list(self._observer.emitters))
 
     def _arm(self, strict: bool = False) -> None:
@@ -257,6 +268,7 @@ class FileWatcher:
         worker call this, never under ``_cond``: watchdog's dispatcher holds the
         observer lock while it calls our handler, which takes ``_cond``."""
         observer, old, self._tree_watch = self._observer, self._tree_watch, None
+        assert observer is not None  # start() sets it before the first call and stop() clears it after the last
         if old is not None:  # its emitter may be dead; scheduling the same path
             with suppress(KeyError):  # again would silently reuse it
                 observer.unschedule(old)

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
@@ -112,7 +113,10 @@ def run(directory: str | None, *, machine: bool, say: Callable[[str], None],
         main: Callable[[list[str]], int]) -> dict:
     """Run the demo through ``main`` (the CLI's entry); ``say`` prints human narration (ignored in machine mode)."""
     kept = directory is not None
-    repo = Path(directory).expanduser().resolve() if kept else Path(tempfile.mkdtemp(prefix="handoff-demo-"))
+    if directory is not None:
+        repo = Path(directory).expanduser().resolve()
+    else:
+        repo = Path(tempfile.mkdtemp(prefix="handoff-demo-"))
     try:
         _new_repo(repo)
         return _run_steps(main, repo, kept, machine, say)
@@ -125,7 +129,7 @@ def _run_steps(main: Callable[[list[str]], int], repo: Path, kept: bool, machine
     say(f"A throwaway git repository: {repo}\n"
         "Two agents, a coordinator and a reviewer, hand work over in channel #release.\n")
     results: list[dict] = []
-    outputs: dict[str, object] = {}
+    outputs: dict[str, Any] = {}
     for step in steps():
         argv = step.argv + ["--repo", str(repo)] + (["-o", "json"] if machine else [])
         code, out, err = run_cli(main, argv)

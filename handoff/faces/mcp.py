@@ -242,8 +242,9 @@ def _tool_fn(tools: Tools, name: str, tool_error: type) -> Callable[..., str]:
 
     import inspect
     sig = inspect.signature(method)
-    fn.__signature__ = sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "self"],
-                                   return_annotation=str)
+    # inspect reads __signature__ from any callable; functools.wraps' typed result does not declare it
+    fn.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for n, p in sig.parameters.items() if n != "self"], return_annotation=str)
     fn.__annotations__ = {k: v for k, v in method.__annotations__.items() if k != "return"} | {"return": str}
     return fn
 

@@ -100,7 +100,8 @@ def _main(args: list[str]) -> int:
         if "Exit" in names:
             return int(getattr(exc, "exit_code", 0) or 0)
         if "UsageError" in names:
-            return usage_exit(args, exc.format_message())
+            # a Click UsageError, matched by class name because Typer may vendor its own Click
+            return usage_exit(args, exc.format_message())  # type: ignore[attr-defined]
         if "Abort" in names:
             sys.stderr.write("aborted\n")
             return 130

@@ -67,7 +67,8 @@ def message_human(d: dict) -> str:
 @command(app, "send", writes=True)
 def send(cx: Cx,
          session: SessionOpt = None,
-         channel: Annotated[str, typer.Option("--channel", "-c", help="channel")] = ...,
+         # Typer's `...` default marks a required option; it is never the value the command sees
+         channel: Annotated[str, typer.Option("--channel", "-c", help="channel")] = ...,  # type: ignore[assignment]
          kind: Annotated[str, typer.Option("--kind", "-k", help="say, capability, receipt, trace, greet, whois "
                                                                  "(alias: request)")] = "say",
          body: Annotated[Optional[str], typer.Option("--body", "-b", help="JSON object, @file or @- for stdin")] = None,
