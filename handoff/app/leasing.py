@@ -4,11 +4,11 @@ Each returns the JSON-ready dict ``handoff claim|heartbeat|release|sweep -o json
 """
 from __future__ import annotations
 
+from handoff.app import sessions
 from handoff.app.meta import write_meta
 from handoff.app.workspace import Workspace
 from handoff.core import deadlines, leases, session_ops, work_ops
 from handoff.store import clock
-from handoff.store.local import own_sessions
 from handoff.views import payloads as views
 
 LEASE_KINDS = ("claim", "heartbeat", "release")
@@ -23,7 +23,7 @@ def lease(ws: Workspace, kind: str, ident: str, session: str | None, duration: s
     now = clock.now_ms()
 
     def build(state):
-        s = session_ops.session_for(state, session, own=own_sessions(ws, session))
+        s = sessions.resolve(ws, state, session, write=True)
         w = work_ops.find_work(state, ident)
         return [leases.draft(state, s, w, kind, now_ms=now, lease_ms=lease_ms, given_id=given_id)]
 
@@ -51,7 +51,7 @@ def sweep(ws: Workspace, session: str | None, *, dry_run: bool = False, given_id
     swept: list[str] = []
 
     def build(state):
-        s = session_ops.session_for(state, session, own=own_sessions(ws, session))
+        s = sessions.resolve(ws, state, session, write=True)
         drafts = deadlines.sweep(state, s, now, given_id)
         if not drafts:
             raise _Nothing()
