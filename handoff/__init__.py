@@ -10,7 +10,8 @@ stays cheap.
 """
 from __future__ import annotations
 
-__all__ = ["Handoff", "HandoffError", "Session"]
+__version__ = "0.1.0"
+__all__ = ["Handoff", "HandoffError", "Session", "__version__"]
 _WHERE = {"Handoff": "app.api", "Session": "app.api", "HandoffError": "errors"}
 
 

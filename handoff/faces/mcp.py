@@ -1,4 +1,4 @@
-"""``handoff mcp``: the CLI's operations as MCP tools over stdio (extra ``handoff[mcp]``).
+"""``handoff mcp``: the CLI's operations as MCP tools over stdio (extra ``git-handoff[mcp]``).
 
 Built on the official ``mcp`` SDK (2.x ``MCPServer``), imported only here and
 only when the server starts.  Tools are few and their schemas compact (the
@@ -292,4 +292,4 @@ def serve(repo: str | None = None) -> None:
 
 def missing_sdk_error() -> HandoffError:
     return HandoffError("missing_dependency", "the MCP SDK (mcp 2.x) is not installed",
-                        hint="pip install 'handoff[mcp]'")
+                        hint="pip install 'git-handoff[mcp]'")

@@ -70,3 +70,7 @@ def test_pre_commit_framework_manifest_and_workflow_example():
     steps = wf["jobs"]["verify"]["steps"]
     assert steps[0]["with"]["fetch-depth"] == 0
     assert any("handoff verify --base" in s.get("run", "") and "--format github" in s["run"] for s in steps)
+    # the install is pinned and names our distribution, never PyPI's unrelated `handoff`
+    pin = wf["env"]["HANDOFF_PIP"]
+    assert pin.startswith("git-handoff") and ("==" in pin or "@" in pin)
+    assert any('pip install "$HANDOFF_PIP"' in s.get("run", "") for s in steps)

@@ -36,7 +36,7 @@ def doctor(cx: Cx, session: SessionOpt = None):
 @command(app, "mcp")
 def mcp(cx: Cx, schema: Annotated[bool, typer.Option("--schema", help="print the tool list and its size, "
                                                                      "then exit")] = False):
-    """Serve the handoff operations as MCP tools over stdio (needs the extra: pip install 'handoff[mcp]').
+    """Serve the handoff operations as MCP tools over stdio (needs the extra: pip install 'git-handoff[mcp]').
 
     Example (Claude Code): claude mcp add handoff -e HANDOFF_SESSION=sess_1 -- handoff mcp --repo /path/to/repo
     """
