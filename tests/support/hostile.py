@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from pathlib import Path
 
 import yaml
@@ -86,13 +87,15 @@ def templates(repo) -> list[dict]:
 
 
 _counter = itertools.count(1)
+# Seeded, so a failing corpus is the same corpus on the next run (HANDOFF_CORPUS_SEED explores others).
+_rng = random.Random(int(os.environ.get("HANDOFF_CORPUS_SEED", "20261207")))
 
 
 def fresh_id(ev: dict) -> str:
     """The same prefix and millisecond as ``ev``'s id, a new random part (so a new file next to it)."""
     from handoff.core import ids
     prefix, ulid = ev["id"].split("_", 1)
-    return f"{prefix}_{ulid[:10]}{ids.encode_base32(next(_counter) * 7919 + int.from_bytes(os.urandom(4)), 16)}"
+    return f"{prefix}_{ulid[:10]}{ids.encode_base32(next(_counter) * 7919 + _rng.getrandbits(32), 16)}"
 
 
 def variants(template: dict) -> list[tuple[str, dict]]:
