@@ -178,7 +178,8 @@ def _chromium() -> str | None:
     return None
 
 
-def _browser() -> str:
+@pytest.fixture
+def browser() -> str:
     """Chromium, or a skip on a developer machine without one; in CI (env CI set) a missing one fails."""
     path = _chromium()
     if path is None:
@@ -244,8 +245,7 @@ def _screenshot(browser: str, page, tmp_path, width: int, height: int) -> list[l
     return rows
 
 
-def test_html_draws_in_headless_chromium_narrow_and_wide(activity, tmp_path):
-    browser = _browser()
+def test_html_draws_in_headless_chromium_narrow_and_wide(browser, activity, tmp_path):
     repo = activity["repo"]
     page = tmp_path / "report.html"
     repo.ok("report", "--base", "main", "--html", str(page))
