@@ -2,7 +2,7 @@
 
 Pure.  ``build`` compares two reduced states (the merge base and the branch
 tip) and the ids of the events the branch added; ``markdown`` renders it for
-a PR description.  ``reporthtml`` draws the same data as one page.
+a PR description.  ``views.html.page`` draws the same sections as one page.
 """
 from __future__ import annotations
 
