@@ -83,7 +83,8 @@ def brief(ws: Workspace, state: dict, s: dict, *, limit: int = 8) -> dict:
     from handoff.views import brief as brief_view
     acked = local.read_acks(ws, s["session_id"])
     # (its inbox part reads only this session's messages from the index, as `handoff inbox` does)
-    return brief_view.build(for_inbox(state, s, skip=acked), s, acked, clock.now_ms(), limit=limit)
+    built = brief_view.build(for_inbox(state, s, skip=acked), s, acked, clock.now_ms(), limit=limit)
+    return session_ops.closed_brief(built, s) if s["state"] == "closed" else built
 
 
 def status(ws: Workspace, state: dict, s: dict) -> dict:

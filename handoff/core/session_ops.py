@@ -62,6 +62,11 @@ def session_open(state: dict[str, Any], *, agent: str, channels: list[str], name
     if existing is not None:  # `--id` makes `session new` idempotent: same identity -> the original
         same = (existing["peer_id"], existing["agent"], existing["name"], sorted(existing["channels"])) == \
             (peer, agent, name, body["channels"])
+        if same and existing["state"] == "closed":  # a replay would hand back a session every write refuses
+            raise HandoffError("session_closed", f"session {session_id} is closed ({existing.get('closed_at')}): "
+                                                 "`session new --id` does not reopen it",
+                               hint=f"open a new session: leave --id out (handoff session new --agent {agent} "
+                                    + " ".join(f"--channel {c}" for c in sorted(set(channels))) + ")")
         if same:
             opened = {"kind": "session-open", "id": existing["open_event_id"], "from": existing["peer_id"],
                       "session_id": session_id}
@@ -94,3 +99,27 @@ def session_close(state: dict[str, Any], session: dict[str, Any], given_id: str 
     if draft.get("id"):
         draft["id"] = "evt_" + draft["id"][4:]
     return [draft]
+
+
+# Commands a brief may still show for a closed session: reads, and local acknowledgements.
+_STILL_WORK = ("handoff wait ", "handoff work lookup ", "handoff inbox ")
+
+
+def closed_brief(brief: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """``brief`` of a closed ``session`` with only the commands that still work (a closed session writes
+    nothing: no accept, reply, progress, send), and a ``closed`` part saying how to go on."""
+    sid = session["session_id"]
+    for section in ("inbox", "handoffs_to_me", "handoffs_from_me", "open_work"):
+        for row in brief.get(section) or []:
+            kept = [c for c in row.get("do") or [] if c.startswith(_STILL_WORK)]
+            if not kept:
+                kept = [f"handoff work lookup --work {row['work_id']}" if row.get("work_id")
+                        else f"handoff session status {sid}"]
+            row["do"] = kept
+    channels = " ".join(f"--channel {c}" for c in session.get("channels") or [])
+    brief["closed"] = {
+        "closed_at": session.get("closed_at"),
+        "message": f"session {sid} is closed: it can read, not write; open a new session to act",
+        "do": [f"handoff session new --agent {session['agent']} {channels}".rstrip()],
+    }
+    return brief
