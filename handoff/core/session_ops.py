@@ -48,7 +48,10 @@ def _own_session(own: dict[str, Any], ident: str, found: dict[str, Any] | None) 
 
 
 def session_open(state: dict[str, Any], *, agent: str, channels: list[str], name: str | None, session_id: str,
-                 workspace: str | None) -> list[dict[str, Any]]:
+                 workspace: str | None, reopen: bool = False) -> list[dict[str, Any]]:
+    """Open session ``session_id``; with an id already opened by the same identity, the original open (a
+    retry).  A closed one is refused, or with ``reopen`` reopened by a new open naming the close it undoes
+    (``body.reopens``: the reducer applies it only while that close is the session's last)."""
     ids.check_id("agent", agent)
     for c in channels:
         ids.check_id("channel", c)
@@ -63,13 +66,18 @@ def session_open(state: dict[str, Any], *, agent: str, channels: list[str], name
         same = (existing["peer_id"], existing["agent"], existing["name"], sorted(existing["channels"])) == \
             (peer, agent, name, body["channels"])
         if same and existing["state"] == "closed":  # a replay would hand back a session every write refuses
+            if reopen:
+                body["reopens"] = existing.get("close_event_id")
+                return [{"kind": "session-open", "from": peer, "session_id": session_id,
+                         "body": {k: v for k, v in body.items() if v is not None}}]
             raise HandoffError("session_closed", f"session {session_id} is closed ({existing.get('closed_at')}): "
                                                  "`session new --id` does not reopen it",
                                hint=f"open a new session: leave --id out (handoff session new --agent {agent} "
-                                    + " ".join(f"--channel {c}" for c in sorted(set(channels))) + ")")
+                                    + " ".join(f"--channel {c}" for c in sorted(set(channels)))
+                                    + "), or add --reopen to reopen this one, with its inbox and open work")
         if same:
-            opened = {"kind": "session-open", "id": existing["open_event_id"], "from": existing["peer_id"],
-                      "session_id": session_id}
+            opened = {"kind": "session-open", "id": existing.get("reopen_event_id") or existing["open_event_id"],
+                      "from": existing["peer_id"], "session_id": session_id}
             return [{"_replay": opened}]
         raise HandoffError("id_conflict", f"session {session_id} already belongs to {existing['peer_id']} (agent "
                                           f"{existing['agent']!r}) with other channels or name: a session id is "
