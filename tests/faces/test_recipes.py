@@ -169,6 +169,41 @@ def test_claude_code_hooks_stay_quiet_outside_handoff_repos(tmp_path):
         assert proc.returncode == 0 and proc.stdout == ""
 
 
+def test_codex_hooks_use_the_same_scripts(repo, tmp_path):
+    """examples/codex/hooks.json: Codex runs each command with $SHELL -lc in the session's cwd, the hook
+    input on stdin (no CLAUDE_PROJECT_DIR), and may give SessionStart a CODEX_ENV_FILE."""
+    if not _has_watch(repo):
+        pytest.skip("`handoff watch` is not in this build yet")
+    shutil.copytree(EXAMPLES / "claude-code" / "hooks", repo.path / ".codex" / "hooks")
+    hooks = json.loads((EXAMPLES / "codex" / "hooks.json").read_text())["hooks"]
+    env_file = tmp_path / "codex-env"
+
+    def run(event: str, payload: dict) -> subprocess.CompletedProcess:
+        [group] = hooks[event]
+        [hook] = group["hooks"]
+        stdin = {"session_id": "019d036d-codex", "transcript_path": None, "cwd": str(repo.path),
+                 "hook_event_name": event, "model": "gpt-5", "permission_mode": "default", **payload}
+        return subprocess.run(["bash", "-c", hook["command"]], input=json.dumps(stdin), capture_output=True,
+                              text=True, env=_env(repo, CODEX_ENV_FILE=str(env_file)), cwd=repo.path, timeout=120)
+
+    coord = repo.session("coordinator", "general", "sess_coord")
+    repo.ok("request", "--session", coord["session_id"], "--to", "codex", "--channel", "general",
+            "-d", "Port the parser", "--work", "work_port")
+    start = run("SessionStart", {"source": "startup"})
+    context = json.loads(start.stdout)["hookSpecificOutput"]["additionalContext"]
+    sid = _sid(context)
+    assert f"handoff brief for codex.{sid}" in context and f"handoff accept work_port --session {sid}" in context
+    assert env_file.read_text().startswith(f"export HANDOFF_SESSION={sid} ")
+    assert (repo.path / ".git" / "handoff" / "codex-hooks-session").read_text().strip() == sid
+    turn = {"turn_id": "t1", "stop_hook_active": False, "last_assistant_message": "done"}
+    assert run("Stop", turn).stdout.strip() == ""
+    msg = repo.j("send", "--session", coord["session_id"], "--channel", "general", "--to", f"codex.{sid}",
+                 "-m", "ping")
+    out = json.loads(run("Stop", turn).stdout)
+    assert out["decision"] == "block" and msg["id"] in out["reason"]
+    assert run("Stop", dict(turn, stop_hook_active=True)).stdout.strip() == ""
+
+
 def test_codex_notify(repo):
     if not _has_watch(repo):
         pytest.skip("`handoff watch` is not in this build yet")

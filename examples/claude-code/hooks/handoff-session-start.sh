@@ -3,9 +3,10 @@
 # session, then hand `handoff brief` to the model as hookSpecificOutput.additionalContext.
 #
 # The session id is per clone (see handoff-session.sh): two clones never share one by default, a
-# restart resumes the same one, and a closed one is replaced by a new session.  In Claude Code the
-# id is also exported to the agent's shell through $CLAUDE_ENV_FILE (HANDOFF_SESSION).  Everything
-# the brief shows is marked as seen for the after-turn hook, which then only announces what is new.
+# restart resumes the same one, and a closed one is replaced by a new session.  The id is also
+# exported to the agent's shell commands (HANDOFF_SESSION) through $CLAUDE_ENV_FILE (Claude Code) or
+# $CODEX_ENV_FILE (recent Codex), where the harness gives one.  Everything the brief shows is
+# marked as seen for the after-turn hook, which then only announces what is new.
 set -u
 HANDOFF=${HANDOFF:-handoff}
 CONSUMER=${HANDOFF_CONSUMER:-claude-code}
@@ -23,8 +24,9 @@ if handoff_session; then
     [ -n "$OLD" ] && was=" (it replaces session $OLD, which is closed)"
     text="$brief
 Your handoff session id is $S$was: act with the handoff CLI, passing --session $S."
-    if [ -n "${CLAUDE_ENV_FILE:-}" ]; then
-        printf 'export HANDOFF_SESSION=%s HANDOFF_SESSION_BY_HOOK=%s\n' "$S" "$S" >>"$CLAUDE_ENV_FILE"
+    envfile=${CLAUDE_ENV_FILE:-${CODEX_ENV_FILE:-}}   # sourced into the agent's shell commands
+    if [ -n "$envfile" ]; then
+        printf 'export HANDOFF_SESSION=%s HANDOFF_SESSION_BY_HOOK=%s\n' "$S" "$S" >>"$envfile"
     fi
     # the brief showed everything waiting: advance this consumer's cursor past it, silently
     $HANDOFF watch --session "$S" --once --consumer "$CONSUMER" --remind-every 0 >/dev/null 2>&1 || true
