@@ -120,14 +120,22 @@ def closed_brief(brief: dict[str, Any], session: dict[str, Any]) -> dict[str, An
     for section in ("inbox", "handoffs_to_me", "handoffs_from_me", "open_work"):
         for row in brief.get(section) or []:
             kept = [c for c in row.get("do") or [] if c.startswith(_STILL_WORK)]
+            if section == "inbox" and not row.get("work_id") and len(kept) < len(row.get("do") or []):
+                # a message it could have answered: reading the conversation is what is left
+                room = (f"threads messages --channel {row['channel']} --thread {row['thread_id']}" if row.get("thread_id")
+                        else f"directs messages --channel {row['channel']} --direct {row.get('direct_id')}")
+                kept.insert(0, f"handoff {room}")
             if not kept:
                 kept = [f"handoff work lookup --work {row['work_id']}" if row.get("work_id")
                         else f"handoff session status {sid}"]
             row["do"] = kept
-    channels = " ".join(f"--channel {c}" for c in session.get("channels") or [])
+    new = f"handoff session new --agent {session['agent']} " + " ".join(
+        f"--channel {c}" for c in session.get("channels") or [])
+    name = f" --name {session['name']}" if session.get("name") else ""
     brief["closed"] = {
         "closed_at": session.get("closed_at"),
-        "message": f"session {sid} is closed: it can read, not write; open a new session to act",
-        "do": [f"handoff session new --agent {session['agent']} {channels}".rstrip()],
+        "message": f"session {sid} is closed: it can read, not write; open a new session to act, or reopen "
+                   "this one to finish its own open work",
+        "do": [new.rstrip(), f"{new.rstrip()}{name} --id {sid} --reopen"],
     }
     return brief

@@ -133,7 +133,8 @@ def test_claude_code_replaces_a_closed_session(repo):
     assert again.code == 3 and again.json["error"]["reason_code"] == "session_closed", again.out
     # the closed session's brief lists only commands that still work
     brief = repo.j("brief", "--session", old)
-    assert brief["state"] == "closed" and brief["closed"]["do"] == ["handoff session new --agent reviewer --channel release"]
+    assert brief["state"] == "closed" and brief["closed"]["do"][0] == "handoff session new --agent reviewer --channel release"
+    assert brief["closed"]["do"][1] == f"handoff session new --agent reviewer --channel release --id {old} --reopen"
     commands = [c for part in ("inbox", "handoffs_to_me", "open_work") for row in brief[part] for c in row["do"]]
     assert commands and not any(c.split()[1] in ("accept", "reject", "send", "reply", "progress", "complete")
                                 for c in commands), commands
