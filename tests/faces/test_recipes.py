@@ -265,3 +265,11 @@ def test_python_api_example(repo):
     assert sum(line.startswith("coordinator sees") for line in lines) == 4
     assert lines[-1].endswith("completed {'missing_entries': 0}")
     assert repo.git("status", "--porcelain") == ""
+
+
+def test_shell_agent_refuses_to_watch_a_closed_session(repo):
+    repo.session("shell-agent", "general", "sess_shell")
+    repo.ok("session", "close", "sess_shell")
+    proc = subprocess.run([str(EXAMPLES / "shell-agent" / "agent.sh")], cwd=repo.path, capture_output=True, text=True,
+                          env=_env(repo, LIMIT="1", HANDOFF_SESSION="sess_shell"), timeout=120)
+    assert proc.returncode == 3 and "session_closed" in proc.stderr and "--reopen" in proc.stderr, proc.stderr
