@@ -2,10 +2,11 @@
 # Codex `notify` hook: after each agent turn, surface handoff inbox entries that are new since
 # the last turn (once each), for the person watching and in a log the agent can read.
 #
-# ~/.codex/config.toml:   notify = ["/path/to/repo/examples/codex/notify.sh"]
-# Codex passes one JSON argument: {"type": "agent-turn-complete", "cwd": ..., ...}.
-# A notify program cannot add to the model's context, so the agent itself runs
-# `handoff brief` at the start of a task (see examples/codex/AGENTS.md).
+# ~/.codex/config.toml (user config only):   notify = ["/path/to/repo/examples/codex/notify.sh"]
+# Codex passes one JSON argument: {"type": "agent-turn-complete", "thread-id", "turn-id", "cwd",
+# "input-messages", "last-assistant-message", ...}.  Whatever this prints goes nowhere the model
+# reads: a notify program cannot add to its context.  For that, use the hooks (examples/codex/
+# hooks.json) or have the agent run `handoff brief` at the start of a task (AGENTS.md).
 set -u
 HANDOFF=${HANDOFF:-handoff}
 CONSUMER=${HANDOFF_CONSUMER:-codex}

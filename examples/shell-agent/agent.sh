@@ -10,10 +10,10 @@ set -eu
 HANDOFF=${HANDOFF:-handoff}
 HERE=$(cd "$(dirname "$0")" && pwd)
 export HANDOFF_SESSION=${HANDOFF_SESSION:-sess_shell_agent}
-if ! $HANDOFF session status "$HANDOFF_SESSION" >/dev/null 2>&1; then
-    $HANDOFF session new --id "$HANDOFF_SESSION" --agent "${HANDOFF_AGENT:-shell-agent}" \
-        --channel "${HANDOFF_CHANNEL:-general}" >/dev/null
-fi
+# opens the session, or finds it again (same id, agent and channel: a retry); a closed one is refused
+# (session_closed, with the way out) rather than watched by an agent that could not answer anything
+$HANDOFF session new --id "$HANDOFF_SESSION" --agent "${HANDOFF_AGENT:-shell-agent}" \
+    --channel "${HANDOFF_CHANNEL:-general}" >/dev/null
 echo "shell-agent: watching as $HANDOFF_SESSION" >&2
 exec $HANDOFF watch --session "$HANDOFF_SESSION" --consumer shell-agent --exec "$HERE/on-entry.sh" \
     ${LIMIT:+--limit "$LIMIT"}

@@ -211,11 +211,12 @@ class Handoff:
 
     # ------------------------------------------------------------- sessions
     def open_session(self, agent: str, channels: list[str] | str, *, name: str | None = None,
-                     session_id: str | None = None, workspace: str | None = None) -> Session:
-        """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON."""
+                     session_id: str | None = None, workspace: str | None = None, reopen: bool = False) -> Session:
+        """``handoff session new``; the returned Session's ``opened`` holds the CLI's JSON.  ``reopen``: a
+        closed session of ``session_id`` is reopened (without it, refused with ``session_closed``)."""
         chans = [channels] if isinstance(channels, str) else list(channels)
         opened = sessions.open_session(self.ws, agent, chans, name=name, session_id=session_id,
-                                       workspace=workspace, commit=self.commit)
+                                       workspace=workspace, commit=self.commit, reopen=reopen)
         sess = Session(self, opened["session_id"])
         sess.opened = opened
         return sess

@@ -20,18 +20,19 @@ def resolve(ws: Workspace, state: dict, ident: str | None, *, write: bool = Fals
 
 def open_session(ws: Workspace, agent: str, channels: list[str], *, name: str | None = None,
                  session_id: str | None = None, workspace: str | None = None,
-                 commit: bool | None = None) -> dict:
-    """``handoff session new``: the new session's view and its write."""
+                 commit: bool | None = None, reopen: bool = False) -> dict:
+    """``handoff session new``: the new session's view and its write (``reopen``: a closed one of this id)."""
     sid = session_id if session_id is not None else f"sess_{clock.new_ulid()[-12:]}"  # --id "" is refused
     result = ws.write(lambda st: session_ops.session_open(st, agent=agent, channels=channels, name=name,
-                                                  session_id=sid, workspace=workspace), commit=commit)
-    if not result.replayed:
+                                                  session_id=sid, workspace=workspace, reopen=reopen), commit=commit)
+    if not result.replayed and not result.events[0]["body"].get("reopens"):
         ev = result.events[0]
         local.remember_session(ws, {"session_id": sid, "peer_id": ev["from"], "agent": ev["body"]["agent"],
                                     "name": ev["body"].get("name"), "open_event_id": ev["id"]})
     opened = queries.find_session(ws.state(), sid)
     assert opened is not None  # (just written, or written before: a replay)
-    return {**views.session_view(opened), **event_meta(result)}
+    reopened = {"reopened_at": opened["reopened_at"]} if opened.get("reopened_at") else {}
+    return {**views.session_view(opened), **reopened, **event_meta(result)}
 
 
 def close(ws: Workspace, ident: str | None, *, by: str | None = None, given_id: str | None = None,
@@ -83,7 +84,8 @@ def brief(ws: Workspace, state: dict, s: dict, *, limit: int = 8) -> dict:
     from handoff.views import brief as brief_view
     acked = local.read_acks(ws, s["session_id"])
     # (its inbox part reads only this session's messages from the index, as `handoff inbox` does)
-    return brief_view.build(for_inbox(state, s, skip=acked), s, acked, clock.now_ms(), limit=limit)
+    built = brief_view.build(for_inbox(state, s, skip=acked), s, acked, clock.now_ms(), limit=limit)
+    return session_ops.closed_brief(built, s) if s["state"] == "closed" else built
 
 
 def status(ws: Workspace, state: dict, s: dict) -> dict:

@@ -219,7 +219,8 @@ def fold(acc: dict[str, Any], ordered: Iterable[dict[str, Any]], paths: Mapping[
 
     Session rules (see docs/DESIGN.md, "Who owns a session"): a session id belongs to the first
     session-open of it in event order; a later open of the same id is not applied
-    (``session_taken``), and a session-close is applied only when its sender is the session's own
+    (``session_taken``) unless it is the owner's own, which reopens a closed session when its
+    ``body.reopens`` names the close that closed it last, and a session-close is applied only when its sender is the session's own
     peer, another session of the same agent, or an agent in ``acc["admins"]`` (``not_session_owner``).
     """
     sessions: dict[str, dict[str, Any]] = acc["sessions"]
@@ -265,6 +266,13 @@ def fold(acc: dict[str, Any], ordered: Iterable[dict[str, Any]], paths: Mapping[
             s = sessions.get(ev["session_id"])
             if s is not None and s["state"] != "closed":
                 s.update(state="closed", closed_at=ev["ts"], close_event_id=ev["id"])
+            continue
+        if kind == "session-open":  # the owner opening it again: a reopen undoes the close it names, if still last
+            s = sessions.get(ev["session_id"])
+            reopens = (ev.get("body") or {}).get("reopens")
+            if s is not None and reopens and s["state"] == "closed" and s.get("close_event_id") == reopens:
+                s.update(state="active", closed_at=None, close_event_id=None, reopened_at=ev["ts"],
+                         reopen_event_id=ev["id"])
             continue
         if kind in ("claim", "heartbeat", "release"):
             leases.append(ev)

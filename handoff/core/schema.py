@@ -218,7 +218,7 @@ _LIST_ITEM = _text
 BODY = {
     "text": _text, "message": _text, "detail": _text, "description": _text, "task": _text, "question": _text,
     "title": _text, "status": _short, "state": _short, "reason_code": _short, "intent": _short,
-    "target_kind": _short, "name": _short, "workspace": _short, "agent": _short, "for_id": _ref,
+    "target_kind": _short, "name": _short, "workspace": _short, "agent": _short, "for_id": _ref, "reopens": _ref,
     "deadline": _time, "lease_until": _time, "lease_seconds": _seconds,
     "channels": _str_list(_grammar("channel")),
     "capability": _nested({"id": _short, "summary": _text, "outcome": _text}),

@@ -48,7 +48,10 @@ def _own_session(own: dict[str, Any], ident: str, found: dict[str, Any] | None) 
 
 
 def session_open(state: dict[str, Any], *, agent: str, channels: list[str], name: str | None, session_id: str,
-                 workspace: str | None) -> list[dict[str, Any]]:
+                 workspace: str | None, reopen: bool = False) -> list[dict[str, Any]]:
+    """Open session ``session_id``; with an id already opened by the same identity, the original open (a
+    retry).  A closed one is refused, or with ``reopen`` reopened by a new open naming the close it undoes
+    (``body.reopens``: the reducer applies it only while that close is the session's last)."""
     ids.check_id("agent", agent)
     for c in channels:
         ids.check_id("channel", c)
@@ -62,9 +65,19 @@ def session_open(state: dict[str, Any], *, agent: str, channels: list[str], name
     if existing is not None:  # `--id` makes `session new` idempotent: same identity -> the original
         same = (existing["peer_id"], existing["agent"], existing["name"], sorted(existing["channels"])) == \
             (peer, agent, name, body["channels"])
+        if same and existing["state"] == "closed":  # a replay would hand back a session every write refuses
+            if reopen:
+                body["reopens"] = existing.get("close_event_id")
+                return [{"kind": "session-open", "from": peer, "session_id": session_id,
+                         "body": {k: v for k, v in body.items() if v is not None}}]
+            raise HandoffError("session_closed", f"session {session_id} is closed ({existing.get('closed_at')}): "
+                                                 "`session new --id` does not reopen it",
+                               hint=f"open a new session: leave --id out (handoff session new --agent {agent} "
+                                    + " ".join(f"--channel {c}" for c in sorted(set(channels)))
+                                    + "), or add --reopen to reopen this one, with its inbox and open work")
         if same:
-            opened = {"kind": "session-open", "id": existing["open_event_id"], "from": existing["peer_id"],
-                      "session_id": session_id}
+            opened = {"kind": "session-open", "id": existing.get("reopen_event_id") or existing["open_event_id"],
+                      "from": existing["peer_id"], "session_id": session_id}
             return [{"_replay": opened}]
         raise HandoffError("id_conflict", f"session {session_id} already belongs to {existing['peer_id']} (agent "
                                           f"{existing['agent']!r}) with other channels or name: a session id is "
@@ -94,3 +107,35 @@ def session_close(state: dict[str, Any], session: dict[str, Any], given_id: str 
     if draft.get("id"):
         draft["id"] = "evt_" + draft["id"][4:]
     return [draft]
+
+
+# Commands a brief may still show for a closed session: reads, and local acknowledgements.
+_STILL_WORK = ("handoff wait ", "handoff work lookup ", "handoff inbox ")
+
+
+def closed_brief(brief: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """``brief`` of a closed ``session`` with only the commands that still work (a closed session writes
+    nothing: no accept, reply, progress, send), and a ``closed`` part saying how to go on."""
+    sid = session["session_id"]
+    for section in ("inbox", "handoffs_to_me", "handoffs_from_me", "open_work"):
+        for row in brief.get(section) or []:
+            kept = [c for c in row.get("do") or [] if c.startswith(_STILL_WORK)]
+            if section == "inbox" and not row.get("work_id") and len(kept) < len(row.get("do") or []):
+                # a message it could have answered: reading the conversation is what is left
+                room = (f"threads messages --channel {row['channel']} --thread {row['thread_id']}" if row.get("thread_id")
+                        else f"directs messages --channel {row['channel']} --direct {row.get('direct_id')}")
+                kept.insert(0, f"handoff {room}")
+            if not kept:
+                kept = [f"handoff work lookup --work {row['work_id']}" if row.get("work_id")
+                        else f"handoff session status {sid}"]
+            row["do"] = kept
+    new = f"handoff session new --agent {session['agent']} " + " ".join(
+        f"--channel {c}" for c in session.get("channels") or [])
+    name = f" --name {session['name']}" if session.get("name") else ""
+    brief["closed"] = {
+        "closed_at": session.get("closed_at"),
+        "message": f"session {sid} is closed: it can read, not write; open a new session to act, or reopen "
+                   "this one to finish its own open work",
+        "do": [new.rstrip(), f"{new.rstrip()}{name} --id {sid} --reopen"],
+    }
+    return brief

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handoff.core import arguments, ids, message_ops, retries, session_ops, work_ops
+from handoff.core import arguments, ids, message_ops, model, reducer, retries, session_ops, work_ops
 from handoff.core.model import MAX_TEXT, format_ts, parse_ts
 from handoff.errors import HandoffError
 from tests.support.pure import Log
@@ -63,6 +63,49 @@ def test_closed_sessions_refuse_writes_but_not_reads(log):
     log.write(session_ops.session_close(log.state(), log.session("sess_beta")))
     refused("session_closed", session_ops.session_for, log.state(), "sess_beta")
     assert session_ops.session_for(log.state(), "sess_beta", write=False)["state"] == "closed"
+
+
+def _open_beta(log: Log, **kw) -> list[dict]:
+    return session_ops.session_open(log.state(), agent="beta", channels=["dev"], name=None, session_id="sess_beta",
+                                    workspace=None, **kw)
+
+
+def test_session_new_on_a_closed_id_is_refused_unless_reopened(log):
+    assert _open_beta(log)[0]["_replay"]["id"] == log.session("sess_beta")["open_event_id"]  # a retry
+    [close] = log.write(session_ops.session_close(log.state(), log.session("sess_beta")))
+    err = refused("session_closed", _open_beta, log)
+    assert "--reopen" in err.hint and "leave --id out" in err.hint
+    [reopen] = log.write(_open_beta(log, reopen=True))
+    assert reopen["kind"] == "session-open" and reopen["body"]["reopens"] == close["id"]
+    s = log.session("sess_beta")
+    assert (s["state"], s["closed_at"], s["reopen_event_id"]) == ("active", None, reopen["id"])
+    assert s["open_event_id"] != reopen["id"]  # the session is still its first opener's
+    assert _open_beta(log, reopen=True)[0]["_replay"]["id"] == reopen["id"]  # a retry of the reopen
+    assert log.state()["diagnostics"] == []
+
+
+def test_a_reopen_counts_only_while_the_close_it_names_is_the_last(log):
+    [c1] = log.write(session_ops.session_close(log.state(), log.session("sess_beta")))
+    [r1] = log.write(_open_beta(log, reopen=True))
+    stale = dict(r1, id=model.new_event_id("session-open", log.fresh()))  # a second reopen of c1, from a clone
+    [c2] = log.write(session_ops.session_close(log.state(), log.session("sess_beta")))
+    later = model.parse_ts(c2["ts"]) + 5000
+    stale.update(ts=model.format_ts(later), hlc=model.format_hlc(later, 0))
+    records = log.records(log.events + [stale])
+    for order in (records, records[::-1], records[1:] + records[:1]):  # file order never matters
+        s = reducer.reduce(order)["sessions"]["sess_beta"]
+        assert (s["state"], s["close_event_id"]) == ("closed", c2["id"]), order
+    assert c1["id"] != c2["id"]
+
+
+def test_a_reopen_by_another_identity_is_not_applied(log):
+    [close] = log.write(session_ops.session_close(log.state(), log.session("sess_beta")))
+    forged = log.write(session_ops.session_open(log.state(), agent="mallory", channels=["dev"], name=None,
+                                                session_id="sess_other", workspace=None))[0]
+    forged = dict(forged, session_id="sess_beta", body=dict(forged["body"], reopens=close["id"]))
+    state = log.state([ev for ev in log.events if ev["id"] != forged["id"]] + [forged])
+    assert state["sessions"]["sess_beta"]["state"] == "closed"
+    assert [d["reason_code"] for d in state["diagnostics"]] == ["session_taken"]
 
 
 def test_own_open_wins_over_the_logs_owner_for_this_clone(log):

@@ -17,8 +17,12 @@ def new(cx: Cx,
         channel: Annotated[list[str], typer.Option("--channel", "-c", help="channel to join (repeatable)")],
         name: Annotated[Optional[str], typer.Option("--name", "-n", help="display name, used in the peer id")] = None,
         workspace: Annotated[Optional[str], typer.Option("--workspace", help="accepted for AGH compatibility")] = None,
-        session_id: Annotated[Optional[str], typer.Option("--id", help="choose the session id (sess_...)")] = None):
+        session_id: Annotated[Optional[str], typer.Option("--id", help="choose the session id (sess_...)")] = None,
+        reopen: Annotated[bool, typer.Option("--reopen", help="with --id: reopen that session if it is closed")] = False):
     """Open a session; prints its id and peer id (<name-or-agent>.<session>).
+
+    Repeating the same --id, agent, name and channels returns the original session; a closed one is
+    refused (session_closed) unless --reopen is given.
 
     Example: handoff session new --agent reviewer --channel release --name release-reviewer -o json
     """
@@ -26,7 +30,8 @@ def new(cx: Cx,
     if workspace is not None and workspace != hf.workspace_id:
         cx.note(f"note: --workspace {workspace} differs from .handoffs/config.yaml ({hf.workspace_id}); "
                 "the repository's workspace is used")
-    data = hf.open_session(agent, channel, name=name, session_id=session_id, workspace=workspace).opened
+    data = hf.open_session(agent, channel, name=name, session_id=session_id, workspace=workspace,
+                           reopen=reopen).opened
     cx.emit(data, lambda d: f"{d['session_id']}\npeer: {d['peer_id']}\n"
                             f"export HANDOFF_SESSION={d['session_id']}")
 
