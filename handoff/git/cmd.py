@@ -19,12 +19,12 @@ from pathlib import Path
 
 from handoff.errors import HandoffError
 
-_SCRUB = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
+SCRUB = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
           "GIT_QUARANTINE_PATH", "GIT_COMMON_DIR", "GIT_NAMESPACE")
 
 
 def clean_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.setdefault("GIT_OPTIONAL_LOCKS", "0")
     env["LC_ALL"] = "C"
     if extra:
