@@ -15,7 +15,9 @@ in the same process, the map "event file -> the commit that added it" built thre
   whose id changed.
 
 Each is checked to give the same map.  Also measured: ``import git`` (``-X importtime``'s
-cumulative figure and the wall-clock difference of ``python -c "import git"`` vs ``pass``).
+cumulative figure and the wall-clock difference of ``python -c "import git"`` vs ``pass``), and
+``handoff sync -o json`` with nothing to push or fetch (a clone of a bare remote): its wall clock,
+and the share of its ``-X importtime`` that is GitPython.
 Prints one JSON object as its last line (medians, in ms).
 """
 from __future__ import annotations
@@ -157,6 +159,40 @@ def import_cost(runs: int) -> dict:
             "import_git_wall_ms": round(statistics.median(walls["import git"]) - statistics.median(walls["pass"]), 1)}
 
 
+def sync_cost(work: Path, runs: int) -> dict:
+    import shutil
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    py = sys.executable
+
+    def git(cwd, *args):
+        subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
+
+    git(work, "init", "-q", "-b", "main", "seed")
+    git(work / "seed", "commit", "-q", "--allow-empty", "-m", "seed")
+    git(work, "clone", "-q", "--bare", "seed", "remote.git")
+    git(work, "clone", "-q", "remote.git", "a")
+    a = work / "a"
+    for args in (["init"], ["sync"]):
+        subprocess.run([py, "-m", "handoff", *args, "-o", "json"], cwd=a, check=True, capture_output=True, env=env)
+    walls, shares, totals = [], [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([py, "-m", "handoff", "sync", "-o", "json"], cwd=a, check=True, capture_output=True, env=env)
+        walls.append((time.perf_counter() - t) * 1000)
+        err = subprocess.run([py, "-X", "importtime", "-m", "handoff", "sync", "-o", "json"], cwd=a, check=True,
+                             capture_output=True, text=True, env=env).stderr
+        rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:") and "|" in line]
+        top = [r for r in rows if not r[2].startswith("  ")]  # top-level imports: their cumulative sums it all
+        totals.append(sum(int(r[1]) for r in top[1:]) / 1000)  # (the header row first)
+        shares.append(sum(int(r[1]) for r in rows if r[2].strip() == "git") / 1000)
+    return {"sync_noop_wall_ms": round(statistics.median(walls), 1),
+            "sync_import_total_ms": round(statistics.median(totals), 1),
+            "sync_import_gitpython_ms": round(statistics.median(shares), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=2000)
@@ -177,7 +213,7 @@ def main() -> None:
             times[name].append(ms)
     result = {"commits": a.commits, "files": len(ref), "runs": a.runs,
               **{f"log_{k}_ms": round(statistics.median(v), 1) for k, v in times.items()},
-              **import_cost(a.runs)}
+              **import_cost(a.runs), **sync_cost(ROOT / "bench" / "out" / "sync-noop", a.runs)}
     if not a.json:
         for k, v in result.items():
             print(f"{k:28} {v}")
