@@ -78,7 +78,9 @@ def _repo(paths: gitcmd.RepoPaths, env: dict) -> Iterator[git.Repo]:
     variables ``cmd.clean_env`` drops (GitPython starts from ``os.environ``; a CLI process is single-threaded
     here, so they are taken out of it for the call and put back)."""
     import git
-    logging.getLogger("git").addHandler(logging.NullHandler())  # its warnings are not ours to print
+    log = logging.getLogger("git")
+    if not log.handlers:  # its warnings ("Error lines received while fetching") are not ours to print
+        log.addHandler(logging.NullHandler())
     saved = {k: os.environ.pop(k) for k in gitcmd.SCRUB if k in os.environ}
     try:
         with git.Repo(paths.worktree) as repo, repo.git.custom_environment(**env):

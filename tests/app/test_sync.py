@@ -208,6 +208,7 @@ def test_progress_as_jsonl_lines_before_the_result(clones):
     rounds = a.ok("sync", "--every", "0.01s", "--count", "2", "-o", "jsonl", "--progress").lines
     assert [x["round"] for x in rounds if "round" in x] == [1, 2]
     assert a.ok("sync", "--every", "0.01s", "--count", "1", "-o", "jsonl").lines[0]["round"] == 1
+    assert "--progress" in a.ok("sync", "--help").out
 
 
 def test_sync_from_inside_a_git_hook_environment_uses_this_repo(clones):
@@ -221,3 +222,35 @@ def test_sync_from_inside_a_git_hook_environment_uses_this_repo(clones):
     r = a.ok("sync", "-o", "json", env=env)
     assert r.json["pushed"] is True
     assert "feature-a" in a.git("ls-remote", "--heads", "origin")
+
+
+def test_progress_is_on_by_default_when_stderr_is_a_terminal(clones):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    a = on_branch(clones("a"), "feature-a")
+    a.session("alice", "dev")
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "handoff", "sync"], cwd=a.path, stdout=subprocess.PIPE,
+                              stderr=slave, env=env, timeout=60)
+    finally:
+        os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0 and proc.stdout.decode().startswith("sync origin: feature-a: pushed")
+    text = seen.decode()
+    assert "\rpush: writing" in text and "\x1b[K" in text, text  # rewritten in place
+    assert "push: writing 100% (" in text and text.endswith(", done\x1b[K\r\n")  # the last stage ends its line
