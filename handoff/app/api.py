@@ -188,16 +188,19 @@ class Handoff:
         from handoff.app.review import report
         return report(self.repo, base=base, rev=rev, html=html, markdown=markdown)
 
-    def sync(self, *, remote: str = "origin", push: bool = True, integrate: str | None = None) -> JSON:
-        """``handoff sync``: push this branch's events, fetch everyone's."""
+    def sync(self, *, remote: str = "origin", push: bool = True, integrate: str | None = None,
+             progress: Callable[[JSON], None] | None = None) -> JSON:
+        """``handoff sync``: push this branch's events, fetch everyone's (``progress``: called with each of
+        git's transfer progress reports: op, stage, current, total, percent, done, message)."""
         from handoff.app.review import sync
-        return sync(self.repo, remote=remote, push=push, integrate=integrate)
+        return sync(self.repo, remote=remote, push=push, integrate=integrate, progress=progress)
 
     def sync_rounds(self, every: str, count: int | None = None, *, remote: str = "origin", push: bool = True,
-                    integrate: str | None = None) -> Iterator[tuple[int, JSON | HandoffError]]:
+                    integrate: str | None = None, progress: Callable[[JSON], None] | None = None
+                    ) -> Iterator[tuple[int, JSON | HandoffError]]:
         """``handoff sync --every``: (round, its result or its refusal) per round; the rounds go on."""
         from handoff.app.review import sync_rounds
-        return sync_rounds(self.repo, every, count, remote=remote, push=push, integrate=integrate)
+        return sync_rounds(self.repo, every, count, remote=remote, push=push, integrate=integrate, progress=progress)
 
     def hooks(self, install: bool = True) -> JSON:
         """``handoff hooks install|uninstall``: the pre-commit hook running ``verify --staged``."""

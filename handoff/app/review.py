@@ -46,12 +46,14 @@ def report(repo: str | None, *, base: str | None = None, rev: str | None = None,
     return data
 
 
-def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integrate: str | None = None) -> dict:
-    """``handoff sync``: push this branch's events, fetch everyone's; what is now visible here."""
+def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integrate: str | None = None,
+         progress=None) -> dict:
+    """``handoff sync``: push this branch's events, fetch everyone's; what is now visible here
+    (``progress``: called with each of git's transfer progress reports, see ``app.sync.sync``)."""
     from handoff.app.sync import sync as run_sync
     from handoff.app.workspace import Workspace
     ws = Workspace(repo, require_init=False)
-    r = run_sync(repo, remote=remote, push=push, integrate=integrate, config=ws.config)
+    r = run_sync(repo, remote=remote, push=push, integrate=integrate, config=ws.config, progress=progress)
     if ws.root.joinpath("config.yaml").exists():
         records = ws.records()
         others = {r["event"]["id"] for r in records if "ref" in r and "event" in r}
@@ -61,7 +63,8 @@ def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integra
 
 
 def sync_rounds(repo: str | None, every: str, count: int | None = None, *, remote: str = "origin",
-                push: bool = True, integrate: str | None = None) -> Iterator[tuple[int, dict | HandoffError]]:
+                push: bool = True, integrate: str | None = None,
+                progress=None) -> Iterator[tuple[int, dict | HandoffError]]:
     """``handoff sync --every``: (round number, its result with ``round`` set, or its refusal) per round;
     a failed round does not stop the next one."""
     interval = parse_every(every) / 1000  # (seconds)
@@ -71,7 +74,7 @@ def sync_rounds(repo: str | None, every: str, count: int | None = None, *, remot
             time.sleep(interval)
         rounds += 1
         try:
-            r = sync(repo, remote=remote, push=push, integrate=integrate)
+            r = sync(repo, remote=remote, push=push, integrate=integrate, progress=progress)
         except HandoffError as err:  # keep going: the next round may succeed (network back, work committed)
             yield rounds, err
             continue

@@ -11,24 +11,30 @@ theirs) the remote branch is merged instead.  ``sync.integrate: merge`` in
 the config (or ``--integrate merge``) always merges.  Then fetch, so
 the remote-tracking refs hold every branch's events; reads union them with
 the work tree (see ``remotes``).  Nothing is ever merged across branches.
+
+The push and the fetch go through GitPython (``git.transfer``), which reports git's transfer
+progress to ``progress`` when it is given; everything else here is plumbing through ``git.cmd``.
 """
 from __future__ import annotations
 
 from handoff.errors import HandoffError
 from handoff.git import cmd as gitcmd
+from handoff.git import transfer
+from handoff.git.transfer import Progress
 from handoff.store import files as store
 
 PUSH_ATTEMPTS = 3
-_REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "stale info", "failed to update ref")
+_QUIET = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
 
 
 def _env() -> dict:
-    return gitcmd.clean_env({"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true",
-                             "GIT_MERGE_AUTOEDIT": "no"})
+    return gitcmd.clean_env(_QUIET)
 
 
 def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integrate: str | None = None,
-         config: dict | None = None) -> dict:
+         config: dict | None = None, progress: Progress | None = None) -> dict:
+    """Push, then fetch; ``progress`` (optional) receives each of git's transfer progress reports
+    (``transfer.progress_event``: op, stage, current, total, percent, done, message)."""
     paths = gitcmd.discover(repo)
     cwd = paths.worktree
     if gitcmd.run(cwd, "remote", "get-url", remote, check=False).returncode != 0:
@@ -48,26 +54,24 @@ def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integra
     else:
         branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
         result["branch"] = branch
-        _push_branch(paths, remote, branch, method, result)
-    _fetch(cwd, remote)
+        _push_branch(paths, remote, ref, branch, method, result, progress)
+    _fetch(paths, remote, progress)
     result["fetched"] = True
     return result
 
 
-def _push_branch(paths: gitcmd.RepoPaths, remote: str, branch: str, method: str, result: dict) -> None:
+def _push_branch(paths: gitcmd.RepoPaths, remote: str, ref: str, branch: str, method: str, result: dict,
+                 progress: Progress | None) -> None:
     cwd = paths.worktree
     upstream = gitcmd.run(cwd, "config", f"branch.{branch}.remote", check=False).returncode == 0
     for _attempt in range(PUSH_ATTEMPTS):
-        args = ["push", "--porcelain"] + ([] if upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{branch}"]
-        proc = gitcmd.run(cwd, *args, env=_env(), check=False)
-        text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-        if proc.returncode == 0:
+        outcome = transfer.push(paths, remote, ref, branch, set_upstream=not upstream, env=_transfer_env(),
+                                progress=progress)
+        if outcome != transfer.REJECTED:
             result["pushed"] = True
-            result["push"] = "up to date" if "[up to date]" in text else "pushed"
+            result["push"] = outcome  # "pushed" or "up to date"
             return
-        if not any(marker in text for marker in _REJECTED):
-            raise gitcmd.GitError(args, proc.returncode, text)
-        _fetch(cwd, remote)
+        _fetch(paths, remote, progress)
         result["integrated"], note = _integrate(paths, f"refs/remotes/{remote}/{branch}", method)
         if note:
             result["integrated_note"] = note
@@ -75,8 +79,13 @@ def _push_branch(paths: gitcmd.RepoPaths, remote: str, branch: str, method: str,
                        hint="run `handoff sync` again")
 
 
-def _fetch(cwd, remote: str) -> None:
-    gitcmd.run(cwd, "fetch", "--prune", "--quiet", remote, env=_env())
+def _transfer_env() -> dict:
+    """What GitPython's processes get on top of its own environment (it sets LC_ALL=C itself)."""
+    return {"GIT_OPTIONAL_LOCKS": "0", **_QUIET}
+
+
+def _fetch(paths: gitcmd.RepoPaths, remote: str, progress: Progress | None) -> None:
+    transfer.fetch(paths, remote, env=_transfer_env(), progress=progress)
 
 
 def own_commit(parents: list[str], subject: str, changes: list[tuple[str, str]]) -> bool:

@@ -1,9 +1,12 @@
 """Thin, fast git plumbing through subprocess.
 
-The hot paths (every write, every read) call git's own plumbing directly:
-GitPython costs ~190 ms to import and spawns the same processes anyway.
-GitPython serves the slower, richer paths (``sync``, ``log``, ``verify``),
-imported only there.
+Every git call goes through here except ``sync``'s push and fetch.  Reads,
+writes, ``log``, ``verify`` and ``report`` call git's plumbing directly:
+GitPython spawns the same processes, costs ~45 ms to import (``-X importtime``),
+and its object API walks history over 20 times slower than one ``git log``
+(``log`` on 2,000 commits: docs/PERFORMANCE.md, bench/gitpython.py).  GitPython
+serves ``sync`` alone (``git.transfer``: git's progress as callbacks, push
+results as flags), imported inside that module's functions only.
 
 Every call passes an explicit environment with git's own repository
 variables removed, so running inside a git hook (where git sets
@@ -19,12 +22,12 @@ from pathlib import Path
 
 from handoff.errors import HandoffError
 
-_SCRUB = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
+SCRUB = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
           "GIT_QUARANTINE_PATH", "GIT_COMMON_DIR", "GIT_NAMESPACE")
 
 
 def clean_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.setdefault("GIT_OPTIONAL_LOCKS", "0")
     env["LC_ALL"] = "C"
     if extra:

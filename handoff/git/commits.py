@@ -4,6 +4,10 @@ Event files are never modified, renamed or deleted, so the commit that added
 a file is its whole git story.  One walk of the history reachable from HEAD
 (``--diff-filter=A``, merge commits contribute nothing without ``-m``) maps
 every committed file to its commit, however many files are asked about.
+
+Plumbing, not GitPython: on 2,000 commits ``repo.iter_commits`` with a tree
+diff over its object API is over 20 times slower, with ``commit.diff`` (one
+process per commit) over 100 times (bench/gitpython.py, docs/PERFORMANCE.md).
 """
 from __future__ import annotations
 

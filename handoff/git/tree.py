@@ -2,8 +2,8 @@
 
 ``commit.commit_entries`` calls ``tree_with`` instead of a private index.
 
-``git read-tree HEAD`` + ``write-tree`` (and GitPython's index) read and
-write an entry for every file in the repository, so the cost of one commit
+``git read-tree HEAD`` + ``write-tree`` (as would GitPython's index, unused here)
+read and write an entry for every file in the repository, so the cost of one commit
 grows with history (reference/storage.md section 6: 64 ms at 10,000 events,
 393 ms at 100,000).  A new event file only changes the trees on its own path
 (``/``, ``.handoffs``, ``events``, the month, the day), so we rewrite just

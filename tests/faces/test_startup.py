@@ -14,7 +14,7 @@ NOT_ON_READS = {
     "views": ("handoff.views.brief", "handoff.views.metrics", "handoff.views.report", "handoff.views.html",
               "handoff.views.audit"),
     "git": ("handoff.git.commit", "handoff.git.tree", "handoff.git.revision", "handoff.git.hooks",
-            "handoff.git.commits"),
+            "handoff.git.commits", "handoff.git.transfer"),
     "app": ("handoff.app.watch", "handoff.app.watchfs", "handoff.app.verify", "handoff.app.sync",
             "handoff.app.doctor", "handoff.app.activity", "handoff.app.init"),
     "faces": ("handoff.faces.mcp", "handoff.faces.demo", "handoff.faces.cli.work", "handoff.faces.cli.session",
@@ -54,7 +54,29 @@ def test_read_commands_import_only_what_they_use(repo):
 def test_send_imports_no_gitpython_nor_watchdog(repo):
     repo.session("writer", "general", "sess_writer")
     mods = imported(repo, "send", "--session", "sess_writer", "--channel", "general", "-m", "hi", "-o", "json")
-    assert heavy(mods, ("git", "watchdog", "pydantic", "handoff.app.watchfs")) == []
+    assert heavy(mods, ("git", "watchdog", "pydantic", "handoff.app.watchfs", "handoff.git.transfer")) == []
+
+
+def test_only_sync_imports_gitpython(repo):
+    """GitPython (``git``, ~45 ms to import) serves ``sync``'s push and fetch alone: no read, no ordinary
+    write, not even ``log``'s history walk (plumbing: docs/PERFORMANCE.md) imports it."""
+    s = repo.session("reader", "general", "sess_reader")
+    repo.ok("send", "--session", s["session_id"], "--channel", "general", "-m", "hello")
+    repo.session("worker", "general", "sess_worker")
+    wid = repo.j("request", "--session", s["session_id"], "--to", "worker", "--channel", "general",
+                 "-d", "a task")["handoff_id"]
+    no_gitpython = ("git", "handoff.git.transfer")
+    for args in (("inbox", "--session", "sess_reader"), ("status",), ("status", wid), ("peers", "general"),
+                 ("threads", "list", "--channel", "general"), ("channels",), ("list",), ("brief", "--session",
+                 "sess_reader"), ("log",), ("metrics",), ("verify",), ("report",),
+                 ("session", "new", "--agent", "other", "--channel", "general"),
+                 ("accept", wid, "--session", "sess_worker")):
+        mods = imported(repo, *args, "-o", "json")
+        assert heavy(mods, no_gitpython) == [], args
+    bare = repo.path.parent / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(bare)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(bare)], cwd=repo.path, check=True)
+    assert "git" in imported(repo, "sync", "-o", "json")  # the witness that it is used for real
 
 
 def test_command_homes_match_the_registrations():

@@ -130,6 +130,53 @@ def _sync_human(r: dict) -> str:
     return f"sync {r['remote']}: {render.safe(r.get('branch') or '-')}: {push}{extra}; fetched{seen}"
 
 
+def _progress_text(ev: dict) -> str:
+    """``push: writing 40% (2/5), 1.2 KiB | 1.2 MiB/s`` -- one of git's transfer progress reports."""
+    stage = ev["stage"].replace("_", " ")
+    count = (f"{ev['percent']}% ({ev['current']}/{ev['total']})" if ev["percent"] is not None
+             else str(ev["current"] if ev["current"] is not None else ""))
+    tail = ", ".join(x for x in (ev["message"], "done" if ev["done"] else "") if x)
+    return f"{ev['op']}: {stage} {count}" + (f", {tail}" if tail else "")
+
+
+def _progress_sink(cx: Cx, want: Optional[bool]):
+    """Where git's transfer progress goes: JSON lines on stdout (-o jsonl --progress), else lines on stderr
+    (--progress, or a human run whose stderr is a terminal: rewritten in place there); None: nowhere."""
+    if want is False:
+        return None, lambda: None
+    if cx.output == "jsonl" and want:
+        import json
+
+        def to_stdout(ev: dict) -> None:
+            sys.stdout.write(json.dumps({"progress": ev}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        return to_stdout, lambda: None
+    tty = sys.stderr.isatty()
+    if not want and (cx.machine or not tty):
+        return None, lambda: None
+    open_line: list[bool] = [False]
+    quarter: dict[tuple, int] = {}
+
+    def to_stderr(ev: dict) -> None:
+        text = render.safe(_progress_text(ev))
+        if tty:
+            sys.stderr.write("\r" + text + "\x1b[K" + ("\n" if ev["done"] else ""))
+            open_line[0] = not ev["done"]
+        else:  # a log: each stage at 25, 50 and 75 % and at its end, not every update
+            key, q = (ev["op"], ev["stage"]), (ev["percent"] // 25 if ev["percent"] is not None else 0)
+            if not ev["done"] and (q in (0, 4) or quarter.get(key) == q):
+                return
+            quarter[key] = q
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def close() -> None:
+        if open_line[0]:
+            sys.stderr.write("\n")
+            open_line[0] = False
+    return to_stderr, close
+
+
 @command(app, "sync")
 def sync(cx: Cx,
          remote: Annotated[str, typer.Option("--remote", help="git remote")] = "origin",
@@ -137,29 +184,47 @@ def sync(cx: Cx,
          integrate: Annotated[Optional[str], typer.Option("--integrate", help="rebase or merge when the remote "
                                                                                "branch moved (default: config)")] = None,
          every: Annotated[Optional[str], typer.Option("--every", help="repeat: 30s, 5m ... until interrupted")] = None,
-         count: Annotated[Optional[int], typer.Option("--count", help="with --every: stop after N rounds")] = None):
+         count: Annotated[Optional[int], typer.Option("--count", help="with --every: stop after N rounds")] = None,
+         progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="report git's push and "
+                             "fetch progress on stderr (default: when stderr is a terminal and -o human); with "
+                             "-o jsonl, as {\"progress\": ...} lines on stdout")] = None):
     """Push this branch's events and fetch everyone's; other branches' events become visible here.
+
+    Progress (--progress) is git's own, one report per stage update: on stderr as
+    "push: writing 100% (3/3), done"; with -o jsonl each is a line before the result:
+
+    \b
+      {"progress": {"op": "push"|"fetch", "stage", "current", "total", "percent",
+                    "done", "message"}}
 
     Example: handoff sync        handoff sync --every 30s -o jsonl
     """
-    if every is None:
-        return cx.emit(cx.hf.sync(remote=remote, push=push, integrate=integrate), _sync_human)
-    failed = False
-    for rounds, r in cx.hf.sync_rounds(every, count, remote=remote, push=push, integrate=integrate):
-        failed = isinstance(r, HandoffError)
-        if isinstance(r, HandoffError):
-            line = {"round": rounds, **r.to_json()}
-            cx.note(f"sync round {rounds}: {r.message}" + (f" ({r.hint})" if r.hint else ""))
-            if not cx.machine:
-                continue
-        else:
-            line = r
-        if cx.output in ("json", "jsonl"):
-            import json
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        else:
-            cx.emit(line, _sync_human)
+    sink, close = _progress_sink(cx, progress)
+    try:
+        if every is None:
+            r = cx.hf.sync(remote=remote, push=push, integrate=integrate, progress=sink)
+            close()
+            return cx.emit(r, _sync_human)
+        failed = False
+        for rounds, r in cx.hf.sync_rounds(every, count, remote=remote, push=push, integrate=integrate,
+                                           progress=sink):
+            close()
+            failed = isinstance(r, HandoffError)
+            if isinstance(r, HandoffError):
+                line = {"round": rounds, **r.to_json()}
+                cx.note(f"sync round {rounds}: {r.message}" + (f" ({r.hint})" if r.hint else ""))
+                if not cx.machine:
+                    continue
+            else:
+                line = r
+            if cx.output in ("json", "jsonl"):
+                import json
+                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                cx.emit(line, _sync_human)
+    finally:
+        close()
     if failed:
         raise typer.Exit(1)
 
