@@ -99,7 +99,7 @@ def wait(cx: Cx, handoff_id: IdArg,
     """
     from handoff.app.waiting import WAIT_EXIT
     payload = cx.hf.wait(handoff_id, timeout, until_input=until_input, poll=poll)
-    cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result'].upper()}  (state {d['state']})"
+    cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result']}  ({render.state_words(d.get('status'), d['state'])})"
             + (f"\n  result: {render.one_line(json.dumps(d['result']))}" if d.get("result") is not None else "")
             + (f"\n  {render.one_line(d['last_message'])}" if d.get("last_message") else ""))
     code = WAIT_EXIT[payload["wait_result"]]
