@@ -23,7 +23,8 @@ PollOpt = Annotated[Optional[bool], typer.Option("--poll/--no-poll",
 
 def _note_human(n: dict) -> str:
     work = n.get("work") or {}
-    tag = f" [{work.get('work_id')}: {work.get('state')}" + (" OVERDUE" if work.get("overdue") else "") + "]" \
+    tag = f" [{work.get('work_id')}: {render.state_words(work.get('status'), work.get('state'))}" \
+        + (" OVERDUE" if work.get("overdue") else "") + "]" \
         if work else ""
     who = render.safe(n["for_peer"])
     if n["notification"] == "lease_lost":
