@@ -60,7 +60,8 @@ def inbox(ws: Workspace, state: dict, s: dict, *, all: bool = False, ack: list[s
     acked = local.read_acks(ws, s["session_id"])
     if not (all or ack):  # what waits, only: acknowledged messages are never read
         entries = queries.inbox(for_inbox(state, s, skip=acked), s, acked, now)
-        return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries), "entries": entries}
+        return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
+                **queries.inbox_counts(entries), "entries": entries}
     st = for_inbox(state, s)  # only the messages the inbox looks at, straight from the index
     entries = queries.inbox(st, s, acked, now, include_all=True)
     if ack:
@@ -75,7 +76,8 @@ def inbox(ws: Workspace, state: dict, s: dict, *, all: bool = False, ack: list[s
         entries = queries.inbox(st, s, acked, now, include_all=True)
     if not all:
         entries = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
-    return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries), "entries": entries}
+    return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
+            **queries.inbox_counts(entries), "entries": entries}
 
 
 def brief(ws: Workspace, state: dict, s: dict, *, limit: int = 8) -> dict:

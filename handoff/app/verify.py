@@ -68,19 +68,23 @@ def resolve_range(cwd: Path, *, base: str | None, rev: str | None, staged: bool,
     anchor = None if head == EMPTY_TREE else (head or _head_commit(cwd))
     if against:
         return {"base": revision.resolve(cwd, against), "head": head, "against": against, "staged": staged,
-                "exact": True}
+                "exact": True, "base_source": "against"}
     against = None
-    if everything or anchor is None:
-        base_id = EMPTY_TREE
+    if everything:
+        base_id, source = EMPTY_TREE, "all"
+    elif anchor is None:
+        base_id, source = EMPTY_TREE, "no_commit"
     elif base:
         base_id = merge_base(cwd, revision.resolve(cwd, base), anchor)
-        against = base
+        against, source = base, "base"
     elif staged:
         base_id = anchor
-        against = "HEAD"
+        against, source = "HEAD", "staged"
     else:
         base_id, against = default_base(cwd, anchor)
-    return {"base": base_id, "head": head, "against": against, "staged": staged, "exact": False}
+        source = "default_branch" if against else "none"
+    return {"base": base_id, "head": head, "against": against, "staged": staged, "exact": False,
+            "base_source": source}
 
 
 def index_env() -> dict | None:
@@ -180,14 +184,17 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
                  if f["code"] != "session_taken" or f["path"] in new_paths]  # (an older open is the victim)
 
     ident = checks.identity_config(config)
+    identity_status = "off"
     if ident:
-        findings += _identity(ident, trusted_entries, blobs, new_events, head_state, added_by)
+        found = _identity(ident, trusted_entries, blobs, new_events, head_state, added_by)
+        identity_status = "failed" if any(f["severity"] == "error" for f in found) else "passed"
+        findings += found
     verdict = checks.summarize(findings)
     return {"ok": verdict["ok"], "base": rng["base"], "head": rng["head"] or "index", "against": rng["against"],
-            "exact": rng["exact"], "files": len(head_events),
+            "base_source": rng["base_source"], "exact": rng["exact"], "files": len(head_events),
             "new_files": len([p for p in new_paths if p.startswith(checks.EVENTS)]),
-            "identity": bool(ident), "errors": verdict["errors"], "warnings": verdict["warnings"],
-            "findings": verdict["findings"]}
+            "identity": bool(ident), "identity_status": identity_status,
+            "errors": verdict["errors"], "warnings": verdict["warnings"], "findings": verdict["findings"]}
 
 
 def _records(entries: list[revision.Entry], blobs: dict[str, bytes]) -> dict[str, dict]:

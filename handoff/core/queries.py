@@ -63,7 +63,12 @@ def _answered(msg: dict[str, Any], session: dict[str, Any], replies: Collection[
 
 
 def inbox(state: dict[str, Any], session: dict[str, Any], acked: set[str], now_ms: int, include_all: bool = False) -> list[dict[str, Any]]:
-    """What waits for ``session``: directed messages and channel broadcasts, until answered or acked."""
+    """What waits for ``session``: directed messages and channel broadcasts, until answered or acked.
+
+    Each entry is the message plus ``answered``, ``acked``, ``expired`` and three readings of it:
+    ``news`` (an update on work this session asked for that has ended: nothing to answer, it stays
+    until acked), ``asks`` (the question of a ``need-input`` trace, else None) and ``folded_into``
+    (the receipt an ``accept`` wrote just before this trace: the two say one thing, else None)."""
     peer = session["peer_id"]
     channels = set(session["channels"])
     replies: set[str] = set()
@@ -76,6 +81,7 @@ def inbox(state: dict[str, Any], session: dict[str, Any], acked: set[str], now_m
             if m["kind"] == "receipt" and body.get("for_id"):
                 replies.add(body["for_id"])
     entries = []
+    last_of_work: dict[str, dict[str, Any]] = {}
     for m in state["messages"]:
         if m["from"] == peer or m.get("refused") or m["kind"] not in ("say", "capability", "receipt", "trace"):
             continue
@@ -95,15 +101,51 @@ def inbox(state: dict[str, Any], session: dict[str, Any], acked: set[str], now_m
         if not include_all and answered:
             continue
         entry = message(m)
-        entry.update(answered=answered, acked=is_acked, expired=is_expired)
+        body = m.get("body") or {}
+        entry.update(answered=answered, acked=is_acked, expired=is_expired,
+                     news=work is not None and work["state"] in TERMINAL_STATES and work["opened_by_peer_id"] == peer,
+                     asks=(body.get("message") or "") if m["kind"] == "trace" and body.get("state") == "needs_input"
+                     else None,
+                     folded_into=_accept_receipt(last_of_work.get(m["work_id"]), m) if work is not None else None)
         if work is not None:
             entry["work"] = work_brief(work, now_ms)
+            last_of_work[m["work_id"]] = entry
         entries.append(entry)
     return entries
 
 
+def _accept_receipt(before: dict[str, Any] | None, m: dict[str, Any]) -> str | None:
+    """``accept`` writes ``receipt accepted`` then ``trace working``: the trace's id of that receipt."""
+    if before is None or m["kind"] != "trace" or (m.get("body") or {}).get("state") != "working":
+        return None
+    if before["kind"] == "receipt" and before["from"] == m["from"] and (before.get("body") or {}).get("status") == "accepted":
+        return str(before["id"])
+    return None
+
+
+def inbox_counts(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """``waiting``: entries still to answer (an accept's trace counted once, with its receipt);
+    ``news``: ended work's updates not yet acked.  Answered, acked and expired entries are neither."""
+    shown = {e["id"] for e in entries}
+    open_ = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
+    return {"waiting": sum(1 for e in open_ if not e.get("news") and e.get("folded_into") not in shown),
+            "news": sum(1 for e in open_ if e.get("news") and e.get("folded_into") not in shown)}
+
+
+def handoff_status(w: dict[str, Any]) -> str:
+    """Hivemind's status: the first response; ``pending`` while unanswered and open.
+
+    Work that ended before any answer (withdrawn, or failed by a sweep) is
+    no longer pending: it shows its terminal state, ``canceled`` or ``failed``.
+    """
+    if w.get("response"):
+        return str(w["response"])
+    return str(w["state"]) if w["state"] in TERMINAL_STATES else "pending"
+
+
 def work_brief(w: dict[str, Any], now_ms: int | None = None) -> dict[str, Any]:
     out = {k: w[k] for k in ("work_id", "state", "opened_by_peer_id", "target_peer_id", "last_activity_at")}
+    out["status"] = handoff_status(w)
     out["checkpoint"] = w.get("checkpoint")
     out["overdue"] = overdue(w, now_ms)
     return out

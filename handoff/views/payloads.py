@@ -7,7 +7,7 @@ order or sorted, never in dict/set order, so output is byte-stable.
 from __future__ import annotations
 
 from handoff.core.model import TERMINAL_STATES
-from handoff.core.queries import message, overdue
+from handoff.core.queries import handoff_status, message, overdue
 
 WORK_FIELDS = ("work_id", "workspace_id", "channel", "surface", "thread_id", "direct_id", "opened_by_peer_id",
                "opened_session_id", "target_peer_id", "state", "opened_at", "last_activity_at", "terminal_at")
@@ -36,6 +36,7 @@ def work_payload(w: dict, now_ms: int | None = None, *, history: bool = True) ->
         "checkpoint_at": w.get("checkpoint_at"),
         "last_message": w.get("last_message"),
         "waiting_on": _waiting_on(w),
+        "status": handoff_status(w),
     })
     if history:
         out["history"] = w["history"]
@@ -50,17 +51,6 @@ def _waiting_on(w: dict) -> str | None:
 
 
 HANDOFF_STATUSES = ("pending", "accepted", "rejected", "canceled", "failed")
-
-
-def handoff_status(w: dict) -> str:
-    """Hivemind's status: the first response; ``pending`` while unanswered and open.
-
-    Work that ended before any answer (withdrawn, or failed by a sweep) is
-    no longer pending: it shows its terminal state, ``canceled`` or ``failed``.
-    """
-    if w.get("response"):
-        return w["response"]
-    return w["state"] if w["state"] in TERMINAL_STATES else "pending"
 
 
 def handoff_view(w: dict, now_ms: int | None = None) -> dict:

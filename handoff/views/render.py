@@ -86,6 +86,16 @@ def _scalar(v: Any) -> str:
     return one_line(v, 200)
 
 
+RESPONSES = ("pending", "accepted", "rejected")
+
+
+def state_words(status: str | None, state: str | None) -> str:
+    """A handoff's two views in one phrase, the same in every human output: its response (Hivemind:
+    pending, accepted, rejected; ``unanswered`` when the work ended before anyone answered) and its
+    work unit's state (AGH: submitted, working, needs_input, completed, failed, canceled)."""
+    return f"{status if status in RESPONSES else 'unanswered'} · {state or '-'}"
+
+
 def table(rows: list[dict], cols: list[str], empty: str = "(none)") -> str:
     if not rows:
         return empty

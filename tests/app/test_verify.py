@@ -58,6 +58,28 @@ def test_branch_that_only_adds_events_passes(branched):
     assert wid
 
 
+def test_without_a_remote_says_which_base_it_fell_back_to(repo):
+    """A fresh repo on main, no origin: verify compares with the empty tree and says so, and why."""
+    handoff_cycle(repo)
+    code, rep = verify(repo)
+    assert code == 0 and rep["base_source"] == "none" and rep["against"] is None, rep
+    assert rep["new_files"] == rep["files"] == 6
+    assert (rep["identity"], rep["identity_status"]) == (False, "off")  # off: not configured (not failed)
+    first, second = repo.ok("verify").out.splitlines()[:2]
+    assert "new since the empty tree" in first and first.endswith("identity: off (not configured)")
+    assert second.startswith("  base: no --base given and no default branch") and "pass --base REV" in second
+    # on a branch, the fallback is the merge base with the default branch, named
+    repo.git("checkout", "-q", "-b", "feature")
+    code, rep = verify(repo)
+    assert (rep["base_source"], rep["against"], rep["new_files"]) == ("default_branch", "refs/heads/main", 0)
+    assert "  base: no --base given: the merge base with refs/heads/main, the default branch" in repo.ok("verify").out
+    # an explicit base, --all and --staged say where theirs came from
+    assert verify(repo, "--base", "main")[1]["base_source"] == "base"
+    assert verify(repo, "--all")[1]["base_source"] == "all"
+    assert verify(repo, "--staged")[1]["base_source"] == "staged"
+    assert "  base:" not in repo.ok("verify", "--base", "main").out
+
+
 def _event_paths(repo, rev="HEAD"):
     return sorted(p for p in repo.git("ls-tree", "-r", "--name-only", rev, "--", ".handoffs/events").split())
 
@@ -259,10 +281,12 @@ def test_identity_emails_per_agent(repo):
     sb = repo.j("session", "new", "--agent", "bob", "--channel", "dev", env=as_bot)["session_id"]
     wid = repo.j("request", "--session", sa, "--to", "bob", "--channel", "dev", "-d", "x", env=as_alice)["handoff_id"]
     code, rep = verify(repo, "--base", "main")
-    assert code == 0 and rep["identity"] is True, rep
+    assert code == 0 and rep["identity"] is True and rep["identity_status"] == "passed", rep
+    assert ", identity: passed" in repo.ok("verify", "--base", "main").out
     accepted = repo.j("accept", wid, "--session", sb, env=as_alice)  # bob's events, committed by alice
     code, rep = verify(repo, "--base", "main")
-    assert code == 5
+    assert code == 5 and rep["identity"] is True and rep["identity_status"] == "failed"
+    assert ", identity: failed" in repo.h("verify", "--base", "main").out
     bad = {f["path"] for f in rep["findings"] if f["code"] == "identity_mismatch"}
     assert bad == set(accepted["paths"])
     # --staged uses the identity of the commit being made

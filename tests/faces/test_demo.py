@@ -15,7 +15,7 @@ def test_demo_human_prints_each_command_and_cleans_up(tmp_path):
                 "$ handoff accept", "$ handoff progress", "$ handoff complete", "$ handoff work lookup",
                 "$ git log --oneline"):
         assert cmd in r.out, cmd
-    assert "COMPLETED" in r.out and "checkpoint:" in r.out
+    assert "accepted · completed" in r.out and "checkpoint:" in r.out
     repo_line = next(line for line in r.out.splitlines() if line.startswith("A throwaway git repository: "))
     assert not (tmp_path / repo_line.split(": ", 1)[1]).exists()  # the temp repo is gone
 

@@ -57,7 +57,7 @@ def test_seed001_request_reject_accept_status_metrics(repo, tmp_path):
     assert {k: status[k] for k in expected} == expected
     assert status["accepted_by"] == "agent-b.sess_b" and status["state"] == "working"
     human = repo.ok("status", ho2).out
-    assert "ACCEPTED" in human and "agent-a.sess_a -> agent-b" in human
+    assert "accepted · working" in human and "agent-a.sess_a -> agent-b" in human
 
     assert [h["handoff_id"] for h in repo.j("list", "--status", "accepted")["handoffs"]] == [ho2]
     assert [h["handoff_id"] for h in repo.j("list", "--status", "rejected")["handoffs"]] == [ho1]

@@ -28,7 +28,7 @@ def test_brief_sections_and_commands(repo):
 
     d = repo.j("brief", "--session", "sess_rev")
     assert d["counts"] == {"inbox": 1, "handoffs_to_me": 1, "handoffs_from_me": 1, "open_work": 1,
-                           "overdue": 0, "leases": 0}
+                           "overdue": 0, "leases": 0, "news": 0}
     assert d["handoffs_to_me"][0]["work_id"] == "work_docs"
     assert d["handoffs_to_me"][0]["context"] == {"files_changed": ["README.md"]}
     assert "handoff accept work_docs --session sess_rev" in d["handoffs_to_me"][0]["do"]
@@ -58,12 +58,16 @@ def test_brief_terminal_updates_fold_and_escape(repo):
     for verb in (["accept"], ["progress", "-m", "half"], ["complete", "-m", "done \x1b]0;title\x07"]):
         repo.ok(verb[0], "work_x", "--session", "sess_rev", *verb[1:])
     d = repo.j("brief", "--session", "sess_coord")
-    assert d["open_work"] == [] and len(d["inbox"]) == 1      # four updates on closed work fold into one item
-    item = d["inbox"][0]
-    assert item["work_state"] == "completed" and len(item["ids"]) == 4
+    # four updates on closed work fold into one item, listed as news: nothing to answer
+    assert d["open_work"] == [] and d["inbox"] == [] and len(d["news"]) == 1
+    assert d["counts"]["inbox"] == 0 and d["counts"]["news"] == 1
+    item = d["news"][0]
+    assert (item["work_status"], item["work_state"]) == ("accepted", "completed") and len(item["ids"]) == 4
     assert item["do"][0] == "handoff work lookup --work work_x"
     text = repo.ok("brief", "--session", "sess_coord").out
     assert "\x1b" not in text and "(+3 earlier)" in text
+    assert "News (work you asked for has ended" in text and "Inbox (unanswered)" not in text
+    assert "[work_x: accepted · completed]" in text
     repo.ok("inbox", "--session", "sess_coord", *[a for i in item["ids"] for a in ("--ack", i)])
     assert "Nothing waits for you." in repo.ok("brief", "--session", "sess_coord").out
 

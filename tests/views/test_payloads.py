@@ -91,7 +91,8 @@ def test_a_request_leaves_the_targets_inbox_once_answered_on_its_work(log):
     [entry] = inbox(log, "sess_beta")
     assert entry["id"] == req["id"] and entry["work"]["work_id"] == req["work_id"]
     assert set(entry["work"]) == {"work_id", "state", "opened_by_peer_id", "target_peer_id", "last_activity_at",
-                                  "checkpoint", "overdue"}
+                                  "checkpoint", "overdue", "status"}
+    assert (entry["work"]["status"], entry["news"], entry["asks"], entry["folded_into"]) == ("pending", False, None, None)
     log.verb("accept", "sess_beta", req["work_id"])
     assert inbox(log, "sess_beta") == []  # its own later move on the work answers it
     log.verb("trace", "sess_beta", req["work_id"], "completed")

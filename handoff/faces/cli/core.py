@@ -37,7 +37,7 @@ def status(cx: Cx, handoff_id: Annotated[Optional[str], typer.Argument(help="a h
 
 
 def _handoff_human(h: dict) -> str:
-    lines = [f"{h['handoff_id']}  {h['status'].upper()}  (work: {h['state']})",
+    lines = [f"{h['handoff_id']}  {render.state_words(h['status'], h['state'])}",
              f"  {render.safe(h['from'])} -> {render.safe(h['to'])} in #{h['channel']}",
              f"  {render.one_line(h['description'])}", f"  requested {h['requested_at']}"]
     if h.get("responded_at"):

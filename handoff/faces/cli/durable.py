@@ -23,7 +23,8 @@ PollOpt = Annotated[Optional[bool], typer.Option("--poll/--no-poll",
 
 def _note_human(n: dict) -> str:
     work = n.get("work") or {}
-    tag = f" [{work.get('work_id')}: {work.get('state')}" + (" OVERDUE" if work.get("overdue") else "") + "]" \
+    tag = f" [{work.get('work_id')}: {render.state_words(work.get('status'), work.get('state'))}" \
+        + (" OVERDUE" if work.get("overdue") else "") + "]" \
         if work else ""
     who = render.safe(n["for_peer"])
     if n["notification"] == "lease_lost":
@@ -99,7 +100,7 @@ def wait(cx: Cx, handoff_id: IdArg,
     """
     from handoff.app.waiting import WAIT_EXIT
     payload = cx.hf.wait(handoff_id, timeout, until_input=until_input, poll=poll)
-    cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result'].upper()}  (state {d['state']})"
+    cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result']}  ({render.state_words(d.get('status'), d['state'])})"
             + (f"\n  result: {render.one_line(json.dumps(d['result']))}" if d.get("result") is not None else "")
             + (f"\n  {render.one_line(d['last_message'])}" if d.get("last_message") else ""))
     code = WAIT_EXIT[payload["wait_result"]]

@@ -116,18 +116,8 @@ def inbox(cx: Cx, session: SessionOpt = None,
 
 
 def _inbox_human(d: dict) -> str:
-    if not d["entries"]:
-        return f"inbox of {d['peer_id']}: empty"
-    out = [f"inbox of {d['peer_id']}: {d['count']} waiting"]
-    for e in d["entries"]:
-        body = e.get("body") or {}
-        what = body.get("text") or body.get("message") or body.get("status") or body.get("state") or ""
-        flags = [f for f in ("answered", "acked", "expired") if e.get(f)]
-        work = f" [{e['work']['work_id']}: {e['work']['state']}]" if e.get("work") else ""
-        out.append(f"- {e['id']} {e['kind']} from {render.safe(e['from'])} in #{e['channel']}{work}"
-                   + (f" ({', '.join(flags)})" if flags else ""))
-        out.append(f"    {render.one_line(what)}")
-    return "\n".join(out)
+    from handoff.views import inbox as inbox_view
+    return inbox_view.human(d)
 
 
 ChannelOpt = Annotated[str, typer.Option("--channel", "-c", help="channel")]

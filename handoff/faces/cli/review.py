@@ -28,15 +28,26 @@ RevOpt = Annotated[Optional[str], typer.Option("--rev", help="check this revisio
 # ------------------------------------------------------------------ verify
 
 
+BASE_NOTES = {  # (why the base is what it is, when no --base/--against chose it)
+    "none": "no --base given and no default branch to compare with (looked for origin/HEAD, origin/main, "
+            "origin/master, main, master other than this branch): every file counts as new; pass --base REV",
+    "default_branch": "no --base given: the merge base with {against}, the default branch",
+    "no_commit": "no commit yet: nothing committed to compare",
+}
+
+
 def _verify_human(r: dict) -> str:
     base = "the empty tree" if r["against"] is None else f"{r['against']} ({r['base'][:12]})"
     if r.get("exact"):
         base += " itself"
     head = r["head"] if r["head"] == "index" else r["head"][:12]
     verdict = "OK" if r["ok"] else "FAILED"
+    identity = r.get("identity_status") or ("passed" if r["identity"] else "off")
     lines = [f"handoff verify: {verdict}: {r['files']} event file(s), {r['new_files']} new since {base}, "
-             f"head {head}: {r['errors']} error(s), {r['warnings']} warning(s)"
-             + ("" if not r["identity"] else ", identity checked")]
+             f"head {head}: {r['errors']} error(s), {r['warnings']} warning(s), identity: "
+             + (identity if identity != "off" else "off (not configured)")]
+    if r.get("base_source") in BASE_NOTES:
+        lines.append("  base: " + BASE_NOTES[r["base_source"]].format(against=r["against"]))
     for f in r["findings"]:
         lines.append(f"{f['severity']:<8} {render.safe(f['path'])}: {f['code']}: {render.safe(f['message'])}")
     return "\n".join(lines)

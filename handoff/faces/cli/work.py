@@ -19,7 +19,7 @@ MsgOpt = Annotated[Optional[str], typer.Option("--message", "-m", help="a short 
 
 def _work_human(w: dict) -> str:
     where = w.get("thread_id") or w.get("direct_id")
-    lines = [f"{w['work_id']}  {w['state'].upper()}" + ("  OVERDUE" if w.get("overdue") else ""),
+    lines = [f"{w['work_id']}  {render.state_words(w.get('status'), w['state'])}" + ("  OVERDUE" if w.get("overdue") else ""),
              f"  {render.safe(w['opened_by_peer_id'])} -> {render.safe(w['target_peer_id'])} in #{w['channel']}/{where}",
              f"  opened {w['opened_at']}, last activity {w['last_activity_at']}"
              + (f", ended {w['terminal_at']}" if w.get("terminal_at") else "")]
@@ -72,8 +72,13 @@ def list_work(cx: Cx,
     Example: handoff work list --state open -o json
     """
     rows = cx.hf.work_list(state=state, channel=channel, session=session)
-    cx.emit({"work": rows}, lambda d: render.table(d["work"], ["work_id", "state", "opened_by_peer_id",
-                                                              "target_peer_id", "channel", "last_activity_at"]))
+    cx.emit({"work": rows}, lambda d: render.table(_paired(d["work"]), ["work_id", "state", "opened_by_peer_id",
+                                                                       "target_peer_id", "channel", "last_activity_at"]))
+
+
+def _paired(rows: list[dict]) -> list[dict]:
+    """Rows whose ``state`` column reads as the pair, response · work state."""
+    return [{**r, "state": render.state_words(r.get("status"), r["state"])} for r in rows]
 
 
 # ---------------------------------------------------------------- handoffs
@@ -100,7 +105,8 @@ def request(cx: Cx,
     ctx = arguments.parse_body(read_arg(context)) if context else {}
     data = cx.me(session).request(to, channel, description, context=ctx, work=work, deadline=deadline,
                                   thread=thread, direct=direct, trace_id=trace_id, id=given_id)
-    cx.emit(data, lambda d: f"{d['handoff_id']}\n  {d['from']} -> {d['to']} in #{d['channel']} ({d['status']})")
+    cx.emit(data, lambda d: f"{d['handoff_id']}\n  {render.safe(d['from'])} -> {render.safe(d['to'])} in #{d['channel']}"
+            f" ({render.state_words(d['status'], d['state'])})")
 
 
 @command(app, "list")
@@ -115,8 +121,8 @@ def list_handoffs(cx: Cx,
     Example: handoff list --to agent-b --status pending -o json
     """
     rows = cx.hf.handoffs(to=to, status=status, channel=channel)
-    cx.emit({"handoffs": rows}, lambda d: render.table(d["handoffs"], ["handoff_id", "status", "state", "from", "to",
-                                                                      "requested_at", "description"]))
+    cx.emit({"handoffs": rows}, lambda d: render.table(_paired(d["handoffs"]), ["handoff_id", "state", "from", "to",
+                                                                               "requested_at", "description"]))
 
 
 def _move(cx: Cx, verb: str, session: str | None, *args, **kwargs) -> None:
