@@ -30,6 +30,7 @@ COMMAND_HOMES = {
     "sweep": "durable",
 }
 GROUPS = ("session", "threads", "directs", "work")
+ROOT_OPTIONS = ("--version", "--show-completion", "--install-completion")  # (rootopts.OPTIONS)
 _loaded_all = False
 
 
@@ -83,11 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    if args and args[0] in ROOT_OPTIONS:  # --version, --show-completion, ...: no Typer, no commands
+        from . import rootopts
+        return rootopts.run(args)
     from .common import ENTRY, usage_exit
     from .fastparams import install
+    from .rootopts import prepare_completion
 
     ENTRY[:] = [main]
     install()
+    prepare_completion()
     load_for(args)
     try:
         rv = app(args=args, prog_name="handoff", standalone_mode=False)
