@@ -7,8 +7,7 @@ nothing else lives here.
 from __future__ import annotations
 
 import sys
-
-from .apps import app, directs_app, session_app, threads_app, work_app
+from typing import Any
 
 # Which module registers each command, so one run imports only what it uses (start-up time is most of a
 # read command's cost; see docs/PERFORMANCE.md).  A name not listed here -- a new command in a module
@@ -32,6 +31,14 @@ COMMAND_HOMES = {
 GROUPS = ("session", "threads", "directs", "work")
 ROOT_OPTIONS = ("--version", "--show-completion", "--install-completion")  # (rootopts.OPTIONS)
 _loaded_all = False
+
+
+def __getattr__(name: str) -> Any:
+    """``cli.app`` and the groups, loaded on first use (``handoff --version`` needs no Typer)."""
+    if name in ("app", "directs_app", "session_app", "threads_app", "work_app"):
+        from . import apps
+        return getattr(apps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_all() -> None:
@@ -62,6 +69,7 @@ def load_for(args: list[str]) -> None:
         return
     import importlib
 
+    from .apps import app, directs_app, session_app, threads_app, work_app
     from .common import register_pending
     importlib.import_module(f".{home}", __name__)
     group_name, _, sub = name.rpartition(" ")
@@ -95,6 +103,7 @@ def _main(args: list[str]) -> int:
     install()
     prepare_completion()
     load_for(args)
+    from .apps import app
     try:
         rv = app(args=args, prog_name="handoff", standalone_mode=False)
     except KeyboardInterrupt:
