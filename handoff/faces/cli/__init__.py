@@ -103,7 +103,9 @@ def _main(args: list[str]) -> int:
     install()
     prepare_completion()
     load_for(args)
-    from .apps import app
+    from .apps import add_root_options, app
+    if not args or args[0].startswith("-"):
+        add_root_options()
     try:
         rv = app(args=args, prog_name="handoff", standalone_mode=False)
     except KeyboardInterrupt:

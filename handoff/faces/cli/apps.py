@@ -41,7 +41,6 @@ def _answer(flag: str):
 ShellOpt = "bash, zsh, fish, powershell or pwsh (default: the shell this runs in, else $SHELL)"
 
 
-@app.callback()
 def root(
     show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_answer("--version"),
                                                help="Print `handoff <version>` and exit.")] = False,
@@ -54,3 +53,10 @@ def root(
                                                      "yourself.")] = None,
 ) -> None:
     pass  # (the options are eager and exit; the help is the app's)
+
+
+def add_root_options() -> None:
+    """Give the root command its options (for --help, the completion protocol and options after others).
+    A command line that starts with a command name cannot use them, and is spared Typer's work on them."""
+    if app.registered_callback is None:
+        app.callback()(root)
