@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from handoff.core import model
@@ -56,7 +57,13 @@ def run(repo: str | None, session: str | None) -> dict:
 
 def _result(checks: list[dict]) -> dict:
     counts = {s: sum(1 for c in checks if c["status"] == s) for s in ("ok", "warn", "fail", "skip")}
-    return {"ok": counts["fail"] == 0, "counts": counts, "checks": checks}
+    return {"ok": counts["fail"] == 0, "version": version(), "counts": counts, "checks": checks}
+
+
+def version() -> str:
+    """``handoff.__version__``: the layers keep every module from importing the entry package, but it is
+    always loaded before any of its modules, so it is read from there."""
+    return str(sys.modules["handoff"].__version__)
 
 
 # ------------------------------------------------------------------ checks
@@ -325,7 +332,7 @@ def check_inotify(root: Path) -> dict:
 
 def human(d: dict) -> str:
     marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "--  "}
-    out = []
+    out = [f"handoff {d['version']}"] if d.get("version") else []
     for c in d["checks"]:
         out.append(f"[{marks[c['status']]}] {c['check']}: {render.safe(c['message'])}")
         if c["fix"] and c["status"] in ("warn", "fail"):

@@ -7,8 +7,7 @@ nothing else lives here.
 from __future__ import annotations
 
 import sys
-
-from .apps import app, directs_app, session_app, threads_app, work_app
+from typing import Any
 
 # Which module registers each command, so one run imports only what it uses (start-up time is most of a
 # read command's cost; see docs/PERFORMANCE.md).  A name not listed here -- a new command in a module
@@ -30,7 +29,16 @@ COMMAND_HOMES = {
     "sweep": "durable",
 }
 GROUPS = ("session", "threads", "directs", "work")
+ROOT_OPTIONS = ("--version", "--show-completion", "--install-completion")  # (rootopts.OPTIONS)
 _loaded_all = False
+
+
+def __getattr__(name: str) -> Any:
+    """``cli.app`` and the groups, loaded on first use (``handoff --version`` needs no Typer)."""
+    if name in ("app", "directs_app", "session_app", "threads_app", "work_app"):
+        from . import apps
+        return getattr(apps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_all() -> None:
@@ -61,6 +69,7 @@ def load_for(args: list[str]) -> None:
         return
     import importlib
 
+    from .apps import app, directs_app, session_app, threads_app, work_app
     from .common import register_pending
     importlib.import_module(f".{home}", __name__)
     group_name, _, sub = name.rpartition(" ")
@@ -83,12 +92,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    if args and args[0] in ROOT_OPTIONS:  # --version, --show-completion, ...: no Typer, no commands
+        from . import rootopts
+        return rootopts.run(args)
     from .common import ENTRY, usage_exit
     from .fastparams import install
+    from .rootopts import prepare_completion
 
     ENTRY[:] = [main]
     install()
+    prepare_completion()
     load_for(args)
+    from .apps import add_root_options, app
+    if not args or args[0].startswith("-"):
+        add_root_options()
     try:
         rv = app(args=args, prog_name="handoff", standalone_mode=False)
     except KeyboardInterrupt:

@@ -14,7 +14,10 @@ def brief(cx: Cx, session: SessionOpt = None,
           limit: Annotated[int, typer.Option("--limit", help="at most N items per section")] = 8):
     """What a fresh agent session needs first: inbox, handoffs, open work with checkpoints, leases, overdue.
 
-    Example: handoff brief --session "$HANDOFF_SESSION"        handoff brief -s sess_reviewer -o json
+    \b
+    Examples:
+      handoff brief --session "$HANDOFF_SESSION"
+      handoff brief -s sess_reviewer -o json
     """
     from handoff.views import brief as brief_mod
     cx.emit(cx.me(session).brief(limit=limit), brief_mod.human)
@@ -24,7 +27,9 @@ def brief(cx: Cx, session: SessionOpt = None,
 def doctor(cx: Cx, session: SessionOpt = None):
     """Check the set-up and say how to fix each problem (exit 1 if something is broken).
 
-    Example: handoff doctor --session "$HANDOFF_SESSION"
+    \b
+    Example:
+      handoff doctor --session "$HANDOFF_SESSION"
     """
     from handoff.app.doctor import human
     data = cx.hf.doctor(session)
@@ -38,7 +43,9 @@ def mcp(cx: Cx, schema: Annotated[bool, typer.Option("--schema", help="print the
                                                                      "then exit")] = False):
     """Serve the handoff operations as MCP tools over stdio (needs the extra: pip install 'git-handoff[mcp]').
 
-    Example (Claude Code): claude mcp add handoff -e HANDOFF_SESSION=sess_1 -- handoff mcp --repo /path/to/repo
+    \b
+    Example (Claude Code):
+      claude mcp add handoff -e HANDOFF_SESSION=sess_1 -- handoff mcp --repo /path/to/repo
     """
     from handoff.faces import mcp as mcp_server
     try:

@@ -6,13 +6,16 @@ calls one function and returns the data to print.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import sys
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from handoff.errors import EXIT_USAGE, HandoffError
 from handoff.views import render
@@ -25,8 +28,22 @@ CommitOpt = Annotated[Optional[bool], typer.Option("--commit/--no-commit",
                                                    help="commit the new event files (default: config `commit`)")]
 SessionOpt = Annotated[Optional[str], typer.Option("--session", "-s", envvar="HANDOFF_SESSION",
                                                    help="acting session id or peer id (env HANDOFF_SESSION)")]
-IdOpt = Annotated[Optional[str], typer.Option("--id", "--idempotency-key",
-                                              help="idempotent retry key: re-running writes nothing and returns the original")]
+IdOpt = Annotated[Optional[str], typer.Option(
+    "--idempotency-key", help="retry key: a retry with the same key writes nothing and replays the first result "
+                              "(a msg_<ULID> is used as the event id)")]
+# The work unit a command acts on comes first and bare (``handoff accept ID``); ``--work ID`` also works.
+WorkArg = Annotated[str, typer.Argument(metavar="WORK_ID", show_default=False,
+                                                  help="the work (handoff) id, e.g. work_01jv8...; "
+                                                       "--work WORK_ID also works")]
+
+# Old spellings kept working but not shown: parameter -> (hidden alias's parameter, its Typer option, the
+# shown name, the alias's name).  ``_register`` adds the alias to every command that has the parameter.
+ALIASES = {
+    "handoff_id": ("work_alias", Annotated[Optional[str], typer.Option("--work", "-w", hidden=True)],
+                   "WORK_ID", "--work"),
+    "given_id": ("id_alias", Annotated[Optional[str], typer.Option("--id", hidden=True)],
+                 "--idempotency-key", "--id"),
+}
 
 
 # The CLI's entry point (``handoff.faces.cli.main``), set by it on each run: the demo drives the real
@@ -126,7 +143,19 @@ def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, 
     hints = dict(typing_hints(fn))
     hints.pop("cx", None)
     own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "cx"]
-    extra = {"output": (OutputOpt, "human"), "json_": (JsonOpt, False), "repo": (RepoOpt, None)}
+    aliased = {p.name: p.default is p.empty for p in own if p.name in ALIASES}  # name -> required
+    for pname, required in aliased.items():  # optional for Click: the parameter or its alias (merge_alias checks)
+        base, *meta = typing.get_args(hints[pname])
+        if required and hasattr(meta[0], "help"):
+            meta[0] = copy.copy(meta[0])
+            meta[0].help = f"{meta[0].help}  [required]"
+        hints[pname] = Annotated[(Optional[base], *meta)]
+    if any(aliased.values()):
+        kw = {"cls": RequiredArgCommand, **kw}
+    own = [p.replace(annotation=hints[p.name], default=None) if p.name in aliased else p for p in own]
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]  # (a default may now precede none)
+    extra: dict[str, tuple[Any, Any]] = {ALIASES[n][0]: (ALIASES[n][1], None) for n in aliased}
+    extra.update({"output": (OutputOpt, "human"), "json_": (JsonOpt, False), "repo": (RepoOpt, None)})
     if writes:
         extra["commit"] = (CommitOpt, None)
     params = own + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
@@ -139,6 +168,8 @@ def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, 
         commit = kwargs.pop("commit", None)
         repo = kwargs.pop("repo")
         try:
+            for pname, required in aliased.items():
+                merge_alias(kwargs, pname, required)
             return _run(fn, output, repo, commit, kwargs)
         except HandoffError as err:
             fail(output if output in render.FORMATS else "human", err)
@@ -148,6 +179,31 @@ def _register(group: typer.Typer, name: str | None, fn: Callable, writes: bool, 
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     _SEQ[id(wrapper)] = seq
     group.command(name, **kw)(wrapper)
+
+
+class RequiredArgCommand(TyperCommand):
+    """A command whose argument Click takes as optional, because its alias may give it instead, but which is
+    required: the usage line shows it as Typer shows a required argument."""
+
+    def collect_usage_pieces(self, ctx):
+        required = {f"[{ALIASES[n][2]}]": f"{{{ALIASES[n][2]}}}" for n in ALIASES}
+        return [required.get(piece, piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+def merge_alias(kwargs: dict, name: str, required: bool) -> None:
+    """Fold a hidden alias (``--work``, ``--id``) into its parameter; both given and different is a usage error."""
+    alias, _opt, shown, alias_name = ALIASES[name]
+    other = kwargs.pop(alias, None)
+    value = kwargs.get(name)
+    if value is not None and other is not None and other != value:
+        raise HandoffError("conflicting_arguments", f"{shown} {value!r} and {alias_name} {other!r} disagree",
+                           hint=f"give it once ({alias_name} is the old spelling of {shown})", exit_code=EXIT_USAGE)
+    if value is None:
+        value = other
+    if value is None and required:
+        raise HandoffError("usage", f"Missing argument '{shown}'.", hint="see --help for this command",
+                           exit_code=EXIT_USAGE)
+    kwargs[name] = value
 
 
 def _run(fn: Callable, output: str, repo: str | None, commit: bool | None, kwargs: dict):
@@ -177,7 +233,6 @@ def _run(fn: Callable, output: str, repo: str | None, commit: bool | None, kwarg
 
 
 def typing_hints(fn: Callable) -> dict:
-    import typing
     return typing.get_type_hints(fn, include_extras=True)
 
 

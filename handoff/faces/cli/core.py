@@ -15,7 +15,9 @@ from .common import Cx, command
 def init(cx: Cx, workspace: Annotated[Optional[str], typer.Option("--workspace", help="workspace id")] = None):
     """Create .handoffs/ in this repository (harmless to run twice).
 
-    Example: handoff init --workspace project
+    \b
+    Example:
+      handoff init --workspace project
     """
     from handoff.app.api import Handoff
     result = Handoff.init(cx.repo, workspace, commit=cx.commit).initialized
@@ -26,10 +28,14 @@ def init(cx: Cx, workspace: Annotated[Optional[str], typer.Option("--workspace",
 
 
 @command(app, "status")
-def status(cx: Cx, handoff_id: Annotated[Optional[str], typer.Argument(help="a handoff/work id: show its status")] = None):
+def status(cx: Cx, handoff_id: Annotated[Optional[str], typer.Argument(
+        metavar="WORK_ID", show_default=False, help="a handoff/work id: show its status (--work WORK_ID also works)")] = None):
     """Workspace counters, or one handoff's status when an ID is given.
 
-    Example: handoff status -o json        handoff status work_01jv8...
+    \b
+    Examples:
+      handoff status -o json
+      handoff status work_01jv8...
     """
     if handoff_id:
         return cx.emit(cx.hf.handoff(handoff_id), _handoff_human)
@@ -53,7 +59,9 @@ def _handoff_human(h: dict) -> str:
 def channels(cx: Cx):
     """Channel summaries: peers, threads, direct rooms, open work, last activity.
 
-    Example: handoff channels -o json
+    \b
+    Example:
+      handoff channels -o json
     """
     data = {"channels": cx.hf.channels()}
     cx.emit(data, lambda d: render.table(d["channels"], ["channel", "peer_count", "thread_count", "direct_count",
@@ -64,7 +72,9 @@ def channels(cx: Cx):
 def peers(cx: Cx, channel: Annotated[str, typer.Argument(help="channel name")]):
     """The sessions visible in a channel.
 
-    Example: handoff peers release -o json
+    \b
+    Example:
+      handoff peers release -o json
     """
     data = {"channel": channel, "peers": cx.hf.peers(channel)}
     cx.emit(data, lambda d: render.table(d["peers"], ["peer_id", "agent", "state", "last_activity_at"]))

@@ -15,7 +15,11 @@ def demo(cx: Cx, directory: Annotated[Optional[str], typer.Option(
         "--dir", help="make the demo repository here and keep it (default: a temp dir, removed after)")] = None):
     """Watch two agents hand work over: every step is the real command, then its output.
 
-    Example: handoff demo        handoff demo --dir /tmp/handoff-demo        handoff demo -o json
+    \b
+    Examples:
+      handoff demo
+      handoff demo --dir /tmp/handoff-demo
+      handoff demo -o json
     """
     from handoff.faces import demo as demo_mod
 

@@ -10,9 +10,8 @@ import typer
 from handoff.views import render
 
 from .apps import app
-from .common import Cx, IdOpt, SessionOpt, command
+from .common import Cx, IdOpt, SessionOpt, WorkArg, command
 
-IdArg = Annotated[str, typer.Argument(help="handoff / work id")]
 PollOpt = Annotated[Optional[bool], typer.Option("--poll/--no-poll",
                                                  help="force polling (or forbid it); default: inotify, "
                                                       "polling when inotify cannot be used")]
@@ -65,7 +64,9 @@ def watch(cx: Cx,
     With --exec CMD, CMD runs per entry without a shell, the entry as JSON on stdin and
     HANDOFF_MESSAGE_ID, HANDOFF_KIND, HANDOFF_FROM, HANDOFF_WORK_ID, HANDOFF_SESSION... in its environment.
 
-    Example: handoff watch --session "$S" -o jsonl --exec 'python3 on_entry.py'
+    \b
+    Example:
+      handoff watch --session "$S" -o jsonl --exec 'python3 on_entry.py'
     """
     def emit(n: dict) -> None:
         if cx.output == "jsonl":
@@ -86,7 +87,7 @@ def watch(cx: Cx,
 
 
 @command(app, "wait")
-def wait(cx: Cx, handoff_id: IdArg,
+def wait(cx: Cx, handoff_id: WorkArg,
          timeout: Annotated[Optional[float], typer.Option("--timeout", help="give up after S seconds (exit 124)")] = None,
          until_input: Annotated[bool, typer.Option("--until-input", help="also return when the work needs "
                                                                          "input (exit 8)")] = False,
@@ -96,7 +97,9 @@ def wait(cx: Cx, handoff_id: IdArg,
     Exit codes: 0 completed, 6 failed (incl. rejected, expired), 7 canceled,
     8 needs_input (with --until-input), 124 timeout, 4 unknown work.
 
-    Example: handoff wait work_01jv8... --timeout 600 -o json
+    \b
+    Example:
+      handoff wait work_01jv8... --timeout 600 -o json
     """
     from handoff.app.waiting import WAIT_EXIT
     payload = cx.hf.wait(handoff_id, timeout, until_input=until_input, poll=poll)
@@ -127,7 +130,7 @@ def _lease_human(d: dict) -> str:
 
 
 @command(app, "claim", writes=True)
-def claim(cx: Cx, handoff_id: IdArg,
+def claim(cx: Cx, handoff_id: WorkArg,
           lease: Annotated[Optional[str], typer.Option("--lease", help="how long (90s, 10m, 2h); default 10m")] = None,
           session: SessionOpt = None, given_id: IdOpt = None):
     """Claim a work unit for a while: one holder at a time; an expired lease can be claimed by another session.
@@ -135,27 +138,33 @@ def claim(cx: Cx, handoff_id: IdArg,
     Races on two branches resolve to the first claim in event order; the loser is flagged
     (``handoff work status``) and told by its watcher (a ``lease_lost`` notification).
 
-    Example: handoff claim work_01jv8... --lease 10m --session "$S"
+    \b
+    Example:
+      handoff claim work_01jv8... --lease 10m --session "$S"
     """
     cx.emit(cx.me(session).claim(handoff_id, lease, id=given_id), _lease_human)
 
 
 @command(app, "heartbeat", writes=True)
-def heartbeat(cx: Cx, handoff_id: IdArg,
+def heartbeat(cx: Cx, handoff_id: WorkArg,
               lease: Annotated[Optional[str], typer.Option("--lease", help="extend to now + this; default 10m")] = None,
               session: SessionOpt = None, given_id: IdOpt = None):
     """Extend your live lease on a work unit (refused if you do not hold it or it lapsed).
 
-    Example: handoff heartbeat work_01jv8... --session "$S"
+    \b
+    Example:
+      handoff heartbeat work_01jv8... --session "$S"
     """
     cx.emit(cx.me(session).heartbeat(handoff_id, lease, id=given_id), _lease_human)
 
 
 @command(app, "release", writes=True)
-def release(cx: Cx, handoff_id: IdArg, session: SessionOpt = None, given_id: IdOpt = None):
+def release(cx: Cx, handoff_id: WorkArg, session: SessionOpt = None, given_id: IdOpt = None):
     """Give up your lease on a work unit so another session may claim it.
 
-    Example: handoff release work_01jv8... --session "$S"
+    \b
+    Example:
+      handoff release work_01jv8... --session "$S"
     """
     cx.emit(cx.me(session).release(handoff_id, id=given_id), _lease_human)
 
@@ -170,7 +179,9 @@ def sweep(cx: Cx, session: SessionOpt = None,
     """Turn passed deadlines into outcomes: `trace failed` with reason_code expired, for the
     overdue work this session takes part in (initiator or target).
 
-    Example: handoff sweep --session "$S" --dry-run
+    \b
+    Example:
+      handoff sweep --session "$S" --dry-run
     """
     cx.emit(cx.me(session).sweep(dry_run=dry_run, id=given_id), _sweep_human)
 

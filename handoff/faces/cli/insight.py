@@ -46,7 +46,9 @@ def metrics(cx: Cx, channel: Annotated[Optional[str], typer.Option("--channel", 
     terminal_at - opened_at.  Rates and means are null when there is nothing to measure;
     withdrawn = ended before any answer.  Lists are sorted by agent pair / channel name.
 
-    Example: handoff metrics -o json
+    \b
+    Example:
+      handoff metrics -o json
     """
     cx.emit(cx.hf.metrics(channel), _metrics_human)
 
@@ -91,7 +93,9 @@ def log(cx: Cx,
     agent.handoff.requested|accepted|rejected (Hivemind), work.trace.<state>,
     work.receipt.<status>, network.<kind>, session.opened|closed, work.claim|heartbeat|release.
 
-    Example: handoff log --trace trace_release_20260416 -o jsonl
+    \b
+    Example:
+      handoff log --trace trace_release_20260416 -o jsonl
     """
     data = cx.hf.log(work=work, thread=thread, trace=trace, session=session, channel=channel)
     cx.emit(data, _log_human)

@@ -88,8 +88,11 @@ def send(cx: Cx,
          given_id: IdOpt = None):
     """Write one envelope into a public thread or a direct room.
 
-    Example: handoff send --session "$S" --channel builders --surface thread --thread thread_release_check
-    --kind say --to patch-worker.session-19 --work work_migration_check --body '{"text":"Run the smoke test"}'
+    \b
+    Example:
+      handoff send --session "$S" --channel builders --surface thread --thread thread_release_check \\
+        --kind say --to patch-worker.session-19 --work work_migration_check \\
+        --body '{"text":"Run the smoke test"}'
     """
     raw = read_arg(body)
     payload = arguments.parse_body(raw, default={"text": text} if text else None)
@@ -109,7 +112,9 @@ def inbox(cx: Cx, session: SessionOpt = None,
                                                                           "(repeatable; 'all' for every entry)")] = None):
     """What waits for a session. Reading never changes anything; --ack records a local acknowledgement.
 
-    Example: handoff inbox --session sess_receiver -o json
+    \b
+    Example:
+      handoff inbox --session sess_receiver -o json
     """
     data = cx.me(session).inbox(all=all_, ack=ack)
     cx.emit(data, _inbox_human)
@@ -127,7 +132,9 @@ ChannelOpt = Annotated[str, typer.Option("--channel", "-c", help="channel")]
 def threads_list(cx: Cx, channel: ChannelOpt):
     """Public threads of a channel, most recent first.
 
-    Example: handoff threads list --channel builders -o json
+    \b
+    Example:
+      handoff threads list --channel builders -o json
     """
     data = {"channel": channel, "threads": cx.hf.threads(channel)}
     cx.emit(data, lambda d: render.table(d["threads"], ["thread_id", "message_count", "participant_count",
@@ -140,7 +147,9 @@ def threads_show(cx: Cx, channel: ChannelOpt,
                  thread: Annotated[str, typer.Option("--thread", "-t", help="thread id")]):
     """One thread's summary.
 
-    Example: handoff threads show --channel builders --thread thread_release_check -o json
+    \b
+    Example:
+      handoff threads show --channel builders --thread thread_release_check -o json
     """
     cx.emit(cx.hf.thread(channel, thread))
 
@@ -153,7 +162,9 @@ def threads_messages(cx: Cx, channel: ChannelOpt,
                      limit: Annotated[Optional[int], typer.Option("--limit", help="only the last N")] = None):
     """A thread's messages in event order (-o jsonl for a stream).
 
-    Example: handoff threads messages --channel builders --thread thread_release_check -o jsonl
+    \b
+    Example:
+      handoff threads messages --channel builders --thread thread_release_check -o jsonl
     """
     msgs = cx.hf.messages(channel, thread=thread, kind=kind, work=work, limit=limit, known=True)
     cx.emit({"channel": channel, "thread_id": thread, "messages": msgs}, _messages_human)
@@ -177,7 +188,9 @@ def _messages_human(d: dict) -> str:
 def directs_list(cx: Cx, channel: ChannelOpt, session: SessionOpt = None):
     """Direct rooms of a channel (only a session's own rooms with --session).
 
-    Example: handoff directs list --channel builders -o json
+    \b
+    Example:
+      handoff directs list --channel builders -o json
     """
     data = {"channel": channel, "directs": cx.hf.directs(channel, session)}
     cx.emit(data, lambda d: render.table(d["directs"], ["direct_id", "peer_a", "peer_b", "message_count",
@@ -191,7 +204,9 @@ DirectOpt = Annotated[str, typer.Option("--direct", "-d", help="direct room id")
 def directs_show(cx: Cx, channel: ChannelOpt, direct: DirectOpt):
     """One direct room's summary.
 
-    Example: handoff directs show --channel builders --direct direct_0123... -o json
+    \b
+    Example:
+      handoff directs show --channel builders --direct direct_0123... -o json
     """
     cx.emit(cx.hf.direct(channel, direct))
 
@@ -203,7 +218,9 @@ def directs_messages(cx: Cx, channel: ChannelOpt, direct: DirectOpt,
                      limit: Annotated[Optional[int], typer.Option("--limit")] = None):
     """A direct room's messages in event order.
 
-    Example: handoff directs messages --channel builders --direct direct_0123... -o jsonl
+    \b
+    Example:
+      handoff directs messages --channel builders --direct direct_0123... -o jsonl
     """
     msgs = cx.hf.messages(channel, direct=direct, kind=kind, work=work, limit=limit, known=True)
     cx.emit({"channel": channel, "direct_id": direct, "messages": msgs}, _messages_human)
@@ -215,6 +232,8 @@ def directs_resolve(cx: Cx, channel: ChannelOpt,
                     session: SessionOpt = None):
     """The deterministic room id for this session and a peer (writes nothing).
 
-    Example: handoff directs resolve --channel builders --session "$S" --peer patch-worker.session-19
+    \b
+    Example:
+      handoff directs resolve --channel builders --session "$S" --peer patch-worker.session-19
     """
     cx.emit(cx.me(session).resolve_direct(channel, peer), lambda d: d["direct_id"])

@@ -92,7 +92,11 @@ def verify(cx: Cx, base: BaseOpt = None, against: AgainstOpt = None, rev: RevOpt
     --base REV (pull requests) compares with the merge base of REV and HEAD; --against REV (pushes)
     compares with REV itself, so events REV holds and the new tip lacks (a force-push) are deleted ones.
 
-    Example: handoff verify --base origin/main        handoff verify --against "$BEFORE"        handoff verify --staged
+    \b
+    Examples:
+      handoff verify --base origin/main
+      handoff verify --against "$BEFORE"
+      handoff verify --staged
     """
     if fmt not in (None, "github"):
         raise HandoffError("usage", f"unknown --format {fmt!r}", hint="the only format is github; see also -o")
@@ -119,7 +123,10 @@ def report(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
            html: Annotated[Optional[Path], typer.Option("--html", help="write one self-contained HTML page here")] = None):
     """What this branch opened, answered and closed: handoffs, work units, threads.
 
-    Example: handoff report --markdown --base origin/main        handoff report --html report.html
+    \b
+    Examples:
+      handoff report --markdown --base origin/main
+      handoff report --html report.html
     """
     from handoff.views import report as rep_mod
     data = cx.hf.report(base=base, rev=rev, html=html, markdown=markdown)
@@ -208,7 +215,10 @@ def sync(cx: Cx,
       {"progress": {"op": "push"|"fetch", "stage", "current", "total", "percent",
                     "done", "message"}}
 
-    Example: handoff sync        handoff sync --every 30s -o jsonl
+    \b
+    Examples:
+      handoff sync
+      handoff sync --every 30s -o jsonl
     """
     sink, close = _progress_sink(cx, progress)
     try:
@@ -247,7 +257,9 @@ def sync(cx: Cx,
 def hooks_install(cx: Cx):
     """Install a git pre-commit hook running `handoff verify --staged` (keeps and chains an existing hook).
 
-    Example: handoff hooks install
+    \b
+    Example:
+      handoff hooks install
     """
     r = cx.hf.hooks(install=True)
     cx.emit(r, lambda d: f"{'updated' if d['updated'] else 'installed'} {d['hook']}"
@@ -259,7 +271,9 @@ def hooks_install(cx: Cx):
 def hooks_uninstall(cx: Cx):
     """Remove the handoff pre-commit hook (and restore a hook it chained).
 
-    Example: handoff hooks uninstall
+    \b
+    Example:
+      handoff hooks uninstall
     """
     r = cx.hf.hooks(install=False)
     cx.emit(r, lambda d: ("removed " + d["hook"] + (" (restored the previous hook)" if d["restored"] else ""))

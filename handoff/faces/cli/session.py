@@ -24,7 +24,9 @@ def new(cx: Cx,
     Repeating the same --id, agent, name and channels returns the original session; a closed one is
     refused (session_closed) unless --reopen is given.
 
-    Example: handoff session new --agent reviewer --channel release --name release-reviewer -o json
+    \b
+    Example:
+      handoff session new --agent reviewer --channel release --name release-reviewer -o json
     """
     hf = cx.hf
     if workspace is not None and workspace != hf.workspace_id:
@@ -41,7 +43,9 @@ def list_(cx: Cx, all_: Annotated[bool, typer.Option("--all", help="include clos
           channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None):
     """List sessions.
 
-    Example: handoff session list -o json
+    \b
+    Example:
+      handoff session list -o json
     """
     sessions = cx.hf.sessions(channel, include_closed=all_)
     cx.emit({"sessions": sessions}, lambda d: render.table(d["sessions"], ["session_id", "peer_id", "agent",
@@ -52,7 +56,9 @@ def list_(cx: Cx, all_: Annotated[bool, typer.Option("--all", help="include clos
 def status(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or peer id")]):
     """One session: identity, channels, inbox depth, open work.
 
-    Example: handoff session status sess_receiver -o json
+    \b
+    Example:
+      handoff session status sess_receiver -o json
     """
     cx.emit(cx.me(session_id).status())
 
@@ -61,7 +67,9 @@ def status(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or
 def history(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or peer id")]):
     """What a session sent and received (its conversation timeline).
 
-    Example: handoff session history sess_receiver -o jsonl
+    \b
+    Example:
+      handoff session history sess_receiver -o jsonl
     """
     cx.emit(cx.me(session_id).history(), _timeline_human)
 
@@ -71,7 +79,9 @@ def events(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or
            last: Annotated[Optional[int], typer.Option("--last", "-n", help="only the last N events")] = None):
     """Every event the session wrote, in event order.
 
-    Example: handoff session events sess_receiver --last 50
+    \b
+    Example:
+      handoff session events sess_receiver --last 50
     """
     cx.emit(cx.me(session_id).events(last), _timeline_human)
 
@@ -97,6 +107,9 @@ def close(cx: Cx, session_id: Annotated[str, typer.Argument(help="session id or 
     With --session (or HANDOFF_SESSION) naming another session, the close is written by that one: it
     must belong to the same agent or to an agent in identity.admins.
 
-    Example: handoff session close sess_receiver        handoff session close sess_stale --session "$S"
+    \b
+    Examples:
+      handoff session close sess_receiver
+      handoff session close sess_stale --session "$S"
     """
     cx.emit(cx.me(session_id).close(by=by, id=given_id), lambda d: f"closed {d['session_id']}")

@@ -9,11 +9,9 @@ from handoff.core import arguments
 from handoff.views import render
 
 from .apps import app, work_app
-from .common import Cx, IdOpt, SessionOpt, command
+from .common import Cx, IdOpt, SessionOpt, WorkArg, command
 from .messages import read_arg
 
-WorkOpt = Annotated[str, typer.Option("--work", "-w", help="work id")]
-IdArg = Annotated[str, typer.Argument(help="handoff / work id")]
 MsgOpt = Annotated[Optional[str], typer.Option("--message", "-m", help="a short note")]
 
 
@@ -44,21 +42,25 @@ def _lookup(cx: Cx, work: str):
 
 
 @command(work_app, "lookup")
-def lookup(cx: Cx, work: WorkOpt):
+def lookup(cx: Cx, handoff_id: WorkArg):
     """A work unit: container, opener, target, state, timestamps, history and diagnostics.
 
-    Example: handoff work lookup --work work_migration_check -o json
+    \b
+    Example:
+      handoff work lookup work_migration_check -o json
     """
-    _lookup(cx, work)
+    _lookup(cx, handoff_id)
 
 
 @command(work_app, "status")
-def status(cx: Cx, work: WorkOpt):
+def status(cx: Cx, handoff_id: WorkArg):
     """Same payload as lookup (AGH offers both names).
 
-    Example: handoff work status --work work_migration_check -o json
+    \b
+    Example:
+      handoff work status work_migration_check -o json
     """
-    _lookup(cx, work)
+    _lookup(cx, handoff_id)
 
 
 @command(work_app, "list")
@@ -69,7 +71,9 @@ def list_work(cx: Cx,
               session: Annotated[Optional[str], typer.Option("--session", "-s", help="only work this session is in")] = None):
     """Work units, oldest first.
 
-    Example: handoff work list --state open -o json
+    \b
+    Example:
+      handoff work list --state open -o json
     """
     rows = cx.hf.work_list(state=state, channel=channel, session=session)
     cx.emit({"work": rows}, lambda d: render.table(_paired(d["work"]), ["work_id", "state", "opened_by_peer_id",
@@ -91,7 +95,7 @@ def request(cx: Cx,
             description: Annotated[str, typer.Option("--description", "-d", help="what is handed off")],
             context: Annotated[Optional[str], typer.Option("--context", help="JSON context bundle or @file "
                                                            "(files_changed, decisions, next_steps, ...)")] = None,
-            work: Annotated[Optional[str], typer.Option("--work", "-w", help="choose the work id")] = None,
+            work: Annotated[Optional[str], typer.Option("--work", "-w", help="choose the work id (default: see above)")] = None,
             deadline: Annotated[Optional[str], typer.Option("--deadline", help="RFC 3339 time or duration (2h)")] = None,
             thread: Annotated[Optional[str], typer.Option("--thread", "-t", help="open it in this thread")] = None,
             direct: Annotated[bool, typer.Option("--direct", help="open it in the direct room with --to")] = False,
@@ -99,8 +103,20 @@ def request(cx: Cx,
             session: SessionOpt = None, given_id: IdOpt = None):
     """Open a handoff (Hivemind request): a work unit carrying a context bundle; prints its id.
 
-    Example: handoff request --to agent-b --channel backend -d "Auth refactored, needs API integration"
-    --context '{"files_changed":["src/auth.ts"],"decisions":["JWT -> session tokens"]}'
+    The work id is --work W when given; else, with --idempotency-key KEY, work_KEY (characters other
+    than letters, digits, _ and - become -; a msg_<ULID> key gives work_<ULID>), so a retry names the
+    same unit; else a new work_<ULID>.
+    It is the first line printed (handoff_id in -o json).
+
+    --idempotency-key KEY makes the request safe to retry (after a timeout, a crash): running it again
+    with the same key writes nothing and replays the first result; the same key with other content is
+    refused (id_conflict).
+
+    \b
+    Examples:
+      handoff request --to agent-b --channel backend -d "Auth refactored, needs API integration" \\
+        --context '{"files_changed":["src/auth.ts"],"decisions":["JWT -> session tokens"]}'
+      handoff request --to agent-b --channel backend -d "Run the migration" --work work_migration
     """
     ctx = arguments.parse_body(read_arg(context)) if context else {}
     data = cx.me(session).request(to, channel, description, context=ctx, work=work, deadline=deadline,
@@ -118,7 +134,9 @@ def list_handoffs(cx: Cx,
                   channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None):
     """Handoffs (work opened with `request`), oldest first.
 
-    Example: handoff list --to agent-b --status pending -o json
+    \b
+    Example:
+      handoff list --to agent-b --status pending -o json
     """
     rows = cx.hf.handoffs(to=to, status=status, channel=channel)
     cx.emit({"handoffs": rows}, lambda d: render.table(_paired(d["handoffs"]), ["handoff_id", "state", "from", "to",
@@ -132,22 +150,26 @@ def _move(cx: Cx, verb: str, session: str | None, *args, **kwargs) -> None:
 
 
 @command(app, "accept", writes=True)
-def accept(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
+def accept(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
     """Accept a handoff: writes `receipt accepted` and `trace working`.
 
-    Example: handoff accept work_01jv8... --session "$S"
+    \b
+    Example:
+      handoff accept work_01jv8... --session "$S"
     """
     _move(cx, "accept", session, handoff_id, message, id=given_id)
 
 
 @command(app, "reject", writes=True)
-def reject(cx: Cx, handoff_id: IdArg,
+def reject(cx: Cx, handoff_id: WorkArg,
            reason: Annotated[str, typer.Option("--reason", "-r", help="why (shown to the requester)")],
            code: Annotated[str, typer.Option("--code", help="AGH reason code")] = "busy",
            session: SessionOpt = None, given_id: IdOpt = None):
     """Reject a handoff: `receipt rejected` (the work ends as failed; Hivemind status rejected).
 
-    Example: handoff reject work_01jv8... --reason "Currently working on migrations"
+    \b
+    Example:
+      handoff reject work_01jv8... --reason "Currently working on migrations"
     """
     _move(cx, "reject", session, handoff_id, reason, code=code, id=given_id)
 
@@ -161,61 +183,73 @@ CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", help="JSON
 
 
 @command(app, "progress", writes=True)
-def progress(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, checkpoint: CheckpointOpt = None,
+def progress(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, checkpoint: CheckpointOpt = None,
              session: SessionOpt = None, given_id: IdOpt = None):
     """Report progress (`trace working`), optionally with a checkpoint a restarted worker resumes from.
 
-    Example: handoff progress work_01jv8... -m "3 of 5 files" --checkpoint '{"done":["a.py","b.py","c.py"]}'
+    \b
+    Example:
+      handoff progress work_01jv8... -m "3 of 5 files" --checkpoint '{"done":["a.py","b.py","c.py"]}'
     """
     cp = _json_opt(checkpoint)
     _move(cx, "progress", session, handoff_id, message, checkpoint=cp, id=given_id)
 
 
 @command(app, "need-input", writes=True)
-def need_input(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
+def need_input(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
     """Ask the initiator for input (`trace needs_input`); a reply moves the work back to working.
 
-    Example: handoff need-input work_01jv8... -m "Which database should the migration target?"
+    \b
+    Example:
+      handoff need-input work_01jv8... -m "Which database should the migration target?"
     """
     _move(cx, "need_input", session, handoff_id, message, id=given_id)
 
 
 @command(app, "reply", writes=True)
-def reply(cx: Cx, handoff_id: IdArg, message: Annotated[str, typer.Option("--message", "-m")],
+def reply(cx: Cx, handoff_id: WorkArg, message: Annotated[str, typer.Option("--message", "-m")],
           session: SessionOpt = None, given_id: IdOpt = None):
     """Answer the counterparty of a work unit in its own container.
 
-    Example: handoff reply work_01jv8... -m "Use the staging database"
+    \b
+    Example:
+      handoff reply work_01jv8... -m "Use the staging database"
     """
     _move(cx, "reply", session, handoff_id, message, id=given_id)
 
 
 @command(app, "complete", writes=True)
-def complete(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, result: ResultOpt = None,
+def complete(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, result: ResultOpt = None,
              session: SessionOpt = None, given_id: IdOpt = None):
     """Finish the work (`trace completed`), with an optional result.
 
-    Example: handoff complete work_01jv8... -m done --result '{"pr":"#42"}'
+    \b
+    Example:
+      handoff complete work_01jv8... -m done --result '{"pr":"#42"}'
     """
     res = _json_opt(result)
     _move(cx, "complete", session, handoff_id, message, result=res, id=given_id)
 
 
 @command(app, "fail", writes=True)
-def fail(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, result: ResultOpt = None,
+def fail(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, result: ResultOpt = None,
          session: SessionOpt = None, given_id: IdOpt = None):
     """End the work as failed (`trace failed`).
 
-    Example: handoff fail work_01jv8... -m "tests cannot run without credentials"
+    \b
+    Example:
+      handoff fail work_01jv8... -m "tests cannot run without credentials"
     """
     res = _json_opt(result)
     _move(cx, "fail", session, handoff_id, message, result=res, id=given_id)
 
 
 @command(app, "cancel", writes=True)
-def cancel(cx: Cx, handoff_id: IdArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
+def cancel(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, session: SessionOpt = None, given_id: IdOpt = None):
     """Cancel: the initiator withdraws (`receipt canceled`), the target aborts (`trace canceled`).
 
-    Example: handoff cancel work_01jv8... -m "no longer needed"
+    \b
+    Example:
+      handoff cancel work_01jv8... -m "no longer needed"
     """
     _move(cx, "cancel", session, handoff_id, message, id=given_id)
