@@ -14,7 +14,7 @@ CHANNEL=${CHANNEL:-handoffs}
 SESSION=${A_SESSION:-sess_agenta}
 
 $HANDOFF session new --agent agent-a --channel "$CHANNEL" --id "$SESSION" >/dev/null
-$HANDOFF request --session "$SESSION" --to agent-b --channel "$CHANNEL" --work "$WORK" --id "$WORK" \
+$HANDOFF request --session "$SESSION" --to agent-b --channel "$CHANNEL" --work "$WORK" --idempotency-key "$WORK" \
     --deadline "${DEADLINE:-1h}" \
     -d "Process the customer feedback analysis (handoff $WORK)" \
     --context '{"data_type":"customer_feedback","records":1200,"batches":'"${BATCHES:-5}"',"next_steps":["classify","summarise"]}' \

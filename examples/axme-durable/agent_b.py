@@ -47,10 +47,10 @@ def work_on(session: str, work: dict, step_seconds: float) -> None:
     for batch in range(done + 1, batches + 1):
         time.sleep(step_seconds)  # the actual work of one batch
         handoff("progress", wid, "--session", session, "-m", f"batch {batch}/{batches} processed",
-                "--checkpoint", json.dumps({"batch": batch, "of": batches}), "--id", f"{wid}.batch-{batch}")
+                "--checkpoint", json.dumps({"batch": batch, "of": batches}), "--idempotency-key", f"{wid}.batch-{batch}")
         log(f"batch {batch}/{batches} {wid}")
     handoff("complete", wid, "--session", session, "-m", "analysis processed",
-            "--result", json.dumps({"batches": batches, "status": "processed"}), "--id", f"{wid}.complete")
+            "--result", json.dumps({"batches": batches, "status": "processed"}), "--idempotency-key", f"{wid}.complete")
     log(f"completed {wid}")
 
 
@@ -60,7 +60,7 @@ def open_work(session: str, peer: str) -> list[dict]:
 
 
 def details(wid: str) -> dict:
-    w = handoff("work", "status", "--work", wid)
+    w = handoff("work", "status", wid)
     w["context"] = handoff("status", wid).get("context")
     return w
 
@@ -92,7 +92,7 @@ def main() -> int:
             if note["notification"] != "message" or not wid or (note.get("body") or {}).get("intent") != "handoff":
                 continue
             if work["state"] == "submitted":
-                handoff("accept", wid, "--session", args.session, "--id", f"{wid}.accept")
+                handoff("accept", wid, "--session", args.session, "--idempotency-key", f"{wid}.accept")
                 log(f"accepted {wid}")
             w = details(wid)
             if w["state"] == "working" and w["target_peer_id"] == peer:

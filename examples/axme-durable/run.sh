@@ -41,7 +41,7 @@ done
 kill -KILL "-$B"
 wait $B 2>/dev/null || true
 echo "== B killed with SIGKILL; checkpoint on the work unit:"
-$HANDOFF work status --work "$WORK" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["checkpoint"])'
+$HANDOFF work status "$WORK" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["checkpoint"])'
 
 echo "== B restarts"
 python3 "$HERE/agent_b.py" --step-seconds "$STEP" --exit-when-idle >b2.log 2>&1

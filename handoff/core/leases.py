@@ -184,7 +184,7 @@ def draft(state: dict[str, Any], session: dict[str, Any], work: dict[str, Any], 
         elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", given_id):
             d["ext"] = {"idempotency_key": given_id}
         else:
-            raise HandoffError("invalid_id", f"--id {given_id!r} is not a valid id or idempotency key",
+            raise HandoffError("invalid_id", f"--idempotency-key {given_id!r} is not a valid idempotency key",
                                hint="use letters, digits, '.', '_', ':' or '-'")
         original = _replay(state, d, given_id)
         if original is not None:
@@ -221,5 +221,5 @@ def _replay(state: dict[str, Any], d: dict[str, Any], key: str | None) -> dict[s
                 original: dict[str, Any] = ev
                 return original
             raise HandoffError("id_conflict", f"{key!r} was already used for a different event ({ev['id']})",
-                               hint="use a new --id for a new claim; re-run the identical command to retry")
+                               hint="use a new --idempotency-key for a new claim; re-run the identical command to retry")
     return None

@@ -154,7 +154,7 @@ def check_lifecycle(state: dict[str, Any], draft: dict[str, Any]) -> None:
             "work_container_mismatch": "continue in the work's own container, or open a new work_id there",
             "not_target": "only the work's initiator and target may act on it",
             "work_not_found": "open the work first with a say or capability carrying --work and --to",
-            "invalid_transition": "check the work's state with `handoff work status --work ID`",
+            "invalid_transition": "check the work's state with `handoff work status ID`",
             "already_responded": "the handoff was already answered",
         }
         if code == "work_not_found":

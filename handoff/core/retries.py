@@ -25,7 +25,7 @@ def replay_or_none(state: dict[str, Any], draft: dict[str, Any], key: str | None
             if all(m.get(k) == draft.get(k) for k in (fields or SEMANTIC)):
                 return m
             raise HandoffError("id_conflict", f"{key!r} was already used for a different message ({m['id']})",
-                               hint="use a new --id for new content; re-send identical content to retry")
+                               hint="use a new --idempotency-key for new content; re-send identical content to retry")
     return None
 
 
@@ -54,7 +54,7 @@ def apply_idempotency(draft: dict[str, Any], given_id: str | None) -> str | None
         draft["id"] = given_id
     else:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", given_id):
-            raise HandoffError("invalid_id", f"--id {given_id!r} is not a valid id or idempotency key",
+            raise HandoffError("invalid_id", f"--idempotency-key {given_id!r} is not a valid idempotency key",
                                hint="use letters, digits, '.', '_', ':' or '-'")
         draft["ext"] = dict(draft.get("ext") or {}, idempotency_key=given_id)
     return given_id

@@ -126,7 +126,7 @@ def closed_brief(brief: dict[str, Any], session: dict[str, Any]) -> dict[str, An
                         else f"directs messages --channel {row['channel']} --direct {row.get('direct_id')}")
                 kept.insert(0, f"handoff {room}")
             if not kept:
-                kept = [f"handoff work lookup --work {row['work_id']}" if row.get("work_id")
+                kept = [f"handoff work lookup {row['work_id']}" if row.get("work_id")
                         else f"handoff session status {sid}"]
             row["do"] = kept
     new = f"handoff session new --agent {session['agent']} " + " ".join(

@@ -153,12 +153,12 @@ def _inbox_action(e: dict, session: dict, s_flag: str, ids: list[str]) -> list[s
     if wid and w.get("state") == "submitted" and (e.get("to") in (session["peer_id"], session["agent"],
                                                                   session["session_id"])):
         return [f"handoff accept {wid} {s_flag}", f'handoff reject {wid} {s_flag} --reason "..."',
-                f"handoff work lookup --work {wid}"]
+                f"handoff work lookup {wid}"]
     if wid and w.get("state") == "needs_input" and w.get("opened_by_peer_id") == session["peer_id"]:
         return [f'handoff reply {wid} {s_flag} -m "..."']
     ack = f"handoff inbox {s_flag} " + " ".join(f"--ack {i}" for i in ids)
     if wid:  # updates on closed work: read the outcome, then acknowledge
-        return [f"handoff work lookup --work {wid}", ack]
+        return [f"handoff work lookup {wid}", ack]
     if e.get("to") is None:  # a channel broadcast: nothing to answer, acknowledge once read
         return [ack]
     place = f"--thread {e['thread_id']}" if e.get("thread_id") else f"--direct {e['direct_id']}"

@@ -51,7 +51,7 @@ def human(d: dict) -> str:
             out += _entry(last, folded.get(last["id"]), d["peer_id"], s_flag, more=more)
             ids = [i for e in group for i in (e["id"], *([folded[e["id"]]["id"]] if e["id"] in folded else []))]
             out.append(f"    $ handoff inbox {s_flag} " + " ".join(f"--ack {i}" for i in ids)
-                       + f"   (or: handoff work lookup --work {wid})")
+                       + f"   (or: handoff work lookup {wid})")
     return "\n".join(out)
 
 

@@ -63,7 +63,7 @@ def test_brief_terminal_updates_fold_and_escape(repo):
     assert d["counts"]["inbox"] == 0 and d["counts"]["news"] == 1
     item = d["news"][0]
     assert (item["work_status"], item["work_state"]) == ("accepted", "completed") and len(item["ids"]) == 4
-    assert item["do"][0] == "handoff work lookup --work work_x"
+    assert item["do"][0] == "handoff work lookup work_x"
     text = repo.ok("brief", "--session", "sess_coord").out
     assert "\x1b" not in text and "(+3 earlier)" in text
     assert "News (work you asked for has ended" in text and "Inbox (unanswered)" not in text
