@@ -173,6 +173,9 @@ def human(b: dict) -> str:
            + (" [CLOSED]" if b["state"] == "closed" else ""),
            f"inbox {c['inbox']} · handoffs to you {c['handoffs_to_me']} · waiting on others {c['handoffs_from_me']}"
            f" · open work {c['open_work']} · overdue {c['overdue']} · leases {c['leases']} · news {c.get('news', 0)}"]
+    if b.get("closed"):
+        out.append(b["closed"]["message"] + ":")
+        out.extend(f"  $ {cmd}" for cmd in b["closed"]["do"])
     if not any(c.get(k) for k in ("inbox", "handoffs_to_me", "handoffs_from_me", "open_work", "news")):
         out.append("Nothing waits for you.")
         return "\n".join(out)

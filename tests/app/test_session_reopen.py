@@ -29,6 +29,9 @@ def test_session_new_refuses_a_closed_id_and_reopen_brings_it_back(repo):
     err = refused.json["error"]
     assert err["reason_code"] == "session_closed" and "--reopen" in err["hint"] and "leave --id out" in err["hint"]
     assert len(repo.event_files()) == files  # nothing written
+    shown = repo.h("brief", "-s", "sess_rev")  # the human brief says so and shows the two ways on
+    assert shown.code == 0 and "[CLOSED]" in shown.out and "session sess_rev is closed" in shown.out
+    assert "$ handoff session new --agent reviewer" in shown.out and "--id sess_rev --reopen" in shown.out
     assert repo.h("accept", "work_r", "-s", "sess_rev", "-o", "json").json["error"]["reason_code"] == "session_closed"
 
     opened = repo.j(*NEW, "--reopen")
