@@ -123,13 +123,17 @@ def _accept_receipt(before: dict[str, Any] | None, m: dict[str, Any]) -> str | N
     return None
 
 
+def distinct(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries a person counts: an accept's trace folded into its receipt (both listed) is one."""
+    shown = {e["id"] for e in entries}
+    return [e for e in entries if e.get("folded_into") not in shown]
+
+
 def inbox_counts(entries: list[dict[str, Any]]) -> dict[str, int]:
     """``waiting``: entries still to answer (an accept's trace counted once, with its receipt);
     ``news``: ended work's updates not yet acked.  Answered, acked and expired entries are neither."""
-    shown = {e["id"] for e in entries}
-    open_ = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
-    return {"waiting": sum(1 for e in open_ if not e.get("news") and e.get("folded_into") not in shown),
-            "news": sum(1 for e in open_ if e.get("news") and e.get("folded_into") not in shown)}
+    open_ = [e for e in distinct(entries) if not (e["answered"] or e["acked"] or e["expired"])]
+    return {"waiting": sum(1 for e in open_ if not e.get("news")), "news": sum(1 for e in open_ if e.get("news"))}
 
 
 def handoff_status(w: dict[str, Any]) -> str:

@@ -144,8 +144,8 @@ def _question(group: list[dict], w: dict) -> str:
 
 def _updates(group: list[dict]) -> dict:
     last = group[-1]
-    shown = {e["id"] for e in group}  # an accept's trace repeats its receipt: one update, two ids to ack
-    return {"count": sum(1 for e in group if e.get("folded_into") not in shown), "ids": [e["id"] for e in group], "from": last["from"], "kind": last["kind"],
+    # an accept's trace repeats its receipt: one update, two ids to ack
+    return {"count": len(queries.distinct(group)), "ids": [e["id"] for e in group], "from": last["from"], "kind": last["kind"],
             "ts": last["ts"], "text": _preview(body_text(last.get("body")))}
 
 

@@ -7,6 +7,7 @@ listed apart with the command that clears them.
 """
 from __future__ import annotations
 
+from handoff.core import queries
 from handoff.views import render
 
 
@@ -29,7 +30,7 @@ def human(d: dict) -> str:
         return f"inbox of {render.safe(d['peer_id'])}: empty"
     shown = {e["id"] for e in entries}
     folded = {e["folded_into"]: e for e in entries if e.get("folded_into") in shown}
-    lines = [e for e in entries if e.get("folded_into") not in shown]
+    lines = queries.distinct(entries)
     news = [e for e in lines if e.get("news") and _open(e)]
     rest = [e for e in lines if not (e.get("news") and _open(e))]
     waiting = d.get("waiting", sum(1 for e in rest if _open(e)))
