@@ -91,9 +91,11 @@ class Handoff:
         return self.ws.workspace_id
 
     def status(self) -> JSON:
+        from handoff.app.batching import pending_count
         from handoff.app.gitstate import uncommitted_events
         return {"workspace_id": self.ws.workspace_id, "repo": str(self.ws.paths.worktree),
-                **views.status(self.state()), "uncommitted_events": uncommitted_events(self.ws)}
+                **views.status(self.state()), "uncommitted_events": uncommitted_events(self.ws),
+                "commit_mode": self.ws.commit_mode(), "commit_pending": pending_count(self.ws)}
 
     def channels(self) -> list[JSON]:
         return views.channels(self.state())
@@ -201,6 +203,15 @@ class Handoff:
         """``handoff sync --every``: (round, its result or its refusal) per round; the rounds go on."""
         from handoff.app.review import sync_rounds
         return sync_rounds(self.repo, every, count, remote=remote, push=push, integrate=integrate, progress=progress)
+
+    def flush(self, *, after: float | None = None, ticket: str | None = None) -> JSON:
+        """``handoff flush``: commit, as one commit, every event file that batched writes (``commit: batch``)
+        or an interrupted commit left pending; ``after``: wait that many seconds first (``ticket``: the
+        background flusher's, which stops early once another flush took its place)."""
+        from handoff.app import batching
+        if after is not None or ticket is not None:
+            return batching.flush_after(self.ws, after or 0.0, ticket)
+        return batching.flush(self.ws)
 
     def hooks(self, install: bool = True) -> JSON:
         """``handoff hooks install|uninstall``: the pre-commit hook running ``verify --staged``."""

@@ -33,10 +33,12 @@ class WriteResult:
     commit_skipped: str | None = None
     replayed: bool = False
     swept: list[str] = field(default_factory=list)
+    commit_pending: bool = False  # published with a pending marker: the next write or `handoff flush` commits it
 
     def to_json(self) -> dict:
         return {"ids": [e["id"] for e in self.events], "paths": self.paths, "committed": self.committed,
-                "commit": self.commit, "commit_skipped": self.commit_skipped, "replayed": self.replayed}
+                "commit": self.commit, "commit_skipped": self.commit_skipped, "replayed": self.replayed,
+                "commit_pending": self.commit_pending}
 
 
 class Workspace(Place):
@@ -65,11 +67,15 @@ class Workspace(Place):
 
         ``build(state)`` returns event drafts (without id/ts/hlc unless it
         wants a specific id) or raises HandoffError to refuse.  A draft with
-        ``_replay`` set is an idempotent retry: nothing is written.
+        ``_replay`` set is an idempotent retry: nothing is written.  ``commit``: True commits now, False
+        never, None as the config says (``commit: batch``: published with pending markers, committed
+        together later, see ``batching``).
         """
+        from handoff.app import batching
         from handoff.git import commit as gitcommit  # (writes only: a read never loads the tree builder)
 
-        commit = self.commit_default() if commit is None else commit
+        mode = self.commit_mode() if commit is None else ("auto" if commit else "off")
+        commit = mode != "off"
         with store.file_lock(self.paths.shared / "lock"):
             tmp_dir = self.paths.local / "tmp"
             store.sweep_temp(tmp_dir)  # under the lock, any staged file belongs to a writer that was killed
@@ -84,7 +90,8 @@ class Workspace(Place):
                 store.refuse_symlinks(self.paths.worktree, folder)
             result = WriteResult(events=events, paths=[rel for rel, _ in files])
             skipped = None
-            if commit:
+            hold = mode == "batch" and not batching.due(self)  # batched: publish with markers, commit later
+            if commit and not hold:
                 _ref, _head, skipped = gitcmd.head_state(self.paths)
                 if not skipped:
                     gitcommit.wait_index_unlocked(self.paths)
@@ -92,7 +99,7 @@ class Workspace(Place):
             try:
                 for rel, data in files:
                     staged.append(store.stage(data, tmp_dir, rel.rsplit("/", 1)[-1]))
-                pending = self._pending() if commit and not skipped else []
+                pending = self._pending() if commit and not skipped and not hold else []
 
                 def publish() -> None:
                     if commit:  # markers first: a crash after publishing is committed by the next write
@@ -101,7 +108,7 @@ class Workspace(Place):
                     for (rel, _), tmp in zip(files, staged):
                         store.link(tmp, self.paths.worktree, rel)
 
-                if commit and not skipped:
+                if commit and not skipped and not hold:
                     ours = set(result.paths)
                     result.swept = [rel for rel, _ in pending if rel not in ours]
                     ledger = self._ledger()
@@ -122,6 +129,9 @@ class Workspace(Place):
                         skipped = str(exc)
                 else:
                     publish()
+                    if hold:
+                        result.commit_pending = True
+                        batching.schedule(self)
             finally:
                 store.discard(staged)
             self.wrote = True  # (a command that fails after this must not be run again: see cli.common._run)
@@ -129,6 +139,7 @@ class Workspace(Place):
                                 if (self.paths.worktree / rel).exists()])
             if skipped:
                 result.commit_skipped = f"{skipped}: events written, not committed; the next write commits them"
+                result.commit_pending = True
             self._state = None
             return result
 
@@ -136,6 +147,35 @@ class Workspace(Place):
         """Tell the index what we published (it parses it once now, not on the next read)."""
         from handoff import index
         index.note_written(self, written)
+
+    def commit_pending(self, message: Callable[[list[str]], str]) -> WriteResult:
+        """Commit, as one commit of ``.handoffs/`` paths only, every file earlier writes published with a
+        pending marker (batch mode, or a commit that failed), plus any a later commit took out.  The caller
+        holds the writer lock (``batching.flush``).  ``paths``: what was committed (or is still pending)."""
+        from handoff.git import commit as gitcommit
+        result = WriteResult(events=[], paths=[])
+        pending = self._pending()
+        if not pending:
+            return result
+        rels = [rel for rel, _ in pending]
+        result.paths = rels
+        _ref, head, skipped = gitcmd.head_state(self.paths)
+        if not skipped:
+            gitcommit.wait_index_unlocked(self.paths)
+            ledger = self._ledger()
+            rels += [rel for rel in self._dropped(head, ledger) if rel not in rels]
+            entries = sorted(zip(rels, gitcommit.hash_files(self.paths, rels)))
+            try:
+                result.commit = gitcommit.commit_entries(self.paths, entries, message(rels))
+                result.committed = True
+                self._clear_pending([m for _, m in pending])
+                self._remember_committed(result.commit, rels, ledger)
+            except gitcommit.CommitSkipped as exc:
+                skipped = str(exc)
+        if skipped:
+            result.commit_skipped = f"{skipped}: not committed; the next write or flush commits them"
+            result.commit_pending = True
+        return result
 
     def _pending(self) -> list[tuple[str, str]]:
         """(path, marker name) of events a previous write published but did not commit."""

@@ -42,7 +42,14 @@ class Place:
         return str(self.config.get("workspace_id") or "default")
 
     def commit_default(self) -> bool:
-        return str(self.config.get("commit", "auto")).lower() not in ("off", "false", "no")
+        """Whether writes commit at all (``commit: auto`` or ``batch``)."""
+        return self.commit_mode() != "off"
+
+    def commit_mode(self) -> str:
+        """``auto`` (each write commits), ``batch`` (writes are committed together, see app/batching.py) or
+        ``off``: ``HANDOFF_COMMIT`` when set to one of them, else the config's ``commit``."""
+        from handoff.core.config import commit_mode
+        return commit_mode(self.config, os.environ.get("HANDOFF_COMMIT"))
 
     # -------------------------------------------------------------- reads
     def refuse_symlinks(self) -> None:

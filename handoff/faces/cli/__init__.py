@@ -26,7 +26,7 @@ COMMAND_HOMES = {
     "need-input": "work", "reply": "work", "complete": "work", "fail": "work", "cancel": "work",
     "metrics": "insight", "log": "insight", "verify": "review", "report": "review", "sync": "review",
     "watch": "durable", "wait": "durable", "claim": "durable", "heartbeat": "durable", "release": "durable",
-    "sweep": "durable",
+    "sweep": "durable", "flush": "flush",
 }
 GROUPS = ("session", "threads", "directs", "work")
 ROOT_OPTIONS = ("--version", "--show-completion", "--install-completion")  # (rootopts.OPTIONS)

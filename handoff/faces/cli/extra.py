@@ -3,6 +3,7 @@ from . import (
     agents,  # noqa: F401
     demo,  # noqa: F401
     durable,  # noqa: F401  (watch, wait, claim, heartbeat, release, sweep)
+    flush,  # noqa: F401  (flush: commit what batched writes left pending)
     insight,  # noqa: F401  (metrics, log)
     review,  # noqa: F401  verify, report, sync, hooks
 )

@@ -61,6 +61,8 @@ def message_human(d: dict) -> str:
         lines.append(f"  committed {d['commit'][:12] if d.get('commit') else ''}")
     elif d.get("commit_skipped"):
         lines.append(f"  not committed: {d['commit_skipped']}")
+    elif d.get("commit_pending"):
+        lines.append("  batched: committed with the next ones (or `handoff flush`)")
     return "\n".join(lines)
 
 
