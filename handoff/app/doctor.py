@@ -136,16 +136,21 @@ def check_workspace(repo: str | None):
         from handoff.core import ids
         if not ids.is_valid("workspace", cfg.get("workspace_id")):
             problems.append(f"workspace_id {cfg.get('workspace_id')!r} is not a valid id")
-        if str(cfg.get("commit", "auto")).lower() not in ("auto", "off", "false", "no", "true", "on"):
-            problems.append(f"commit: {cfg.get('commit')!r} is not auto or off")
+        from handoff.core.config import batch_settings, commit_word
+        if "commit" in cfg and commit_word(cfg["commit"]) is None:
+            problems.append(f"commit: {cfg.get('commit')!r} is not auto, batch or off")
+        problems += batch_settings(cfg)[2]
         if cfg.get("format") not in (None, model.PROTOCOL):
             problems.append(f"format {cfg.get('format')!r} is not {model.PROTOCOL}")
     if problems:
         out.append(_c(".handoffs/config.yaml", "fail", "; ".join(problems), "edit .handoffs/config.yaml "
                       "(compare with a fresh `handoff init` in a scratch repo)"))
     else:
-        out.append(_c(".handoffs/config.yaml", "ok", f"workspace {ws.workspace_id}, commit "
-                      f"{'auto' if ws.commit_default() else 'off'}"))
+        mode = ws.commit_mode()
+        if mode == "batch":
+            from handoff.core.config import batch_settings
+            mode += f" (window {batch_settings(cfg)[0] / 1000:g}s)"
+        out.append(_c(".handoffs/config.yaml", "ok", f"workspace {ws.workspace_id}, commit {mode}"))
     missing = [n for n in (".gitattributes", ".gitignore", "README.md") if not (ws.root / n).exists()]
     if not (ws.root / "events").is_dir():
         missing.append("events/")
@@ -193,6 +198,14 @@ def check_uncommitted(ws) -> dict:
         return _c("uncommitted events", "ok", "every event file is committed")
     what = f"{n} event files not committed" + (f", {markers} pending markers" if markers else "")
     by_hand = "`git add .handoffs/events && git commit -m 'handoff events'`"
+    if markers and ws.commit_mode() == "batch":
+        from handoff.app import batching
+        age = batching.oldest_age_s(ws) or 0.0
+        if age * 1000 <= batching.settings(ws)[0] + batching.GRACE_S * 1000:
+            return _c("uncommitted events", "ok", f"{what}: batched (commit: batch), the oldest {age:.0f}s ago; "
+                      "the background flusher or the next write commits them")
+        return _c("uncommitted events", "warn", f"{what}: batched {age:.0f}s ago and still not committed",
+                  "run `handoff flush` (see its output for why a commit could not be made)")
     if not ws.commit_default():
         fix = f"commit: off: {by_hand}"
     elif markers and markers >= n:

@@ -53,7 +53,12 @@ def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integra
     from handoff.app.sync import sync as run_sync
     from handoff.app.workspace import Workspace
     ws = Workspace(repo, require_init=False)
+    flushed = None
+    if ws.root.joinpath("config.yaml").exists():  # first commit what batched writes left pending: push it all
+        from handoff.app.batching import flush_if_pending
+        flushed = flush_if_pending(ws)
     r = run_sync(repo, remote=remote, push=push, integrate=integrate, config=ws.config, progress=progress)
+    r["flushed"] = flushed
     if ws.root.joinpath("config.yaml").exists():
         records = ws.records()
         others = {r["event"]["id"] for r in records if "ref" in r and "event" in r}

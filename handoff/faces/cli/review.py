@@ -145,7 +145,9 @@ def _sync_human(r: dict) -> str:
     extra += f" ({r['integrated_note']})" if r.get("integrated_note") else ""
     seen = (f"; {r['events_from_other_branches']} event(s) visible from other branches"
             if r.get("events_from_other_branches") is not None else "")
-    return f"sync {r['remote']}: {render.safe(r.get('branch') or '-')}: {push}{extra}; fetched{seen}"
+    flushed = r.get("flushed") or {}
+    first = f"committed {flushed['events']} batched event file(s) first; " if flushed.get("committed") else ""
+    return f"sync {r['remote']}: {render.safe(r.get('branch') or '-')}: {first}{push}{extra}; fetched{seen}"
 
 
 def _progress_text(ev: dict) -> str:
