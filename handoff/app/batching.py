@@ -67,7 +67,11 @@ def settings(ws: Located) -> tuple[int, bool]:
 
 def markers(ws: Located) -> list[float]:
     """The mtimes of the pending markers (one per published, not yet committed event file)."""
-    folder = ws.paths.local / "pending"
+    return marker_times(ws.paths)
+
+
+def marker_times(paths: gitcmd.RepoPaths) -> list[float]:
+    folder = paths.local / "pending"
     try:
         names = os.listdir(folder)
     except OSError:

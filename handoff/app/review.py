@@ -23,6 +23,8 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     from handoff.app.verify import verify as run_verify
     r = run_verify(repo, base=base, against=against, rev=rev, staged=staged, everything=everything,
                    use_remotes=use_remotes)
+    if not staged and rev is None:
+        _note_pending(repo, r)
     if not r["ok"]:
         r["error"] = {"reason_code": "verification_failed",
                       "message": f"{r['errors']} problem(s) in .handoffs/ on this range", "hint": VERIFY_FAILED_HINT}
@@ -35,6 +37,8 @@ def report(repo: str | None, *, base: str | None = None, rev: str | None = None,
     """``handoff report``: this branch's activity; ``html`` also writes a page there, ``markdown`` adds the text."""
     from handoff.app.activity import branch_activity
     data = branch_activity(repo, base=base, rev=rev)
+    if rev is None:
+        _note_pending(repo, data)
     if html is not None:
         from handoff.store.files import atomic_write_local
         from handoff.views.html import page
@@ -44,6 +48,16 @@ def report(repo: str | None, *, base: str | None = None, rev: str | None = None,
         from handoff.views import report as rep_mod
         data["markdown"] = rep_mod.markdown(data)
     return data
+
+
+def _note_pending(repo: str | None, out: dict) -> None:
+    """``commit_pending``: event files published but not committed yet (``commit: batch``), so not in a
+    range of commits; only when there are some (``handoff flush`` commits them)."""
+    from handoff.app.batching import marker_times
+    from handoff.git import cmd as gitcmd
+    n = len(marker_times(gitcmd.discover(repo)))
+    if n:
+        out["commit_pending"] = n
 
 
 def sync(repo: str | None, *, remote: str = "origin", push: bool = True, integrate: str | None = None,

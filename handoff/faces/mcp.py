@@ -206,9 +206,13 @@ class Tools:
         """Check .handoffs/ since the merge base with `base` (default branch): append-only, schema, lifecycle."""
         return self.hf().verify(base=base, all=all)
 
+    def flush(self) -> dict:
+        """Commit, as one commit, the event files batched writes (commit: batch) left pending."""
+        return self.hf().flush()
+
     NAMES = ("brief", "session_new", "inbox", "send", "threads", "directs", "work", "status", "list", "request",
              "accept", "reject", "progress", "need_input", "reply", "complete", "fail", "cancel", "wait",
-             "claim", "heartbeat", "release", "sweep", "metrics", "log", "verify")
+             "claim", "heartbeat", "release", "sweep", "metrics", "log", "verify", "flush")
 
     def call(self, tool: str, /, **kwargs) -> str:
         """Run one tool; the JSON text an MCP client receives (raises HandoffError on refusal)."""

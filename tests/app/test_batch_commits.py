@@ -74,8 +74,11 @@ def test_a_burst_lands_as_one_commit_after_flush(repo):
     doctor = {c["check"]: c for c in repo.h("doctor", "-o", "json").json["checks"]}
     assert doctor["uncommitted events"]["status"] == "ok" and "batched" in doctor["uncommitted events"]["message"]
 
+    assert repo.j("verify", "--base", "HEAD")["commit_pending"] == 6  # not in the range yet, and it says so
+    assert repo.j("report", "--base", "HEAD")["commit_pending"] == 6
     r = repo.j("flush")
     assert r["committed"] is True and r["events"] == 6 and r["pending"] == 0
+    assert "commit_pending" not in repo.j("verify", "--base", "HEAD~1")
     assert commits(repo) == before + 1
     files = repo.git("show", "--name-only", "--format=", "HEAD").split()
     assert sorted(files) == sorted(r["paths"]) == sorted(on_disk(repo))  # only our .handoffs/ paths
@@ -151,9 +154,9 @@ def _alive(pid: int) -> bool:
 
 def test_two_processes_writing_in_batch_mode_lose_nothing(repo, monkeypatch):
     set_config(repo, "batch", window="0.2s", background=True)
+    before = commits(repo)
     a = repo.session("alice", "dev")["session_id"]
     b = repo.session("bob", "dev")["session_id"]
-    before = commits(repo)
     procs = [spawn_send_loop(repo.path, a, "dev", 15, "alice"), spawn_send_loop(repo.path, b, "dev", 15, "bob")]
     sent = collect(procs)
     assert len(sent) == 30
@@ -251,6 +254,14 @@ def test_commit_off_lets_the_agents_own_commit_carry_the_files_through_the_hook(
         fh.write("# edited\n")
     blocked = subprocess.run(["git", "commit", "-qam", "edit an event"], cwd=repo.path, capture_output=True, text=True)
     assert blocked.returncode != 0 and "edited" in blocked.stdout + blocked.stderr
+
+
+def test_the_mcp_flush_tool_commits_what_is_pending(repo):
+    from handoff.faces.mcp import Tools
+    set_config(repo, "batch")
+    repo.session("alice", "dev")
+    out = json.loads(Tools(str(repo.path)).call("flush"))
+    assert out["committed"] is True and out["events"] == 1 and in_head(repo) == on_disk(repo)
 
 
 def test_doctor_flags_bad_batch_settings(repo):

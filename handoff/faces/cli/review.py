@@ -48,6 +48,9 @@ def _verify_human(r: dict) -> str:
              + (identity if identity != "off" else "off (not configured)")]
     if r.get("base_source") in BASE_NOTES:
         lines.append("  base: " + BASE_NOTES[r["base_source"]].format(against=r["against"]))
+    if r.get("commit_pending"):
+        lines.append(f"  note: {r['commit_pending']} batched event file(s) not committed yet, so not checked: "
+                     "run `handoff flush`")
     for f in r["findings"]:
         lines.append(f"{f['severity']:<8} {render.safe(f['path'])}: {f['code']}: {render.safe(f['message'])}")
     return "\n".join(lines)
@@ -130,6 +133,9 @@ def report(cx: Cx, base: BaseOpt = None, rev: RevOpt = None,
     """
     from handoff.views import report as rep_mod
     data = cx.hf.report(base=base, rev=rev, html=html, markdown=markdown)
+    if data.get("commit_pending") and not cx.machine:
+        cx.note(f"note: {data['commit_pending']} batched event file(s) are not committed yet and not in this "
+                "report: run `handoff flush`")
     if markdown and not cx.machine:
         sys.stdout.write(data["markdown"])
         return
