@@ -132,7 +132,15 @@ def _scheduled(guard: tuple[str, float, int | None] | None) -> bool:
 
 
 def schedule(ws: Located) -> None:
-    """After a batched write (under the writer lock): make sure a flusher will commit it."""
+    """After a batched write (under the writer lock): make sure a flusher will commit it.  Never fails: the
+    write is already published, and without a flusher the next write past the window or a flush commits."""
+    try:
+        _schedule(ws)
+    except (OSError, HandoffError, subprocess.SubprocessError, ValueError):
+        pass
+
+
+def _schedule(ws: Located) -> None:
     window_ms, background = settings(ws)
     if not background or _scheduled(_read_guard(ws)):
         return
@@ -142,12 +150,9 @@ def schedule(ws: Located) -> None:
     ticket = os.urandom(8).hex()
     deadline = time.time() + window_ms / 1000
     guard = ws.paths.local / GUARD
-    try:  # the guard first: no second flusher is started while this one is on its way
-        store.write_hint(guard, f"{ticket} {deadline:.3f}\n".encode())
-        pid = spawn(ws, ticket, window_ms)
-        store.write_hint(guard, f"{ticket} {deadline:.3f} {pid}\n".encode())
-    except (OSError, HandoffError, subprocess.SubprocessError, ValueError):
-        pass  # no flusher: the next write past the window, or a flush, commits the files
+    store.write_hint(guard, f"{ticket} {deadline:.3f}\n".encode())  # first: no second flusher meanwhile
+    pid = spawn(ws, ticket, window_ms)
+    store.write_hint(guard, f"{ticket} {deadline:.3f} {pid}\n".encode())
 
 
 def spawn(ws: Located, ticket: str, window_ms: int) -> int:

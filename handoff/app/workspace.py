@@ -118,7 +118,9 @@ class Workspace(Place):
                     entries += list(zip(left, gitcommit.hash_files(self.paths, left)))
                     try:
                         text = (message or default_message)(events)
-                        if result.swept:
+                        if mode == "batch":  # (the window passed: this write commits the whole batch)
+                            text = batching.message([rel for rel, _ in entries])
+                        elif result.swept:
                             text += ("\n\nAlso commits event files an earlier write left uncommitted or a later "
                                      "commit took out:\n" + "".join(f"  {rel}\n" for rel in result.swept))
                         result.commit = gitcommit.commit_entries(self.paths, sorted(entries), text, publish)

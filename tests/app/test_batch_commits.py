@@ -102,6 +102,7 @@ def test_a_write_past_the_window_commits_everything_pending(repo):
     late = repo.j("send", "--session", a, "--channel", "dev", "--text", "two")
     assert late["committed"] is True and late["commit_pending"] is False
     assert commits(repo) == before + 1 and in_head(repo) == on_disk(repo) and markers(repo) == []
+    assert repo.git("log", "-1", "--format=%s").startswith("handoff: 3 events batched (2 say, session-open)")
 
 
 def test_explicit_commit_and_env_override_the_mode(repo):
