@@ -198,7 +198,7 @@ def check_uncommitted(ws) -> dict:
         return _c("uncommitted events", "ok", "every event file is committed")
     what = f"{n} event files not committed" + (f", {markers} pending markers" if markers else "")
     by_hand = "`git add .handoffs/events && git commit -m 'handoff events'`"
-    if markers and ws.commit_mode() == "batch":
+    if markers and markers >= n and ws.commit_mode() == "batch":
         from handoff.app import batching
         age = batching.oldest_age_s(ws) or 0.0
         if age * 1000 <= batching.settings(ws)[0] + batching.GRACE_S * 1000:

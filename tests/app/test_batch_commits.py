@@ -265,6 +265,22 @@ def test_the_mcp_flush_tool_commits_what_is_pending(repo):
     assert out["committed"] is True and out["events"] == 1 and in_head(repo) == on_disk(repo)
 
 
+def test_commit_mode_and_batch_settings_from_config_and_environment():
+    from handoff.core.config import BATCH_WINDOW_MS, batch_settings, commit_mode
+    assert commit_mode({}) == "auto" and commit_mode({"commit": "batch"}) == "batch"
+    assert commit_mode({"commit": False}) == "off" and commit_mode({"commit": "no"}) == "off"
+    assert commit_mode({"commit": "off"}, "batch") == "batch" and commit_mode({"commit": "batch"}, "bogus") == "batch"
+    assert commit_mode({"commit": "whatever"}) == "auto"  # (as before: anything unrecognised commits)
+    assert batch_settings({}) == (BATCH_WINDOW_MS, True, [])
+    for raw, ms in (("2s", 2000), ("500ms", 500), ("0.25s", 250), ("1m", 60_000), (3, 3000), (0, 0)):
+        assert batch_settings({"batch": {"window": raw}})[0] == ms
+    for bad in ("soon", "2h", -1, True, [1]):
+        window, _bg, problems = batch_settings({"batch": {"window": bad}})
+        assert window == BATCH_WINDOW_MS and problems
+    assert batch_settings({"batch": {"background": False}})[1] is False
+    assert batch_settings({"batch": "yes"})[2]
+
+
 def test_doctor_flags_bad_batch_settings(repo):
     cfg = repo.path / ".handoffs" / "config.yaml"
     cfg.write_text(cfg.read_text().replace("commit: 'auto'", "commit: 'sometimes'") + "batch:\n  window: 'soon'\n")
