@@ -289,3 +289,19 @@ def test_doctor_flags_bad_batch_settings(repo):
     assert checks[".handoffs/config.yaml"]["status"] == "fail" and "sometimes" in detail and "soon" in detail
     bad = repo.h("flush", "--after", "-1", "-o", "json")
     assert bad.code == 2 and json.loads(bad.out)["error"]["reason_code"] == "invalid_argument"
+
+
+def test_batched_commits_are_handoff_commits_that_sync_rebases(clones):
+    setup = clones("setup")
+    set_config(setup, "batch")
+    setup.git("push", "-q", "origin", "HEAD")
+    a, b = clones("a"), clones("b")
+    sb = b.session("bob", "dev")["session_id"]
+    b.j("send", "--session", sb, "--channel", "dev", "--text", "from b")
+    assert b.j("sync")["flushed"]["committed"] is True
+    sa = a.session("alice", "dev")["session_id"]
+    mine = a.j("send", "--session", sa, "--channel", "dev", "--text", "from a")
+    r = a.j("sync")  # the push is rejected (b pushed first): fetch, then rebase a's batched commit
+    assert r["flushed"]["committed"] is True and r["pushed"] is True and r["integrated"] == "rebase"
+    assert int(a.git("rev-list", "--merges", "--count", "HEAD").strip()) == 0
+    assert set(mine["paths"]) <= in_head(a) and in_head(b) <= in_head(a)
