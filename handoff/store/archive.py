@@ -72,14 +72,18 @@ def entries(root: Path) -> list[tuple[str, str, bytes]]:
     return [(p, b, body) for p, (b, body) in sorted(out.items())]
 
 
-def publish(worktree: Path, rel: str, data: bytes, tmp_dir: Path) -> bool:
-    """Publish the segment ``rel`` (repo-relative); False when the same segment is already there (its name
-    is its content's hash, so an existing one with sound bytes is the same file)."""
+def publish(worktree: Path, rel: str, data: bytes, tmp_dir: Path, staged: Path | None = None) -> bool:
+    """Publish the segment ``rel`` (repo-relative; ``staged``: its bytes already staged with
+    ``store.stage``); False when the same segment is already there (its name is its content's hash, so
+    an existing one with the same bytes is the same file)."""
     if store.is_real_file(worktree, rel):
         try:
             if read_segment(worktree, rel) == data:
                 return False
         except OSError:
             pass
-    store.publish(worktree, rel, data, tmp_dir)
+    if staged is None:
+        store.publish(worktree, rel, data, tmp_dir)
+    else:
+        store.link(staged, worktree, rel)
     return True
