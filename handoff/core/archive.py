@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 HEADER = b"handoff-archive v1\n"
 ROOT = ".handoffs/archive"
@@ -138,3 +139,37 @@ def check(seg_path: str, data: bytes) -> tuple[list[tuple[str, str, bytes]], lis
         else:
             good.append((path, blob, body))
     return good, problems
+
+
+def vet(changes: list[Any], segments: dict[str, bytes]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """``verify``'s view of the archive: (the changes left for the append-only check, findings).
+
+    ``changes`` are the range's ``checks.Change``s; ``segments`` every segment the head holds (path ->
+    bytes).  A segment that fails ``check`` is an error when the range adds or changes it, a warning when
+    it was already on the base.  An added segment that holds up is accepted; so is the deletion of an
+    event file that some sound segment of the head holds with the deleted file's blob id (nothing was
+    lost).  Any other deletion, and any change to an existing segment, is left for the append-only rule.
+    """
+    touched = {c.path for c in changes if c.status != "D"}
+    findings: list[dict[str, Any]] = []
+    held: dict[str, set[str]] = {}
+    for path in sorted(segments):
+        good, problems = check(path, segments[path])
+        for problem in problems:
+            findings.append({"severity": "error" if path in touched else "warning", "path": path,
+                             "code": "archive_invalid", "message": problem + ("" if path in touched else
+                                                                              " (already on the base)")})
+        if not problems:
+            for entry_path, blob, _body in good:
+                held.setdefault(entry_path, set()).add(blob)
+    left = []
+    for c in changes:
+        if c.path.startswith(ROOT + "/") and c.status == "A":
+            if not is_segment_path(c.path):
+                findings.append({"severity": "error", "path": c.path, "code": "archive_invalid",
+                                 "message": "not an archive segment (archive/<YYYY-MM>/<sha256>.archive)"})
+            continue  # (a segment's own problems were reported above)
+        if c.status == "D" and c.old_blob in held.get(c.path, ()):
+            continue  # sealed: the head's archive holds these exact bytes
+        left.append(c)
+    return left, findings

@@ -152,3 +152,26 @@ def test_open_work_and_sessions_stay():
     opens = [r["event"]["session_id"] for r in log.records() if r["path"] in sealed and r["event"]["kind"] == "session-open"]
     assert opens == ["sess_b"]  # sess_a is still open
     assert compaction.sealable(log.records(), state, 0) == []
+
+
+def test_vet_accepts_exactly_the_archived_deletions():
+    from handoff.core.checks import Change
+    seg_bytes = archive.encode({P1: b"a: 1\n"})
+    seg = archive.segment_path(seg_bytes, "2030-01")
+    z = "0" * 40
+    changes = [Change("000000", "100644", z, "f" * 40, "A", seg),
+               Change("100644", "000000", archive.blob_id(b"a: 1\n"), z, "D", P1),  # sealed: accepted
+               Change("100644", "000000", archive.blob_id(b"b: 2\n"), z, "D", P2),  # not in the archive
+               Change("000000", "100644", z, "e" * 40, "A", ".handoffs/archive/notes.txt")]
+    left, findings = archive.vet(changes, {seg: seg_bytes})
+    assert [c.path for c in left] == [P2]
+    assert [(f["path"], f["code"], f["severity"]) for f in findings] == [
+        (".handoffs/archive/notes.txt", "archive_invalid", "error")]
+    # the same path with other bytes in the archive does not account for the deletion
+    other = archive.encode({P1: b"a: 2\n"})
+    left, _ = archive.vet(changes[1:2], {archive.segment_path(other, "2030-01"): other})
+    assert [c.path for c in left] == [P1]
+    # a broken segment already on the base is a warning; one the range adds, an error
+    broken = seg_bytes.replace(b"a: 1", b"a: 9")
+    assert archive.vet([], {seg: broken})[1][0]["severity"] == "warning"
+    assert archive.vet(changes[:1], {seg: broken})[1][0]["severity"] == "error"
