@@ -11,10 +11,10 @@ import os
 import stat
 from pathlib import Path
 
-from handoff.core import archive
 from handoff.store import files as store
 
 ARCHIVE = "archive"  # under .handoffs/
+SUFFIX = ".archive"
 
 
 def list_segments(root: Path) -> list[tuple[str, tuple[int, int, int]]]:
@@ -36,7 +36,7 @@ def list_segments(root: Path) -> list[tuple[str, tuple[int, int, int]]]:
                 continue
             with segs:
                 for seg in segs:
-                    if seg.name.endswith(archive.SUFFIX) and not seg.name.startswith(".") \
+                    if seg.name.endswith(SUFFIX) and not seg.name.startswith(".") \
                             and seg.is_file(follow_symlinks=False):
                         st = seg.stat(follow_symlinks=False)
                         out.append((f"{ARCHIVE}/{month.name}/{seg.name}", (st.st_size, st.st_mtime_ns, st.st_ino)))
@@ -60,6 +60,7 @@ def read_segment(root: Path, rel: str) -> bytes:
 def entries(root: Path) -> list[tuple[str, str, bytes]]:
     """Every sound entry of every segment: (path relative to .handoffs/, blob id, bytes), one per path
     (the first segment in path order holding it), sorted by path."""
+    from handoff.core import archive  # (only when segments are read: the warm path only lists them)
     out: dict[str, tuple[str, bytes]] = {}
     for rel, _st in list_segments(root):
         try:
