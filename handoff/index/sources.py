@@ -43,15 +43,24 @@ def _remote_source(ws: Place) -> list[Source] | None:
     tips = remotes.ref_tips(cwd, patterns)
 
     def source(ref: str, sha: str) -> Source:
+        sealed: dict[str, bytes] = {}  # blob -> bytes of the events the branch's archive segments hold
+
         def entries() -> list[tuple[str, str]]:
             out = {}
-            for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX):
-                if revision.is_event_entry(e) and e.mode == "100644":
-                    out[e.rel] = e.blob
+            files = [e for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX)
+                     if revision.is_event_entry(e) and e.mode == "100644"]
+            for e in files:
+                out[e.rel] = e.blob
+            segs = [e for e in revision.tree_entries(cwd, sha, revision.ARCHIVE_PREFIX) if revision.is_segment_entry(e)]
+            if segs:
+                for e in revision.unpack(files + segs, revision.read_segments(cwd, segs), sealed):
+                    out.setdefault(e.rel, e.blob)
             return sorted(out.items())
 
         def read(blobs: list[str]) -> dict[str, bytes]:
-            return revision.read_blobs(cwd, blobs, limit=store.MAX_FILE_BYTES + 1)
+            got = {b: sealed[b] for b in blobs if b in sealed}
+            rest = [b for b in blobs if b not in got]
+            return {**got, **(revision.read_blobs(cwd, rest, limit=store.MAX_FILE_BYTES + 1) if rest else {})}
 
         return Source(f"remote:{ref}", sha, entries, read)
 

@@ -76,3 +76,21 @@ def test_different_sets_sealed_on_two_branches_merge_side_by_side(clones):
     # a compaction after the merge finds nothing new to seal, and the merge commit verifies
     assert a.j("compact", "--before", "30d", env=NOW)["sealed"] == 0
     assert a.h("verify", "--against", "HEAD~1", "-o", "json").code == 0
+
+
+def test_a_compacted_branch_on_a_remote_ref_is_read_with_its_archive(clones):
+    a = clones("a")
+    b = clones("b")
+    history(a)
+    a.j("compact", "--before", "30d", env=NOW)
+    a.git("push", "-q", "origin", "main")
+    b.git("fetch", "-q", "origin")  # not merged: b reads a's events from origin/main, sealed ones included
+    want = a.j("work", "list", env=NOW)
+    got = b.j("work", "list", env=NOW)
+    assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
+    logged = {e["id"] for e in _entries(b.j("log", env=NOW))}
+    assert len(logged) > 10 and logged == {e["id"] for e in _entries(a.j("log", env=NOW))}
+
+
+def _entries(log):
+    return log["entries"] if isinstance(log, dict) else log
