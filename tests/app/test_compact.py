@@ -66,6 +66,8 @@ def test_compaction_keeps_every_read(compacted):
     after = reads(repo, h)
     for key in before:
         assert json.dumps(after[key], sort_keys=True) == json.dumps(before[key], sort_keys=True), key
+    doctor = repo.h("doctor", "-o", "json", env=NOW)
+    assert doctor.code == 0, doctor.out
     # log still names the commit that added each archived file (its adding commit is still in history)
     assert [e.get("commit") for e in _entries(repo.j("log", env=NOW))] == [e.get("commit") for e in _entries(log_before)]
 
