@@ -3,8 +3,17 @@ open work is untouched, and `verify` accepts exactly the removals the archive ac
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+
+from handoff import Handoff
+from handoff.app.compact import cut_of
+from handoff.app.workspace import Workspace
+from handoff.core import archive, compaction
+from handoff.git import commit as gitcommit
+from handoff.store import archive as store_archive
+from handoff.store import clock
 
 OLD = {"HANDOFF_NOW": "2026-09-01T10:00:00Z"}
 LATER = {"HANDOFF_NOW": "2026-11-20T10:00:00Z"}
@@ -133,12 +142,51 @@ def test_bad_before_is_a_usage_error(repo):
 
 
 def test_the_api_compacts_too(repo):
-    from handoff import Handoff
     history(repo)
-    import os
     os.environ["HANDOFF_NOW"] = NOW["HANDOFF_NOW"]
     try:
         r = Handoff(repo.path).compact(before="30d", dry_run=True)
     finally:
         os.environ.pop("HANDOFF_NOW")
     assert r["dry_run"] and r["sealed"] > 0 and not r["committed"]
+
+
+def test_a_compaction_cut_short_is_finished_by_the_next(repo, monkeypatch):
+    """Killed after the segment is published and the files removed, before the commit: every read is the
+    same meanwhile, and the next compact commits what is there."""
+    h = history(repo)
+    before = reads(repo, h)
+    monkeypatch.setattr(gitcommit, "_sync_real_index", lambda paths, info: "simulated crash")
+    r = repo.j("compact", "--before", "30d", env=NOW)
+    assert not r["committed"] and "simulated crash" in r["commit_skipped"]
+    monkeypatch.undo()
+    status = repo.git("status", "--porcelain", "--untracked-files=all")
+    assert " D .handoffs/events/" in status and "?? .handoffs/archive/" in status
+    assert json.dumps(reads(repo, h)["log"]) == json.dumps(before["log"])
+    again = repo.j("compact", "--before", "30d", env=NOW)
+    assert again["committed"] and again["removed"] == r["removed"] and again["sealed"] == 0
+    assert again["segments"] == r["segments"]
+    assert repo.git("status", "--porcelain") == ""
+    assert repo.h("verify", "--against", "HEAD~1", "-o", "json").code == 0
+
+
+def test_a_segment_published_before_any_removal_is_reused(repo):
+    """Killed between the segment's link and the first removal: both are there, read once; the next
+    compact writes the same segment (same name), removes the files and commits."""
+    h = history(repo)
+    dry = repo.j("compact", "--before", "30d", "--dry-run", env=NOW)
+    os.environ.update(NOW)
+    try:
+        ws = Workspace(repo.path)
+        rels = compaction.sealable(ws.records(), ws.state(), cut_of("30d", clock.now_ms()))
+    finally:
+        os.environ.pop("HANDOFF_NOW")
+    files = {f".handoffs/{r}": (repo.path / ".handoffs" / r).read_bytes() for r in rels}
+    (seg, data), = archive.segments_of(files).items()
+    store_archive.publish(repo.path, seg, data, repo.path / ".git" / "handoff" / "tmp")
+    assert [seg] == dry["segments"]
+    before = reads(repo, h)
+    r = repo.j("compact", "--before", "30d", env=NOW)
+    assert r["committed"] and r["segments"] == [seg] and r["removed"] == len(rels)
+    assert repo.git("status", "--porcelain") == ""
+    assert json.dumps(reads(repo, h)["log"]) == json.dumps(before["log"])
