@@ -26,6 +26,11 @@ def branch_activity(repo: str | None, *, base: str | None = None, rev: str | Non
     from handoff.core.yaml.codec import MAX_FILE_BYTES
     blobs = revision.read_blobs(cwd, {e.blob for e in head_entries + base_entries if e.mode == "100644"},
                                 limit=MAX_FILE_BYTES + 1)
+    archives = [] if rng["base"] == EMPTY_TREE else revision.tree_entries(cwd, rng["base"], revision.ARCHIVE_PREFIX)
+    head_archives = revision.tree_entries(cwd, rng["head"], revision.ARCHIVE_PREFIX)
+    segments = revision.read_segments(cwd, archives + head_archives)  # (sealed events: read as files)
+    head_entries += revision.unpack(head_entries + head_archives, segments, blobs)
+    base_entries += revision.unpack(base_entries + archives, segments, blobs)
     head_recs = revision.decode_blobs(head_entries, blobs)
     base_recs = revision.decode_blobs(base_entries, blobs)
     config = _config(paths)

@@ -213,6 +213,12 @@ class Handoff:
             return batching.flush_after(self.ws, after or 0.0, ticket)
         return batching.flush(self.ws)
 
+    def compact(self, *, before: str, dry_run: bool = False) -> JSON:
+        """``handoff compact``: seal finished history older than ``before`` (30d, or a time) into archive
+        segments and remove its event files, in one commit (counts, segments, commit)."""
+        from handoff.app.compact import compact
+        return compact(self.ws, before=before, dry_run=dry_run)
+
     def hooks(self, install: bool = True) -> JSON:
         """``handoff hooks install|uninstall``: the pre-commit hook running ``verify --staged``."""
         from handoff.git import hooks

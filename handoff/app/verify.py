@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from handoff.core import checks, reducer
+from handoff.core import archive, checks, reducer
 from handoff.core.config import parse_config_or_empty
 from handoff.core.yaml import codec
 from handoff.errors import HandoffError
@@ -146,6 +146,11 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     wanted = {e.blob for e in head_entries + base_entries if e.mode == checks.REGULAR}
     from handoff.core.yaml.codec import MAX_FILE_BYTES
     blobs = revision.read_blobs(cwd, wanted, limit=MAX_FILE_BYTES + 1)
+    segments = revision.read_segments(cwd, head_entries + base_entries)
+    changes, archive_findings = archive.vet(changes, {e.path: segments[e.blob] for e in head_entries
+                                                      if revision.is_segment_entry(e) and e.blob in segments})
+    head_entries = head_entries + revision.unpack(head_entries, segments, blobs)  # (sealed events count as files)
+    base_entries = base_entries + revision.unpack(base_entries, segments, blobs)
 
     # New events are judged by the base's config (a range cannot vouch for itself); with no base
     # (--all, or nothing to compare with) the head's is all there is.
@@ -170,7 +175,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     elsewhere = {k: v for k, v in elsewhere.items() if k not in head_ids}
     added_by = _added_lookup(cwd, rng)
 
-    findings = list(append_findings)
+    findings = list(append_findings) + archive_findings
     findings += checks.file_checks(head_events, head_recs, lambda p: p in new_paths, now_ms=now_ms,
                                   max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged,
                                   added_at=lambda p: added_by(p).get("at"), max_backdate_ms=MAX_BACKDATE_MS,

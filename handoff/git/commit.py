@@ -123,8 +123,9 @@ _COMMIT_PATIENCE_S = 20.0  # how long a write keeps retrying when HEAD keeps mov
 
 
 def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: str,
-                   publish: Callable[[], None] = lambda: None) -> str | None:
-    """Commit exactly ``entries`` (worktree-relative path, blob id) on top of HEAD.
+                   publish: Callable[[], None] = lambda: None, removed: Sequence[str] = ()) -> str | None:
+    """Commit exactly ``entries`` (worktree-relative path, blob id) on top of HEAD, and the removal of
+    ``removed`` (paths; ``publish`` unlinks them from the work tree), in one commit.
 
     Order matters, for crashes and for people committing at the same time:
     1. the commit object is made first (identity, disk and object errors
@@ -147,7 +148,8 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
     import time
 
     wt = paths.worktree
-    info = "".join(f"100644 {b}\t{p}\0" for p, b in entries).encode()
+    info = ("".join(f"100644 {b}\t{p}\0" for p, b in entries)
+            + "".join(f"0 {'0' * 40}\t{p}\0" for p in removed)).encode()  # (mode 0: take the path out)
     sign = sign_commits(paths)
     # Rewrite only the trees on our paths (gittree.py): flat cost.  HANDOFF_FLAT_COMMITS=0 uses the private index.
     flat = paths.object_format == "sha1" and os.environ.get("HANDOFF_FLAT_COMMITS", "1") != "0"
@@ -158,7 +160,7 @@ def commit_entries(paths: RepoPaths, entries: list[tuple[str, str]], message: st
 
     def make(head: str | None, head_tree: str | None) -> str | None:
         if flat:
-                tree, built["trees"] = gittree.tree_with(paths, head, entries)
+                tree, built["trees"] = gittree.tree_with(paths, head, entries, removed)
         else:
             run(wt, "read-tree", *([head] if head else ["--empty"]), env=env)
             run(wt, "update-index", "-z", "--index-info", input=info, env=env)

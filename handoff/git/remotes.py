@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 DEFAULT_REFS = ("refs/remotes/origin/*",)
 CACHE_NAME = "remote-records.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def patterns_of(config: dict) -> list[str]:
@@ -71,7 +71,7 @@ def records_on_refs(cwd: Path, tips: list[tuple[str, str]], decoder=revision.dec
     """Decoded records of every events tree the refs hold; each carries ``ref`` (the first ref holding it)."""
     if not tips:
         return []
-    spec = "".join(f"{sha}:{revision.HANDOFFS}/events\n" for _ref, sha in tips).encode()
+    spec = "".join(f"{sha}:{revision.HANDOFFS}\n" for _ref, sha in tips).encode()  # (events and archive)
     proc = gitcmd.run(cwd, "cat-file", "--batch-check", input=spec)
     first_ref_of_tree: dict[str, tuple[str, str]] = {}
     for (ref, sha), line in zip(tips, proc.stdout.decode().splitlines()):
@@ -79,13 +79,19 @@ def records_on_refs(cwd: Path, tips: list[tuple[str, str]], decoder=revision.dec
         if len(parts) == 3 and parts[1] == "tree":
             first_ref_of_tree.setdefault(parts[0], (ref, sha))
     seen: dict[tuple[str, str], str] = {}
+    sealed: dict[str, bytes] = {}  # the events archive segments hold (blob -> bytes)
     for ref, sha in first_ref_of_tree.values():
-        for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX):
-            if revision.is_event_entry(e) and e.mode == "100644":
-                seen.setdefault((e.path, e.blob), ref)
+        files = [e for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX)
+                 if revision.is_event_entry(e) and e.mode == "100644"]
+        segs = [e for e in revision.tree_entries(cwd, sha, revision.ARCHIVE_PREFIX) if revision.is_segment_entry(e)]
+        if segs:
+            files += revision.unpack(files + segs, revision.read_segments(cwd, segs), sealed)
+        for e in files:
+            seen.setdefault((e.path, e.blob), ref)
     entries = [revision.Entry("100644", blob, path) for (path, blob) in seen]
     from handoff.core.yaml.codec import MAX_FILE_BYTES
-    blobs = revision.read_blobs(cwd, (e.blob for e in entries), limit=MAX_FILE_BYTES + 1)
+    blobs = revision.read_blobs(cwd, (e.blob for e in entries if e.blob not in sealed), limit=MAX_FILE_BYTES + 1)
+    blobs.update(sealed)
     records = decoder(entries, blobs)
     for e, rec in zip(entries, records):
         rec["ref"] = seen[(e.path, e.blob)]

@@ -22,6 +22,7 @@ from handoff.git import cmd as gitcmd
 HANDOFFS = ".handoffs"
 EVENTS_PREFIX = f"{HANDOFFS}/events/"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+ARCHIVE_PREFIX = f"{HANDOFFS}/archive/"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,33 @@ def decode_entry(e: Entry, data: bytes | None) -> dict:
 def decode_blobs(entries: list[Entry], blobs: dict[str, bytes]) -> list[dict]:
     """Records for ``entries`` given their blob contents (the cache seam: keyed by blob id)."""
     return [decode_entry(e, blobs.get(e.blob)) for e in entries]
+
+
+def is_segment_entry(e: Entry) -> bool:
+    return e.path.startswith(ARCHIVE_PREFIX) and e.path.endswith(".archive") and e.mode == "100644"
+
+
+def read_segments(cwd: Path, entries: Iterable[Entry]) -> dict[str, bytes]:
+    """The archive segments among ``entries``: blob id -> bytes, whole (segments are not capped like events)."""
+    return read_blobs(cwd, {e.blob for e in entries if is_segment_entry(e)})
+
+
+def unpack(entries: list[Entry], segments: dict[str, bytes], blobs: dict[str, bytes]) -> list[Entry]:
+    """The event files the segments among ``entries`` hold, as entries (their bytes go into ``blobs``
+    under their blob ids), less the paths ``entries`` hold as files; entries that fail
+    ``archive.check`` are left out (``verify`` reports them)."""
+    from handoff.core import archive
+    have = {e.path for e in entries}
+    out: dict[str, Entry] = {}
+    for e in entries:
+        if not is_segment_entry(e) or e.blob not in segments:
+            continue
+        good, _problems = archive.check(e.path, segments[e.blob])
+        for path, blob, body in good:
+            if path not in have and path not in out:
+                out[path] = Entry("100644", blob, path)
+                blobs.setdefault(blob, body)
+    return [out[p] for p in sorted(out)]
 
 
 def resolve(cwd: Path, rev: str) -> str:

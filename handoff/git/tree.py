@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from handoff.errors import HandoffError
@@ -30,13 +31,16 @@ from handoff.git import cmd as gitcmd
 _CACHE = "trees.cache"  # under the shared dir: the trees of our last commit, keyed by that commit
 
 
-def tree_with(paths, head: str | None, entries: list[tuple[str, str]]) -> tuple[str, dict]:
-    """The root tree id of ``head`` plus ``entries`` ((worktree path, blob id)), with the new trees
-    stored in the repository; and those trees, for ``remember`` once the commit lands."""
+def tree_with(paths, head: str | None, entries: list[tuple[str, str]],
+              removed: Sequence[str] = ()) -> tuple[str, dict]:
+    """The root tree id of ``head`` plus ``entries`` ((worktree path, blob id)) less ``removed`` (paths; a
+    folder they leave empty goes too), with the new trees stored in the repository; and those trees, for
+    ``remember`` once the commit lands."""
     files = dict(entries)
-    dirs = _dirs_of(list(files))
+    gone = [p for p in removed if p not in files]
+    dirs = _dirs_of(list(files) + gone)
     old = _read_trees(paths, head, dirs) if head else {d: None for d in dirs}
-    new = _build(old, files, dirs)
+    new = _build(old, files, dirs, gone)
     if not (head and old[""] is not None and old[""][0] == new[""][0]):
         _write_trees(paths, new)
     return new[""][0], new
@@ -91,25 +95,41 @@ def _tree_id(raw: bytes) -> str:
     return hashlib.sha1(b"tree %d\0" % len(raw) + raw).hexdigest()
 
 
-def _build(old: dict, files: dict[str, str], dirs: list[str]) -> dict[str, tuple[str, bytes]]:
-    """The new trees along the paths: dir -> (id, raw), deepest first."""
+def _build(old: dict, files: dict[str, str], dirs: list[str], gone: Sequence[str] = ()) -> dict[str, tuple[str, bytes]]:
+    """The new trees along the paths: dir -> (id, raw), deepest first.  A folder left empty is dropped
+    (git has no empty trees), and so is its entry in the folder above."""
+    changes: dict[str, dict[bytes, bytes | None]] = {}  # dir -> name -> new blob id (None: removed)
+    for rel in gone:
+        d, _, leaf = rel.rpartition("/")
+        changes.setdefault(d, {})[leaf.encode()] = None
+    for rel, blob in files.items():
+        d, _, leaf = rel.rpartition("/")
+        changes.setdefault(d, {})[leaf.encode()] = bytes.fromhex(blob)
+    subs: dict[str, list[str]] = {}
+    for sub in dirs:
+        if sub:
+            subs.setdefault(sub.rpartition("/")[0], []).append(sub)
     new: dict[str, tuple[str, bytes]] = {}
     for d in sorted(dirs, key=lambda x: x.count("/") + (x != ""), reverse=True):
         entries = dict(parse_tree(old[d][1])) if old.get(d) else {}
-        prefix = f"{d}/" if d else ""
-        for rel, blob in files.items():
-            if rel.startswith(prefix) and "/" not in rel[len(prefix):]:
-                entries[rel[len(prefix):].encode()] = (b"100644", bytes.fromhex(blob))
-        for sub in dirs:
-            if sub and sub.startswith(prefix) and "/" not in sub[len(prefix):] and sub != d:
-                name = sub[len(prefix):].encode()
-                prev = entries.get(name)
-                if prev is not None and prev[0] not in (b"40000", b"040000"):
-                    raise HandoffError("git_failed", f"{sub} is a file in HEAD, not a directory",
-                                       hint="move it away so .handoffs/ can hold events")
+        for key, oid in changes.get(d, {}).items():
+            if oid is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = (b"100644", oid)
+        for sub in subs.get(d, ()):
+            name = sub.rpartition("/")[2].encode()
+            prev = entries.get(name)
+            if prev is not None and prev[0] not in (b"40000", b"040000"):
+                raise HandoffError("git_failed", f"{sub} is a file in HEAD, not a directory",
+                                   hint="move it away so .handoffs/ can hold events")
+            if sub in new:
                 entries[name] = (b"40000", bytes.fromhex(new[sub][0]))
-        raw = serialize_tree(entries)
-        new[d] = (_tree_id(raw), raw)
+            else:
+                entries.pop(name, None)  # emptied by the removals
+        if entries or d == "":
+            raw = serialize_tree(entries)
+            new[d] = (_tree_id(raw), raw)
     return new
 
 

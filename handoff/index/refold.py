@@ -17,6 +17,7 @@ from handoff.index.db import STATE_INDEXES, STATE_TABLES, py_path
 from handoff.index.fold import Rows
 from handoff.index.records import record_of
 from handoff.index.save import MessageSink, future_horizon, latest_ms, save_fold
+from handoff.index.sources import is_remote
 
 
 def refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
@@ -98,7 +99,7 @@ def _gather(db: sqlite3.Connection) -> tuple[_Found, dict[str, list[tuple]]]:
             first = ("s", special[eid]) if eid in special else ("q", where[eid])
             groups.setdefault(eid, [(*first, src_of.get(eid, ""))]).append(("f", rowid, src))
             continue
-        if src:
+        if is_remote(src):
             src_of[eid] = src
         keys[eid] = (hlc, after or None)
         if held is None:
@@ -122,13 +123,13 @@ def _settle_clashes(db: sqlite3.Connection, found: _Found, groups: dict[str, lis
             else:
                 (path, b, ppath, rec), = (_rows_by_id(db, [ref]) if how == "f" else _parsed_rows(db, [ref])).values()
                 recs.append(record_of(path, None, ppath, rec))
-            if src:
+            if is_remote(src):
                 recs[-1] = dict(recs[-1], ref=src.split(":", 1)[-1])
             blob_of[path] = b
         kept, kept_paths = reducer.dedupe(recs, found.diagnostics)
         ev = kept[0]
         if any("ref" in r and r["path"] == kept_paths[eid] for r in recs):
-            found.src_of[eid] = next(src for _how, _ref, src in members if src)
+            found.src_of[eid] = next(src for _how, _ref, src in members if is_remote(src))
         else:
             found.src_of.pop(eid, None)
         found.special[eid] = (ev, kept_paths[eid], blob_of[kept_paths[eid]])

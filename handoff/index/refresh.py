@@ -27,7 +27,7 @@ from handoff.index.db import (
 from handoff.index.lazy import State
 from handoff.index.records import blob_id, okey, record_of, store_parsed
 from handoff.index.scan import Plan, scan_tree
-from handoff.index.sources import SOURCES, Source
+from handoff.index.sources import ARCHIVE_SOURCE, SOURCES, Source
 from handoff.store import files as store
 
 if TYPE_CHECKING:
@@ -46,15 +46,16 @@ def state(ws: Place, now_ms: int | None = None) -> State:
 
 
 def load_records(ws: Place) -> list[dict]:
-    """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``): the work tree's from the
-    parse cache, then those on remote-tracking branches (``remotes``; they carry ``ref``)."""
+    """Every decoded record (``{"path", "event"}`` or ``{"path", "error"}``): the work tree's and the
+    archive's from the parse cache, then those on remote-tracking branches (``remotes``; they carry ``ref``)."""
     from handoff.git.remotes import remote_records
     out = open_index(ws).records()
     return out + remote_records(ws, {r["path"] for r in out})
 
 
 def read_all_records(ws: Place) -> list[dict]:
-    """Every record read and parsed straight from the files, no cache (the reference the index must match)."""
+    """Every record read and parsed straight from the files and archive segments, no cache (the reference
+    the index must match)."""
     out = []
     for rel, st, problem in store.list_event_files(ws.root):
         if problem:
@@ -66,6 +67,9 @@ def read_all_records(ws: Place) -> list[dict]:
             out.append({"path": rel, "error": {"reason_code": "malformed", "message": f"unreadable: {exc}"}})
             continue
         out.append(reducer.decode(rel, data))
+    from handoff.store import archive
+    local = {r["path"] for r in out}
+    out += [reducer.decode(rel, data) for rel, _blob, data in archive.entries(ws.root) if rel not in local]
     return out
 
 
@@ -175,11 +179,12 @@ class Index(Cache):
         return state
 
     def records(self) -> list[dict]:
-        """The work tree's records (extra sources' records come from their own modules)."""
+        """The work tree's records and the archive's (remote refs' records come from their own modules)."""
         self.state()
         db = self.connect()
         rows = db.execute("SELECT f.path, f.problem, q.path, q.rec FROM files f LEFT JOIN p.parsed q "
-                          "ON q.path = f.path AND q.blob = f.blob WHERE f.src='' ORDER BY f.path").fetchall()
+                          "ON q.path = f.path AND q.blob = f.blob WHERE f.src='' OR (f.src=? AND f.path NOT IN "
+                          "(SELECT path FROM files WHERE src='')) ORDER BY f.path", (ARCHIVE_SOURCE,)).fetchall()
         return [record_of(py_path(path), problem, py_path(ppath), rec) for path, problem, ppath, rec in rows if problem or rec]
 
     def seed(self, items: list[tuple[str, bytes, dict]]) -> None:

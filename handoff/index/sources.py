@@ -6,6 +6,7 @@ cache lacks.  ``SOURCES`` holds callables ``fn(ws) -> Source | list[Source] | No
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,15 +43,24 @@ def _remote_source(ws: Place) -> list[Source] | None:
     tips = remotes.ref_tips(cwd, patterns)
 
     def source(ref: str, sha: str) -> Source:
+        sealed: dict[str, bytes] = {}  # blob -> bytes of the events the branch's archive segments hold
+
         def entries() -> list[tuple[str, str]]:
             out = {}
-            for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX):
-                if revision.is_event_entry(e) and e.mode == "100644":
-                    out[e.rel] = e.blob
+            files = [e for e in revision.tree_entries(cwd, sha, revision.EVENTS_PREFIX)
+                     if revision.is_event_entry(e) and e.mode == "100644"]
+            for e in files:
+                out[e.rel] = e.blob
+            segs = [e for e in revision.tree_entries(cwd, sha, revision.ARCHIVE_PREFIX) if revision.is_segment_entry(e)]
+            if segs:
+                for e in revision.unpack(files + segs, revision.read_segments(cwd, segs), sealed):
+                    out.setdefault(e.rel, e.blob)
             return sorted(out.items())
 
         def read(blobs: list[str]) -> dict[str, bytes]:
-            return revision.read_blobs(cwd, blobs, limit=store.MAX_FILE_BYTES + 1)
+            got = {b: sealed[b] for b in blobs if b in sealed}
+            rest = [b for b in blobs if b not in got]
+            return {**got, **(revision.read_blobs(cwd, rest, limit=store.MAX_FILE_BYTES + 1) if rest else {})}
 
         return Source(f"remote:{ref}", sha, entries, read)
 
@@ -86,4 +96,43 @@ def _may_have_remote_refs(common_dir: Path) -> bool:
         return False
 
 
+ARCHIVE_SOURCE = "archive"
+
+
+def is_remote(src: str) -> bool:
+    """A source read from another branch (its files lose to this branch's, see ``reducer.dedupe``); the
+    archive is this branch's own history."""
+    return bool(src) and src != ARCHIVE_SOURCE
+
+
+def _archive_source(ws: Place) -> Source | None:
+    """Sealed events (``store/archive.py``): this branch's own, read beside the work tree.
+
+    Its stamp is the segments' names and stats: one ``stat`` when there is no archive, a ``scandir`` of
+    ``archive/`` and of each month folder otherwise.
+    """
+    if not os.path.isdir(ws.root / "archive"):
+        return None  # (the usual answer: nothing imported, one stat)
+    from handoff.store import archive
+    stamp = archive.stamp(ws.root)
+    if stamp is None:
+        return None
+    held: dict[str, bytes] = {}
+
+    def entries() -> list[tuple[str, str]]:
+        out = []
+        for path, blob, body in archive.entries(ws.root):
+            held[blob] = body
+            out.append((path, blob))
+        return out
+
+    def read(blobs: list[str]) -> dict[str, bytes]:
+        if not held:
+            entries()
+        return {b: held[b] for b in blobs if b in held}
+
+    return Source(ARCHIVE_SOURCE, stamp, entries, read)
+
+
+SOURCES.append(_archive_source)
 SOURCES.append(_remote_source)

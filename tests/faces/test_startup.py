@@ -10,16 +10,17 @@ from conftest import ROOT
 # What a read command never imports, package by package (a third-party name, or a module of ours).
 NOT_ON_READS = {
     "third party": ("git", "watchdog", "pydantic", "yaml", "multiprocessing", "concurrent"),
-    "core": ("handoff.core.yaml.strict", "handoff.core.leases", "handoff.core.deadlines", "handoff.core.delivery"),
+    "core": ("handoff.core.yaml.strict", "handoff.core.leases", "handoff.core.deadlines", "handoff.core.delivery",
+             "handoff.core.archive", "handoff.core.compaction"),
     "views": ("handoff.views.brief", "handoff.views.metrics", "handoff.views.report", "handoff.views.html",
               "handoff.views.audit"),
     "git": ("handoff.git.commit", "handoff.git.tree", "handoff.git.revision", "handoff.git.hooks",
             "handoff.git.commits", "handoff.git.transfer"),
     "app": ("handoff.app.watch", "handoff.app.watchfs", "handoff.app.verify", "handoff.app.sync",
-            "handoff.app.doctor", "handoff.app.activity", "handoff.app.init"),
+            "handoff.app.doctor", "handoff.app.activity", "handoff.app.init", "handoff.app.compact"),
     "faces": ("handoff.faces.mcp", "handoff.faces.demo", "handoff.faces.cli.work", "handoff.faces.cli.session",
               "handoff.faces.cli.core", "handoff.faces.cli.durable", "handoff.faces.cli.review",
-              "handoff.faces.cli.insight", "handoff.faces.cli.agents"),
+              "handoff.faces.cli.insight", "handoff.faces.cli.agents", "handoff.faces.cli.compact"),
 }
 NEVER_ON_READS = tuple(name for names in NOT_ON_READS.values() for name in names)
 
