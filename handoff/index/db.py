@@ -127,6 +127,8 @@ STATE_TABLES = {
     "sessions": "CREATE TABLE sessions(seq INTEGER PRIMARY KEY, sid TEXT UNIQUE, peer TEXT, data BLOB)",
     # open units with a deadline (``timers.row``): what a watcher's reminder timers look at
     "timers": "CREATE TABLE timers(wid TEXT PRIMARY KEY, due INTEGER, target TEXT, agent TEXT) WITHOUT ROWID",
+    # events that may be dated ahead of a reader's clock (``save.future_horizon``), by their latest time
+    "future": "CREATE TABLE future(id TEXT PRIMARY KEY, latest INTEGER, path TEXT, hlc TEXT, ts TEXT) WITHOUT ROWID",
 }
 STATE_INDEXES = (
     "CREATE INDEX messages_from ON messages(frm)",
@@ -140,6 +142,7 @@ STATE_INDEXES = (
     "CREATE INDEX work_box ON work(box, open)",
     "CREATE INDEX work_opener ON work(opener)",
     "CREATE INDEX sessions_peer ON sessions(peer)",
+    "CREATE INDEX future_latest ON future(latest)",
 )
 
 _code_version_cache: list[str] = []
