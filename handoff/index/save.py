@@ -24,6 +24,7 @@ class MessageSink:
         self.first_ord = first_ord
         self.blobs = blobs
         self.rows: list[tuple] = []
+        self.answers: list[tuple[str, int]] = []  # (id answered, ordinal of the answer): table ``answers``
         self.ords: dict[str, int] = {}
 
     def append(self, m: dict) -> None:
@@ -36,6 +37,15 @@ class MessageSink:
                           m.get("channel"), m.get("surface"), m.get("thread_id"), m.get("direct_id"),
                           m.get("work_id"), ikey if isinstance(ikey, str) else None, m["hlc"],
                           None if blob else marshal.dumps(m)))
+        body = m.get("body")
+        for mid in (m.get("reply_to"), m.get("causation_id"), body.get("for_id") if isinstance(body, dict) else None):
+            if isinstance(mid, str) and mid:
+                self.answers.append((mid, ordinal))
+
+    def insert(self, db: sqlite3.Connection) -> None:
+        """Write the rows gathered so far (messages and what they answer)."""
+        db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
+        db.executemany("INSERT INTO answers VALUES (?,?)", self.answers)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -142,7 +152,7 @@ def _save_event_rows(db: sqlite3.Connection, acc: dict, events: list[dict], firs
     """The fold's message and lease rows, and per event: its id, the names it mentions, parents not seen."""
     sink = acc["messages"]
     ords = sink.ords
-    db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sink.rows)
+    sink.insert(db)
     db.executemany("INSERT INTO leases VALUES (?,?)",
                    [(first_lease + i, marshal.dumps(ev)) for i, ev in enumerate(acc["leases"])])
     db.executemany("INSERT OR IGNORE INTO events VALUES (?,?)", [(ev["id"], ords.get(ev["id"])) for ev in events])
