@@ -130,13 +130,16 @@ STATE_TABLES = {
     # what each message answers (reply_to, causation_id, a receipt's for_id): ``narrow.for_inbox`` reads
     # only the session's own messages that answer one of the messages it keeps
     "answers": "CREATE TABLE answers(id TEXT, ord INTEGER)",
+    # per session: the clock below which every candidate message is acknowledged (``ackfloor``)
+    "ackfloor": "CREATE TABLE ackfloor(sid TEXT PRIMARY KEY, k BLOB, ino INTEGER, upto INTEGER, floor TEXT, "
+                "n0 INTEGER, tail BLOB)",
     # events that may be dated ahead of a reader's clock (``save.future_horizon``), by their latest time
     "future": "CREATE TABLE future(id TEXT PRIMARY KEY, latest INTEGER, path TEXT, hlc TEXT, ts TEXT) WITHOUT ROWID",
 }
 STATE_INDEXES = (
     "CREATE INDEX messages_from ON messages(frm)",
     # (id, frm: for_inbox leaves acked and own messages out from the index)
-    "CREATE INDEX messages_to ON messages(to_, id, frm)",
+    "CREATE INDEX messages_to ON messages(to_, hlc, id, frm)",
     "CREATE INDEX messages_box ON messages(channel, thread, direct)",
     "CREATE INDEX messages_work ON messages(work)",
     "CREATE INDEX messages_ikey ON messages(ikey) WHERE ikey IS NOT NULL",

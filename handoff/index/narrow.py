@@ -45,8 +45,15 @@ def for_inbox(state: dict, session: dict, skip: set[str] | frozenset[str] | None
             f"AND hlc>=?", (*chans, session.get("opened_hlc", ""))):
         if mid not in skip and frm != peer:
             keep[o] = mid
-    # the session's own messages only count as replies to the messages kept (``queries.inbox``): only
-    # those that answer one of them (table ``answers``), not everything it ever sent
+    return kept_state(state, session, keep)
+
+
+def kept_state(state: State, session: dict, keep: dict[int, str]) -> dict:
+    """The narrowed state of the candidate messages ``keep`` (position -> id) and the session's own
+    messages that answer one of them: only those count as its replies (``queries.inbox``), not
+    everything it ever sent (table ``answers``)."""
+    peer = session["peer_id"]
+    messages = state["messages"]
     mine = _answering(messages, peer, sorted(set(keep.values())))
     kept = messages.at(sorted(keep.keys() | mine))
     state["work"].preload({m["work_id"] for m in kept if m["from"] != peer and isinstance(m.get("work_id"), str)})
