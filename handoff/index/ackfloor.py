@@ -72,13 +72,17 @@ def _candidates(db: sqlite3.Connection, session: dict, floor: str, n0: int) -> l
     out: dict[int, tuple[int, str, str]] = {}
     queries = [("SELECT ord, id, frm, hlc FROM messages WHERE to_ IN (?,?,?) AND hlc>=?", (*to, floor)),
                (f"SELECT ord, id, frm, hlc FROM messages WHERE to_ IS NULL AND surface='thread' "
-                f"AND channel IN ({marks}) AND hlc>=?", (*chans, max(opened, floor))),
-               (f"SELECT ord, id, frm, hlc FROM messages WHERE ord>=? AND (to_ IN (?,?,?) OR (to_ IS NULL "
-                f"AND surface='thread' AND channel IN ({marks}) AND hlc>=?))", (n0, *to, *chans, opened))]
+                f"AND channel IN ({marks}) AND hlc>=?", (*chans, max(opened, floor)))]
     for sql, args in queries:
         for o, mid, frm, hlc in db.execute(sql, args):
             if frm != peer:
                 out[o] = (o, mid, hlc or "")
+    # (by position alone: with the conditions in SQL the planner walks both indexes whole)
+    for o, mid, frm, hlc, to_, surface, channel in db.execute(
+            "SELECT ord, id, frm, hlc, to_, surface, channel FROM messages WHERE ord>=?", (n0,)):
+        if frm != peer and (to_ in to or (to_ is None and surface == "thread" and channel in chans
+                                          and (hlc or "") >= opened)):
+            out[o] = (o, mid, hlc or "")
     return [out[o] for o in sorted(out)]
 
 

@@ -72,9 +72,9 @@ class State(dict):
         """The events ``clock_diagnostics`` can report at ``now_ms``: only those dated past its tolerance
         (table ``future``, by its index), not every recent event."""
         assert self.now_ms is not None
-        return [{"path": path, "event": {"id": eid, "hlc": hlc, "ts": ts}} for eid, path, hlc, ts in self.db.execute(
-            "SELECT id, path, hlc, ts FROM future WHERE latest>? ORDER BY id",
-            (self.now_ms + reducer.FUTURE_TOLERANCE_MS,))]
+        rows = self.db.execute("SELECT id, path, hlc, ts FROM future WHERE latest>?",  # (ORDER BY id: a scan)
+                               (self.now_ms + reducer.FUTURE_TOLERANCE_MS,)).fetchall()
+        return [{"path": path, "event": {"id": eid, "hlc": hlc, "ts": ts}} for eid, path, hlc, ts in sorted(rows)]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._KEYS)
