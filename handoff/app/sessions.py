@@ -55,13 +55,14 @@ def close(ws: Workspace, ident: str | None, *, by: str | None = None, given_id: 
 
 def inbox(ws: Workspace, state: dict, s: dict, *, all: bool = False, ack: list[str] | None = None) -> dict:
     """``handoff inbox``: what waits for session ``s``.  Reading never changes it; ``ack`` records local acks."""
-    from handoff.index import for_inbox
+    from handoff.index import for_inbox, for_inbox_unacked
     now = clock.now_ms()
-    acked = local.read_acks(ws, s["session_id"])
-    if not (all or ack):  # what waits, only: acknowledged messages are never read
-        entries = queries.inbox(for_inbox(state, s, skip=acked), s, acked, now)
+    if not (all or ack):  # what waits, only: acknowledged messages are never read (nor, mostly, their acks)
+        narrowed, acked = for_inbox_unacked(state, s, ws)
+        entries = queries.inbox(narrowed, s, acked, now)
         return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
                 **queries.inbox_counts(entries), "entries": entries}
+    acked = local.read_acks(ws, s["session_id"])
     st = for_inbox(state, s)  # only the messages the inbox looks at, straight from the index
     entries = queries.inbox(st, s, acked, now, include_all=True)
     if ack:

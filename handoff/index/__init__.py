@@ -48,13 +48,15 @@ modules, in the order a read meets them:
 * ``fold``: new events folded onto the saved state; ``refold``: everything
   folded again from the parse cache; ``save``: a fold written back.
 * ``lazy``: the state read lazily (``State``); ``narrow``: the parts of it a
-  view or a watcher's timers use.  ``stats``: counters and tracing.
+  view or a watcher's timers use; ``ackfloor``: an inbox's candidates past
+  what its session acknowledged.  ``stats``: counters and tracing.
 """
 from __future__ import annotations
 
 import marshal  # (re-exported: callers read records with ``index.marshal``)
 import sqlite3  # (re-exported: callers catch ``index.sqlite3.Error``)
 
+from handoff.index.ackfloor import for_inbox_unacked
 from handoff.index.db import INDEX_FORMAT, code_version, damaged_files, note_rebuilt, trouble, unreadable
 from handoff.index.lazy import State
 from handoff.index.narrow import for_container, for_inbox, timer_units
@@ -65,6 +67,6 @@ from handoff.index.stats import STATS
 
 __all__ = [
     "INDEX_FORMAT", "SOURCES", "STATS", "Source", "State", "blob_id", "code_version", "damaged_files", "drop",
-    "for_container", "for_inbox", "load_records", "marshal", "note_rebuilt", "note_written", "read_all_records",
+    "for_container", "for_inbox", "for_inbox_unacked", "load_records", "marshal", "note_rebuilt", "note_written", "read_all_records",
     "recover", "sqlite3", "state", "timer_units", "trouble", "unreadable",
 ]

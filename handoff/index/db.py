@@ -128,19 +128,30 @@ STATE_TABLES = {
     "sessions": "CREATE TABLE sessions(seq INTEGER PRIMARY KEY, sid TEXT UNIQUE, peer TEXT, data BLOB)",
     # open units with a deadline (``timers.row``): what a watcher's reminder timers look at
     "timers": "CREATE TABLE timers(wid TEXT PRIMARY KEY, due INTEGER, target TEXT, agent TEXT) WITHOUT ROWID",
+    # what each message answers (reply_to, causation_id, a receipt's for_id): ``narrow.for_inbox`` reads
+    # only the session's own messages that answer one of the messages it keeps
+    "answers": "CREATE TABLE answers(id TEXT, ord INTEGER)",
+    # per session: the clock below which every candidate message is acknowledged (``ackfloor``)
+    "ackfloor": "CREATE TABLE ackfloor(sid TEXT PRIMARY KEY, k BLOB, ino INTEGER, upto INTEGER, floor TEXT, "
+                "n0 INTEGER, tail BLOB)",
+    # events that may be dated ahead of a reader's clock (``save.future_horizon``), by their latest time
+    "future": "CREATE TABLE future(id TEXT PRIMARY KEY, latest INTEGER, path TEXT, hlc TEXT, ts TEXT) WITHOUT ROWID",
 }
 STATE_INDEXES = (
     "CREATE INDEX messages_from ON messages(frm)",
-    "CREATE INDEX messages_to ON messages(to_, id)",  # (id: for_inbox leaves acked messages out from the index)
+    # (id, frm: for_inbox leaves acked and own messages out from the index)
+    "CREATE INDEX messages_to ON messages(to_, hlc, id, frm)",
     "CREATE INDEX messages_box ON messages(channel, thread, direct)",
     "CREATE INDEX messages_work ON messages(work)",
     "CREATE INDEX messages_ikey ON messages(ikey) WHERE ikey IS NOT NULL",
     # (for_inbox's broadcasts: without it the planner walks every to_-less message)
     # (to_ and surface too, though constant here: only then does SQLite answer from the index alone)
-    "CREATE INDEX messages_bcast ON messages(channel, hlc, id, to_, surface) WHERE to_ IS NULL AND surface='thread'",
+    "CREATE INDEX messages_bcast ON messages(channel, hlc, id, frm, to_, surface) WHERE to_ IS NULL AND surface='thread'",
     "CREATE INDEX work_box ON work(box, open)",
     "CREATE INDEX work_opener ON work(opener)",
     "CREATE INDEX sessions_peer ON sessions(peer)",
+    "CREATE INDEX future_latest ON future(latest)",
+    "CREATE INDEX answers_id ON answers(id, ord)",
 )
 
 _code_version_cache: list[str] = []

@@ -44,7 +44,7 @@ class State(dict):
             value = reducer.REDUCER_VERSION
         elif key == "diagnostics":
             value = acc["diagnostics"]
-            future = reducer.clock_diagnostics(acc.get("future", []), self.now_ms) if self.now_ms else []
+            future = reducer.clock_diagnostics(self._future(), self.now_ms) if self.now_ms else []
             if future:
                 value = sorted(value + future, key=reducer.diagnostic_key)
         elif key in ("counters", "max_hlc", "event_count"):
@@ -67,6 +67,14 @@ class State(dict):
             value._owner = self.owner  # its connection outlives the state it came from
         self._cache[key] = value
         return value
+
+    def _future(self) -> list[dict]:
+        """The events ``clock_diagnostics`` can report at ``now_ms``: only those dated past its tolerance
+        (table ``future``, by its index), not every recent event."""
+        assert self.now_ms is not None
+        rows = self.db.execute("SELECT id, path, hlc, ts FROM future WHERE latest>?",  # (ORDER BY id: a scan)
+                               (self.now_ms + reducer.FUTURE_TOLERANCE_MS,)).fetchall()
+        return [{"path": path, "event": {"id": eid, "hlc": hlc, "ts": ts}} for eid, path, hlc, ts in sorted(rows)]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._KEYS)

@@ -10,14 +10,16 @@ import marshal
 from handoff.index.lazy import State
 
 
-def for_inbox(state: dict, session: dict, skip: set[str] | frozenset[str] = frozenset()) -> dict:
+def for_inbox(state: dict, session: dict, skip: set[str] | frozenset[str] | None = None) -> dict:
     """The state ``queries.inbox`` needs for ``session``: only the messages it can keep or count as replies.
 
     ``queries.inbox`` looks at messages from the session's peer (its replies) and at messages addressed
     to it or broadcast in its channels since it joined; it skips everything else.  ``skip``: ids of
     messages the caller will not show whatever they are (acknowledged ones, for an inbox without
     ``--all``); they are left out before their records are read, unless the session's peer sent them
-    (those count as replies).  A plain state dict is returned as it is.
+    (those count as replies).  With ``skip`` given (even empty), the session's own messages are read only
+    where they answer a message kept (all ``queries.inbox`` asks of them); without it, all of them (a
+    watcher's ``delivery.due`` looks at them).  A plain state dict is returned as it is.
     """
     if not isinstance(state, State):
         return state
@@ -25,26 +27,48 @@ def for_inbox(state: dict, session: dict, skip: set[str] | frozenset[str] = froz
     marks = ",".join("?" * len(chans))
     peer = session["peer_id"]
     messages = state["messages"]
-    if not skip:
+    if skip is None:
         return state.narrowed(messages=messages.where(
             f"m.frm=? OR m.to_ IN (?,?,?) OR (m.to_ IS NULL AND m.surface='thread' AND m.channel IN ({marks}) "
             f"AND m.hlc>=?)",
             (peer, peer, session["session_id"], session["agent"], *chans, session.get("opened_hlc", ""))))
     # the same three conditions, each answered from an index alone (ids included): records are read
     # only for the messages kept
-    keep = {o for (o,) in messages.select("SELECT ord FROM messages WHERE frm=?", (peer,))}
-    for o, mid in messages.select("SELECT ord, id FROM messages WHERE to_ IN (?,?,?)",
-                                  (peer, session["session_id"], session["agent"])):
-        if mid not in skip:
-            keep.add(o)
-    for o, mid in messages.select(
-            f"SELECT ord, id FROM messages WHERE to_ IS NULL AND surface='thread' AND channel IN ({marks}) "
+    # (its own messages are no entries: ``queries.inbox`` skips them)
+    keep: dict[int, str] = {}
+    for o, mid, frm in messages.select("SELECT ord, id, frm FROM messages WHERE to_ IN (?,?,?)",
+                                       (peer, session["session_id"], session["agent"])):
+        if mid not in skip and frm != peer:
+            keep[o] = mid
+    for o, mid, frm in messages.select(
+            f"SELECT ord, id, frm FROM messages WHERE to_ IS NULL AND surface='thread' AND channel IN ({marks}) "
             f"AND hlc>=?", (*chans, session.get("opened_hlc", ""))):
-        if mid not in skip:
-            keep.add(o)
-    kept = messages.at(sorted(keep))
+        if mid not in skip and frm != peer:
+            keep[o] = mid
+    return kept_state(state, session, keep)
+
+
+def kept_state(state: State, session: dict, keep: dict[int, str]) -> dict:
+    """The narrowed state of the candidate messages ``keep`` (position -> id) and the session's own
+    messages that answer one of them: only those count as its replies (``queries.inbox``), not
+    everything it ever sent (table ``answers``)."""
+    peer = session["peer_id"]
+    messages = state["messages"]
+    mine = _answering(messages, peer, sorted(set(keep.values())))
+    kept = messages.at(sorted(keep.keys() | mine))
     state["work"].preload({m["work_id"] for m in kept if m["from"] != peer and isinstance(m.get("work_id"), str)})
     return state.narrowed(messages=kept)
+
+
+def _answering(messages, peer: str, ids: list[str]) -> set[int]:
+    """Positions of ``peer``'s messages that answer one of ``ids`` (reply_to, causation_id, for_id)."""
+    out: set[int] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        out.update(o for (o,) in messages.select(
+            f"SELECT a.ord FROM answers a JOIN messages m ON m.ord = a.ord WHERE a.id IN ({','.join('?' * len(chunk))}) "
+            f"AND m.frm=?", (*chunk, peer)))
+    return out
 
 
 def timer_units(state: dict, sessions: list[dict]) -> list[dict] | None:

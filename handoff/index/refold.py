@@ -256,11 +256,14 @@ class _StreamSink:
         if len(sink.rows) >= self.FLUSH:
             self.flush()
 
+    def insert(self, db: sqlite3.Connection) -> None:
+        self.sink.insert(db)  # (what is left after the last flush: nothing, as ``_save_all`` flushes first)
+
     def flush(self) -> None:
         sink = self.sink
-        self.db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sink.rows)
+        sink.insert(self.db)
         sink.first_ord += len(sink.rows)
-        sink.rows = []
+        sink.rows, sink.answers = [], []
 
     def __len__(self) -> int:
         return self.sink.first_ord + len(self.sink.rows)

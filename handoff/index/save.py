@@ -24,6 +24,7 @@ class MessageSink:
         self.first_ord = first_ord
         self.blobs = blobs
         self.rows: list[tuple] = []
+        self.answers: list[tuple[str, int]] = []  # (id answered, ordinal of the answer): table ``answers``
         self.ords: dict[str, int] = {}
 
     def append(self, m: dict) -> None:
@@ -36,6 +37,15 @@ class MessageSink:
                           m.get("channel"), m.get("surface"), m.get("thread_id"), m.get("direct_id"),
                           m.get("work_id"), ikey if isinstance(ikey, str) else None, m["hlc"],
                           None if blob else marshal.dumps(m)))
+        body = m.get("body")
+        for mid in (m.get("reply_to"), m.get("causation_id"), body.get("for_id") if isinstance(body, dict) else None):
+            if isinstance(mid, str) and mid:
+                self.answers.append((mid, ordinal))
+
+    def insert(self, db: sqlite3.Connection) -> None:
+        """Write the rows gathered so far (messages and what they answer)."""
+        db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
+        db.executemany("INSERT INTO answers VALUES (?,?)", self.answers)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -126,13 +136,12 @@ def save_fold(db: sqlite3.Connection, acc0: dict, acc: dict, events: list[dict],
     max_hlc = max([h for h in [acc0.get("max_hlc")] + [ev["hlc"] for ev in events] if h], default=None)
     diagnostics = list(acc0.get("diagnostics", [])) + acc["diagnostics"]
     diagnostics.sort(key=reducer.diagnostic_key)
-    future = _future(acc0, events, paths_of)
+    _save_future(db, acc0, events, paths_of, full)
     _save_sessions(db, acc, saved_sessions)
     small = {"counters": acc["counters"],
              "diagnostics": diagnostics, "max_hlc": max_hlc, "event_count": acc0.get("event_count", 0) + len(events),
              "messages": first_ord + len(acc["messages"]), "leases": first_lease + len(acc["leases"]),
              "frontier": list(frontier) if frontier else None, "cyclic": cyclic or acc0.get("cyclic", False),
-             "future": future,
              "stamps": stamps}
     db.executemany("INSERT OR REPLACE INTO main.meta VALUES (?, ?)",
                    [("acc", marshal.dumps(small)), ("stamps", marshal.dumps(stamps)),
@@ -143,7 +152,7 @@ def _save_event_rows(db: sqlite3.Connection, acc: dict, events: list[dict], firs
     """The fold's message and lease rows, and per event: its id, the names it mentions, parents not seen."""
     sink = acc["messages"]
     ords = sink.ords
-    db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sink.rows)
+    sink.insert(db)
     db.executemany("INSERT INTO leases VALUES (?,?)",
                    [(first_lease + i, marshal.dumps(ev)) for i, ev in enumerate(acc["leases"])])
     db.executemany("INSERT OR IGNORE INTO events VALUES (?,?)", [(ev["id"], ords.get(ev["id"])) for ev in events])
@@ -232,15 +241,25 @@ def _save_boxes(db: sqlite3.Connection, acc: dict, boxes_touched: set[tuple[str,
     db.executemany("INSERT INTO boxes VALUES (?,?,?,?)", box_inserts)
 
 
-def _future(acc0: dict, events: list[dict], paths_of: dict[str, str] | None) -> list[dict]:
-    """The saved events that may still be dated ahead of a reader's clock, and the new ones that may be."""
+def _save_future(db: sqlite3.Connection, acc0: dict, events: list[dict], paths_of: dict[str, str] | None,
+                 full: bool) -> None:
+    """Keep table ``future`` (events that may still be dated ahead of a reader's clock) in step: rows that
+    fell behind the horizon go (found by the index on ``latest``), the new events that may be future come
+    in; a full fold starts from an empty table with the list its stream gathered (``acc0["future"]``).
+    A store written today has every event in the window: kept in a table, an extension and a read cost
+    what changed, not every event of the last month."""
     horizon, horizon_ts, horizon_hlc, horizon_id = future_horizon()
-    future = [r for r in acc0.get("future", []) if latest_ms(r["event"]) > horizon]
-    future += [{"path": (paths_of or {}).get(ev["id"], ""), "event": {"id": ev["id"], "hlc": ev.get("hlc"), "ts": ev.get("ts")}}
-               for ev in events
-               if (str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
-                   or ev["id"].split("_", 1)[-1][:10] > horizon_id) and latest_ms(ev) > horizon]
-    return future
+    if full:
+        rows = [(r["event"]["id"], latest_ms(r["event"]), r["path"], r["event"].get("hlc"), r["event"].get("ts"))
+                for r in acc0.get("future", [])]
+    else:
+        db.execute("DELETE FROM future WHERE latest<=?", (horizon,))
+        rows = []
+    rows += [(ev["id"], latest, (paths_of or {}).get(ev["id"], ""), ev.get("hlc"), ev.get("ts"))
+             for ev in events
+             if (str(ev.get("hlc"))[:16] > horizon_hlc or str(ev.get("ts")) > horizon_ts
+                 or ev["id"].split("_", 1)[-1][:10] > horizon_id) and (latest := latest_ms(ev)) > horizon]
+    db.executemany("INSERT OR REPLACE INTO future VALUES (?,?,?,?,?)", [r for r in rows if r[1] > horizon])
 
 
 def _save_timers(db: sqlite3.Connection, work: Any, full: bool) -> None:

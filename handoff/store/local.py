@@ -26,6 +26,29 @@ def read_acks(ws: Place, session_id: str) -> set[str]:
         return set()
 
 
+def acks_file_id(ws: Place, session_id: str) -> tuple[int, int]:
+    """(inode, size) of a session's acks file; (0, 0) when it is missing."""
+    try:
+        st = os.stat(_acks_path(ws, session_id))
+    except OSError:
+        return 0, 0
+    return st.st_ino, st.st_size
+
+
+def read_acks_from(ws: Place, session_id: str, start: int) -> tuple[int, list[str]]:
+    """The ids acknowledged after byte ``start`` of the (append-only) acks file, up to its last whole
+    line, and the offset read up to."""
+    try:
+        with open(_acks_path(ws, session_id), "rb") as fh:
+            fh.seek(start)
+            data = fh.read()
+    except OSError:
+        return start, []
+    end = data.rfind(b"\n") + 1  # (a line being appended right now is read next time)
+    ids = [line.strip() for line in data[:end].decode("utf-8", "replace").splitlines()]
+    return start + end, [i for i in ids if i]
+
+
 def add_acks(ws: Place, session_id: str, message_ids: list[str]) -> None:
     path = _acks_path(ws, session_id)
     path.parent.mkdir(parents=True, exist_ok=True)
