@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from handoff.core import checks, reducer
+from handoff.core import approvals, checks, reducer
 from handoff.core.config import parse_config_or_empty
 from handoff.core.yaml import codec
 from handoff.errors import HandoffError
@@ -175,9 +175,9 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
                                   max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged,
                                   added_at=lambda p: added_by(p).get("at"), max_backdate_ms=MAX_BACKDATE_MS,
                                   backdated_severity="warning" if rng["exact"] else "error")
-    admins = checks.admins_of(config)
-    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins)
-    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins)
+    admins, policy = checks.admins_of(config), approvals.policy_of(config)
+    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins, policy)
+    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins, policy)
     new_events = [(p, head_recs[p]["event"]) for p in sorted(new_paths) if "event" in head_recs.get(p, {})]
     findings += checks.session_checks(new_events, base_state, rival_opens)
     findings += [f for f in checks.protocol_checks(base_state, head_state, {e.path for e in head_events})

@@ -21,11 +21,13 @@ from handoff.views import payloads as views
 MAX_WAIT_S = 30 * 86400.0  # the longest --timeout or --exec-timeout (leave --timeout out to wait for ever)
 
 
-WAIT_EXIT = {"completed": 0, "failed": 6, "canceled": 7, "needs_input": 8, "timeout": 124}
+# awaiting_approval (9): with until_input, the unit waits at a person's gate (core/approvals.py)
+WAIT_EXIT = {"completed": 0, "failed": 6, "canceled": 7, "needs_input": 8, "awaiting_approval": 9, "timeout": 124}
 
 
 def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: bool | None = None) -> tuple[dict, str]:
-    """Block until the unit is terminal (or needs_input with ``until_input``) or ``timeout`` passes.
+    """Block until the unit is terminal (or, with ``until_input``, needs input or waits at a person's gate)
+    or ``timeout`` passes.
 
     Returns (work payload, outcome) where outcome is a key of WAIT_EXIT.
     Unknown work raises ``work_not_found`` at once.  Blocking is on file
@@ -45,7 +47,8 @@ def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: boo
                 raise
             return last[0], None  # gone from this checkout for now (a branch switch): keep waiting
         outcome = w["state"] if w["state"] in TERMINAL_STATES else \
-            "needs_input" if until_input and w["state"] == "needs_input" else None
+            "needs_input" if until_input and w["state"] == "needs_input" else \
+            "awaiting_approval" if until_input and (w.get("gate") or {}).get("state") == "awaiting_approval" else None
         payload = views.work_payload(w, clock.now_ms(), history=False)
         last[:] = [payload]
         return payload, outcome

@@ -90,12 +90,14 @@ def watch(cx: Cx,
 def wait(cx: Cx, handoff_id: WorkArg,
          timeout: Annotated[Optional[float], typer.Option("--timeout", help="give up after S seconds (exit 124)")] = None,
          until_input: Annotated[bool, typer.Option("--until-input", help="also return when the work needs "
-                                                                         "input (exit 8)")] = False,
+                                                                         "input (exit 8) or waits for a person's "
+                                                                         "approval (exit 9)")] = False,
          poll: PollOpt = None):
     """Block until the work unit is terminal, then print it (AXME wait_for). No busy polling.
 
     Exit codes: 0 completed, 6 failed (incl. rejected, expired), 7 canceled,
-    8 needs_input (with --until-input), 124 timeout, 4 unknown work.
+    8 needs_input and 9 awaiting_approval (a person's gate: `handoff approve`) with
+    --until-input, 124 timeout, 4 unknown work.
 
     \b
     Example:

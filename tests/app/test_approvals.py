@@ -1,0 +1,168 @@
+"""A person's checkpoints (core/approvals.py) through the real CLI in real repos: gates at the request
+and mid-way, approve/deny by approvers only, never by an agent session, the index equal to a full
+reduce with the config's policy, and approve vs deny on two clones merging to one state."""
+from __future__ import annotations
+
+import json
+
+from handoff import index
+from handoff.app.workspace import Workspace
+from handoff.core import approvals, checks, reducer
+
+APPROVERS = """
+approvals:
+  approvers: ['lead@example.com', 'alice']
+  require:
+  - channel: 'deploys'
+"""
+
+
+def _configure(repo, text: str = APPROVERS) -> None:
+    cfg = repo.path / ".handoffs" / "config.yaml"
+    cfg.write_text(cfg.read_text() + text)
+    repo.git("add", ".handoffs/config.yaml")
+    repo.git("commit", "-qm", "approvals policy")
+
+
+def _two(repo, channel: str = "dev"):
+    repo.session("lead", channel, "sess_a")
+    repo.session("deployer", channel, "sess_b")
+
+
+def _work(repo, wid: str) -> dict:
+    return repo.j("work", "lookup", wid)
+
+
+def _full_reduce(path) -> dict:
+    ws = Workspace(path)
+    return reducer.reduce(index.read_all_records(ws), checks.admins_of(ws.config), approvals.policy_of(ws.config))
+
+
+def _assert_index_equal(path) -> dict:
+    got, want = Workspace(path).state(refresh=True).materialize(), _full_reduce(path)
+    for key in ("work", "diagnostics", "counters", "messages", "sessions"):
+        assert json.dumps(got[key], sort_keys=True, default=str) == json.dumps(want[key], sort_keys=True, default=str), key
+    return want
+
+
+def test_request_gate_holds_accept_until_a_person_approves(repo):
+    _two(repo)
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "deploy v2", "--work", "work_dep",
+            "--approval-by", "lead@example.com")
+    r = repo.h("accept", "work_dep", "-s", "sess_b", "-o", "json")
+    assert r.code == 3 and r.json["error"]["reason_code"] == "awaiting_approval"
+    assert "handoff approve work_dep" in r.json["error"]["hint"]
+    w = _work(repo, "work_dep")
+    assert w["gate"]["state"] == "awaiting_approval" and w["gate"]["approver"] == "lead@example.com"
+    assert w["waiting_on"] == "person"
+    pending = repo.j("list", "--pending-approval")["handoffs"]
+    assert [p["handoff_id"] for p in pending] == ["work_dep"] and pending[0]["approvers"] == ["lead@example.com"]
+    assert repo.j("status")["awaiting_approval"] == 1
+    # an agent session never approves; nor does a person who is not the gate's approver
+    r = repo.h("approve", "work_dep", "-o", "json", env={"HANDOFF_SESSION": "sess_b"})
+    assert r.code == 3 and r.json["error"]["reason_code"] == "not_approver"
+    r = repo.h("approve", "work_dep", "-o", "json")  # the commit author here is author@example.com
+    assert r.code == 3 and r.json["error"]["reason_code"] == "not_approver"
+    assert "lead@example.com" in r.json["error"]["hint"]
+    out = repo.j("approve", "work_dep", "--reason", "plan checked", env={"GIT_AUTHOR_EMAIL": "lead@example.com"})
+    assert out["decision"] == "approved" and out["by"] == "lead@example.com" and out["committed"]
+    assert out["work"]["gate"]["state"] == "approved"
+    assert repo.git("log", "-1", "--format=%ae").strip() == "lead@example.com"
+    repo.ok("accept", "work_dep", "-s", "sess_b")
+    assert repo.j("list", "--pending-approval")["handoffs"] == []
+    r = repo.h("approve", "work_dep", "-o", "json", env={"GIT_AUTHOR_EMAIL": "lead@example.com"})
+    assert r.code == 3 and r.json["error"]["reason_code"] == "no_open_gate"
+    assert "already approved" in r.json["error"]["message"]
+    _assert_index_equal(repo.path)
+
+
+def test_config_rule_gate_and_deny_fails_the_work(repo):
+    _configure(repo)
+    _two(repo, "deploys")
+    r = repo.h("request", "-s", "sess_a", "--to", "deployer", "-c", "deploys", "-d", "x", "--approval-by", "mallory@x.org")
+    assert r.code == 3  # an approver the config does not list
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "deploys", "-d", "ship it", "--work", "work_ship")
+    assert _work(repo, "work_ship")["gate"]["state"] == "awaiting_approval"
+    r = repo.h("accept", "work_ship", "-s", "sess_b")
+    assert r.code == 3
+    r = repo.h("deny", "work_ship", "--as", "alice")  # deny needs --reason
+    assert r.code == 2
+    out = repo.j("deny", "work_ship", "--as", "alice", "--reason", "code freeze")
+    assert out["work"]["state"] == "failed" and out["work"]["terminal_reason"] == "denied"
+    w = _work(repo, "work_ship")
+    assert w["gate"]["state"] == "denied" and w["gate"]["decided_by"] == "alice" and w["gate"]["reason"] == "code freeze"
+    r = repo.h("wait", "work_ship", "--timeout", "1", "-o", "json")
+    assert r.code == 6 and r.json["wait_result"] == "failed"
+    _assert_index_equal(repo.path)
+
+
+def test_progress_gate_holds_the_worker_mid_way(repo):
+    _configure(repo)
+    _two(repo)
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "migrate", "--work", "work_mig")
+    assert _work(repo, "work_mig")["gate"] is None  # (no rule for #dev)
+    repo.ok("accept", "work_mig", "-s", "sess_b")
+    r = repo.h("progress", "work_mig", "-s", "sess_b", "--gate", "deploy", "--approval-by", "alice", "-m", "staging ok")
+    assert r.code == 0, r.err
+    for verb in ("progress", "complete"):
+        r = repo.h(verb, "work_mig", "-s", "sess_b", "-o", "json")
+        assert r.code == 3 and r.json["error"]["reason_code"] == "awaiting_approval", verb
+    r = repo.h("wait", "work_mig", "--timeout", "0.2", "--until-input", "-o", "json")
+    assert r.code == 9 and r.json["wait_result"] == "awaiting_approval", r.out
+    r = repo.h("approve", "work_mig", "--as", "lead@example.com", "-o", "json")  # the gate names alice
+    assert r.code == 3 and r.json["error"]["reason_code"] == "not_approver"
+    repo.ok("approve", "work_mig", "--as", "alice")
+    repo.ok("complete", "work_mig", "-s", "sess_b")
+    w = _work(repo, "work_mig")
+    assert w["state"] == "completed" and w["gate"]["name"] == "deploy" and w["gate"]["state"] == "approved"
+    _assert_index_equal(repo.path)
+
+
+def test_reader_ignores_a_hand_written_approval_by_a_non_approver(repo):
+    _configure(repo)
+    _two(repo)
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "d", "--work", "work_h",
+            "--approval-by", "alice")
+    ws = Workspace(repo.path)
+    gate = ws.state()["work"]["work_h"]["gate"]
+    forged = {"kind": "approval", "from": "deployer.sess_b", "work_id": "work_h",
+              "body": {"decision": "approved", "for_id": gate["opened_by"], "gate": "accept", "by": "deployer"}}
+    ws.write(lambda st: [dict(forged)])
+    state = _assert_index_equal(repo.path)
+    assert state["work"]["work_h"]["gate"]["state"] == "awaiting_approval"
+    assert any(d["reason_code"] == "not_approver" for d in state["diagnostics"])
+    assert repo.h("accept", "work_h", "-s", "sess_b").code == 3
+
+
+def test_changing_the_approvers_refolds_the_index(repo):
+    _two(repo)
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "d", "--work", "work_c",
+            "--approval-by", "bob@example.com")
+    repo.ok("approve", "work_c", "--as", "bob@example.com")
+    assert _work(repo, "work_c")["gate"]["state"] == "approved"
+    _configure(repo)  # bob is not among the approvers now: his approval no longer counts
+    assert _work(repo, "work_c")["gate"]["state"] == "awaiting_approval"
+    _assert_index_equal(repo.path)
+
+
+def test_approve_and_deny_on_two_clones_merge_to_one_state(clones):
+    a = clones("a")
+    b = clones("b")
+    _configure(a)
+    _two(a)
+    a.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "go", "--work", "work_r",
+         "--approval-by", "alice")
+    a.git("push", "-q", "origin", "main")
+    b.git("pull", "-q", "--no-rebase", "origin", "main")
+    a.ok("approve", "work_r", "--as", "alice")
+    b.ok("deny", "work_r", "--as", "alice", "--reason", "no")  # (written later: sorts after the approval)
+    a.git("push", "-q", "origin", "main")
+    b.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+    b.git("push", "-q", "origin", "main")
+    a.git("pull", "-q", "--no-rebase", "origin", "main")
+    sa, sb = _assert_index_equal(a.path), _assert_index_equal(b.path)
+    assert json.dumps(sa["work"], sort_keys=True) == json.dumps(sb["work"], sort_keys=True)
+    w = sa["work"]["work_r"]
+    assert w["gate"]["state"] == "approved" and w["state"] == "submitted"  # the earlier decision wins
+    assert [d["reason_code"] for d in w["diagnostics"]] == ["gate_decided"]
+    a.ok("accept", "work_r", "-s", "sess_b")
