@@ -183,6 +183,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     findings += [f for f in checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
                  if f["code"] != "session_taken" or f["path"] in new_paths]  # (an older open is the victim)
 
+    findings += approvals.verify_findings(new_events, head_state, policy, lambda p: added_by(p).get("author"))
     ident = checks.identity_config(config)
     identity_status = "off"
     if ident:

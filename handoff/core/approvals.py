@@ -219,6 +219,25 @@ def person_peer(identity: str) -> str:
     return ("person." + folded)[:128]
 
 
+def verify_findings(new_events: list[tuple[str, dict[str, Any]]], head_state: dict[str, Any],
+                    policy: dict[str, Any] | None, email_of: Any) -> list[dict[str, Any]]:
+    """``verify``: every new approval must be added by a commit whose author is one of the gate's approvers
+    (and not an agent's identity), whatever its ``by`` says."""
+    out = []
+    for path, ev in new_events:
+        if ev["kind"] != KIND:
+            continue
+        w = head_state["work"].get(ev.get("work_id")) or {}
+        gate = next((g for g in w.get("gates") or () if g["opened_by"] == (ev.get("body") or {}).get("for_id")), None)
+        allowed = who_may(gate, policy) if gate else list((policy or EMPTY)["approvers"])
+        email = email_of(path)
+        if not matches(email, allowed) or matches(email, (policy or EMPTY)["agents"]):
+            out.append({"severity": "error", "path": path, "code": "approval_not_by_approver",
+                        "message": f"an approval committed by {email or 'nobody'}, who is not an approver of this "
+                                   f"gate (allowed: {', '.join(allowed) or 'none'}; approvals.approvers)"})
+    return out
+
+
 def wait_ms(work: dict[str, Any], now_ms: int, parse_ms: Any) -> int:
     """Milliseconds the unit's gates waited for a person (an open one: until ``now_ms``)."""
     total = 0

@@ -166,3 +166,22 @@ def test_approve_and_deny_on_two_clones_merge_to_one_state(clones):
     assert w["gate"]["state"] == "approved" and w["state"] == "submitted"  # the earlier decision wins
     assert [d["reason_code"] for d in w["diagnostics"]] == ["gate_decided"]
     a.ok("accept", "work_r", "-s", "sess_b")
+
+
+def test_verify_refuses_an_approval_committed_by_someone_not_an_approver(repo):
+    _configure(repo)
+    _two(repo)
+    for wid in ("work_v1", "work_v2"):
+        repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "d", "--work", wid)
+        repo.ok("progress", wid, "-s", "sess_b", "--gate", "deploy")
+    repo.git("checkout", "-q", "-b", "feature")
+    # the approver's own commit passes
+    repo.ok("approve", "work_v1", env={"GIT_AUTHOR_EMAIL": "lead@example.com"})
+    r = repo.h("verify", "--base", "main", "-o", "json")
+    assert r.code == 0, r.out
+    # --as names an approver, but the commit's author (author@example.com, an agent's shell) is not one
+    repo.ok("approve", "work_v2", "--as", "alice")
+    r = repo.h("verify", "--base", "main", "-o", "json")
+    assert r.code == 5 and r.json["error"]["reason_code"] == "verification_failed"
+    bad = [f for f in r.json["findings"] if f["code"] == "approval_not_by_approver"]
+    assert len(bad) == 1 and "author@example.com" in bad[0]["message"] and ".approval.person.alice." in bad[0]["path"]
