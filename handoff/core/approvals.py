@@ -168,11 +168,11 @@ def apply(work: dict[str, Any] | None, ev: dict[str, Any],
     gates = {g["opened_by"]: g for g in work.get("gates") or ()}
     target = gates.get(body.get("for_id"))
     refusal = None
-    if work["state"] in TERMINAL_STATES:
-        refusal = ("work_closed", f"{work['work_id']} is already {work['state']}; the decision is ignored")
-    elif target is not None and target["state"] != AWAITING:
+    if target is not None and target["state"] != AWAITING:  # (a denial also ends the work: say which came first)
         refusal = ("gate_decided", f"gate {target['name']!r} of {work['work_id']} was already {target['state']} "
                                    f"by {target['decided_by']} ({target['decision_id']}); this decision is ignored")
+    elif work["state"] in TERMINAL_STATES:
+        refusal = ("work_closed", f"{work['work_id']} is already {work['state']}; the decision is ignored")
     elif target is None or gate is None or target["opened_by"] != gate["opened_by"]:
         refusal = ("no_open_gate", f"{work['work_id']} has no open gate opened by {body.get('for_id')}")
     elif not may_decide(body.get("by"), gate, policy):
