@@ -46,6 +46,22 @@ def decide(ws: Workspace, work_id: str, decision: str, *, reason: str | None = N
             "event": ev, **write_meta(result)}
 
 
+def for_session(st: dict, s: dict) -> list[dict]:
+    """The work session ``s`` is in (initiator or target) that waits for a person: id, role, gate."""
+    units = st["work"]
+    units = units.open_units() if hasattr(units, "open_units") else units.values()
+    out = []
+    for w in units:
+        gate = approvals.open_gate(w)
+        to_agent = w.get("target_agent") and w["target_peer_id"] == w["target_agent"] == s["agent"]
+        role = "target" if w["target_peer_id"] == s["peer_id"] or to_agent else \
+            "initiator" if w["opened_by_peer_id"] == s["peer_id"] else None
+        if gate is not None and role is not None:
+            out.append({"work_id": w["work_id"], "role": role, "gate": gate["name"], "approver": gate.get("approver"),
+                        "since": gate["opened_at"]})
+    return sorted(out, key=lambda r: (r["since"], r["work_id"]))
+
+
 def pending(st: dict, now_ms: int, pol: dict | None = None) -> list[dict]:
     """Work waiting for a person, oldest gate first: each unit's handoff view, its gate and who may decide."""
     rows = []

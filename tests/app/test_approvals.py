@@ -185,3 +185,33 @@ def test_verify_refuses_an_approval_committed_by_someone_not_an_approver(repo):
     assert r.code == 5 and r.json["error"]["reason_code"] == "verification_failed"
     bad = [f for f in r.json["findings"] if f["code"] == "approval_not_by_approver"]
     assert len(bad) == 1 and "author@example.com" in bad[0]["message"] and ".approval.person.alice." in bad[0]["path"]
+
+
+def test_gates_show_in_brief_inbox_metrics_log_report_and_mcp(repo):
+    from handoff.faces.mcp import Tools
+    _two(repo)
+    repo.git("checkout", "-q", "-b", "feature")
+    at = {"HANDOFF_NOW": "2026-05-02T10:00:00Z"}
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "dev", "-d", "deploy", "--work", "work_s",
+            "--approval-by", "alice", env=at)
+    for sid, section in (("sess_b", "handoffs_to_me"), ("sess_a", "handoffs_from_me")):
+        row = repo.j("brief", "-s", sid)[section][0]
+        assert row["awaiting_approval"]["gate"] == "accept" and row["awaiting_approval"]["approver"] == "alice"
+        assert row["do"][0].startswith("handoff wait work_s --until-input")
+        assert "agents cannot" in repo.ok("brief", "-s", sid).out
+        gated = repo.j("inbox", "-s", sid)["awaiting_approval"]
+        assert [(g["work_id"], g["role"]) for g in gated] == [("work_s", "target" if sid == "sess_b" else "initiator")]
+    tools = Tools(str(repo.path))
+    listed = json.loads(tools.call("list", pending_approval=True))["handoffs"]
+    assert [h["handoff_id"] for h in listed] == ["work_s"] and listed[0]["approvers"] == ["alice"]
+    assert json.loads(tools.call("wait", handoff_id="work_s", timeout=0))["wait_result"] == "awaiting_approval"
+    assert not hasattr(tools, "approve") and not hasattr(tools, "deny")  # agents never decide
+    repo.ok("approve", "work_s", "--as", "alice", env={"HANDOFF_NOW": "2026-05-02T10:02:30Z"})
+    pair = repo.j("metrics")["pairs"][0]
+    assert pair["gated"] == 1 and pair["median_approval_wait_ms"] == 150_000
+    names = [e["event"] for e in repo.j("log", "--work", "work_s")["entries"]]
+    assert names == ["agent.handoff.requested", "work.approval.approved"]
+    rep = repo.j("report", "--base", "main")
+    assert rep["approvals"]["decided"] == [{"work_id": "work_s", "gate": "accept", "decision": "approved",
+                                            "by": "alice", "at": "2026-05-02T10:02:30.000Z", "reason": None}]
+    assert "Person checkpoints" in repo.ok("report", "--base", "main", "--markdown").out
