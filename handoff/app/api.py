@@ -256,10 +256,11 @@ class Handoff:
         return watch(self.ws, opts, emit, note, reset=reset)
 
     def wait(self, work_id: str, timeout: float | None = None, *, until_input: bool = False,
-             poll: bool | None = None) -> JSON:
+             poll: bool | None = None, until_approved: bool = False) -> JSON:
         """``handoff wait``: block (on file events) until the work is terminal, or needs input with
         ``until_input`` (or waits at a person's gate), or ``timeout`` seconds pass.  ``wait_result`` says
-        which: completed, failed, canceled, needs_input, awaiting_approval or timeout (``waiting.WAIT_EXIT`` maps it to the command's exit code)."""
+        which: completed, failed, canceled, needs_input, awaiting_approval, timeout, or with
+        ``until_approved`` approved (the unit no longer waits at a person's gate) (``waiting.WAIT_EXIT`` maps it to the command's exit code)."""
         from handoff.app.waiting import check_timeout, wait
         check_timeout(timeout)  # (arguments first: refused before the workspace is opened)
-        return wait(self.ws, work_id, timeout, until_input=until_input, poll=poll)
+        return wait(self.ws, work_id, timeout, until_input=until_input, poll=poll, until_approved=until_approved)

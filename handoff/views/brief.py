@@ -143,7 +143,7 @@ def _gated(row: dict, w: dict) -> None:
     if gate is None or gate["state"] != "awaiting_approval":
         return
     row["awaiting_approval"] = {"gate": gate["name"], "approver": gate.get("approver"), "since": gate["opened_at"]}
-    row["do"] = [f"handoff wait {w['work_id']} --until-input --timeout 600", f"handoff work lookup {w['work_id']}"]
+    row["do"] = [f"handoff wait {w['work_id']} --until-approved --timeout 600", f"handoff work lookup {w['work_id']}"]
 
 
 def _gate_line(r: dict) -> list[str]:

@@ -4,6 +4,12 @@ reduce with the config's policy, and approve vs deny on two clones merging to on
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
 
 from handoff import index
 from handoff.app.workspace import Workspace
@@ -109,9 +115,16 @@ def test_progress_gate_holds_the_worker_mid_way(repo):
         assert r.code == 3 and r.json["error"]["reason_code"] == "awaiting_approval", verb
     r = repo.h("wait", "work_mig", "--timeout", "0.2", "--until-input", "-o", "json")
     assert r.code == 9 and r.json["wait_result"] == "awaiting_approval", r.out
+    assert repo.h("wait", "work_mig", "--timeout", "0.2", "--until-approved").code == 124
     r = repo.h("approve", "work_mig", "--as", "lead@example.com", "-o", "json")  # the gate names alice
     assert r.code == 3 and r.json["error"]["reason_code"] == "not_approver"
+    worker = subprocess.Popen([sys.executable, "-m", "handoff", "wait", "work_mig", "--until-approved", "--timeout",
+                               "60", "-o", "json"], cwd=repo.path, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    time.sleep(1.0)  # (not a timing assertion: the worker blocks either way, this only lets it start first)
     repo.ok("approve", "work_mig", "--as", "alice")
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0 and json.loads(out)["wait_result"] == "approved"
     repo.ok("complete", "work_mig", "-s", "sess_b")
     w = _work(repo, "work_mig")
     assert w["state"] == "completed" and w["gate"]["name"] == "deploy" and w["gate"]["state"] == "approved"
@@ -197,7 +210,7 @@ def test_gates_show_in_brief_inbox_metrics_log_report_and_mcp(repo):
     for sid, section in (("sess_b", "handoffs_to_me"), ("sess_a", "handoffs_from_me")):
         row = repo.j("brief", "-s", sid)[section][0]
         assert row["awaiting_approval"]["gate"] == "accept" and row["awaiting_approval"]["approver"] == "alice"
-        assert row["do"][0].startswith("handoff wait work_s --until-input")
+        assert row["do"][0].startswith("handoff wait work_s --until-approved")
         assert "agents cannot" in repo.ok("brief", "-s", sid).out
         gated = repo.j("inbox", "-s", sid)["awaiting_approval"]
         assert [(g["work_id"], g["role"]) for g in gated] == [("work_s", "target" if sid == "sess_b" else "initiator")]
@@ -215,3 +228,26 @@ def test_gates_show_in_brief_inbox_metrics_log_report_and_mcp(repo):
     assert rep["approvals"]["decided"] == [{"work_id": "work_s", "gate": "accept", "decision": "approved",
                                             "by": "alice", "at": "2026-05-02T10:02:30.000Z", "reason": None}]
     assert "Person checkpoints" in repo.ok("report", "--base", "main", "--markdown").out
+
+
+def test_python_api_approve_and_deny(repo):
+    from handoff import Handoff, HandoffError
+    hf = Handoff(repo.path)
+    lead, worker = hf.open_session("lead", ["dev"]), hf.open_session("deployer", ["dev"])
+    h = lead.request("deployer", "dev", "deploy", approval_by="alice")
+    assert h["gate"]["state"] == "awaiting_approval"
+    assert [p["handoff_id"] for p in hf.pending_approvals()] == [h["handoff_id"]]
+    try:
+        worker.accept(h["handoff_id"])
+    except HandoffError as err:
+        assert err.reason_code == "awaiting_approval" and err.exit_code == 3
+    else:
+        raise AssertionError("accepted behind a gate")
+    assert hf.approve(h["handoff_id"], by="alice", reason="fine")["work"]["gate"]["state"] == "approved"
+    worker.accept(h["handoff_id"])
+    worker.progress(h["handoff_id"], "ready", gate="prod", approval_by="alice")
+    assert hf.wait(h["handoff_id"], 0, until_input=True)["wait_result"] == "awaiting_approval"
+    out = hf.deny(h["handoff_id"], by="alice", reason="not today")
+    assert out["work"]["state"] == "failed" and out["work"]["terminal_reason"] == "denied"
+    assert [(g["name"], g["state"]) for g in hf.state()["work"][h["handoff_id"]]["gates"]] == \
+        [("accept", "approved"), ("prod", "denied")]

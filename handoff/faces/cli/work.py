@@ -27,6 +27,12 @@ def _work_human(w: dict) -> str:
         lines.append(f"  checkpoint: {render.one_line(render._scalar(w['checkpoint']))}")
     if w.get("result") is not None:
         lines.append(f"  result: {render.one_line(render._scalar(w['result']))}")
+    gate = w.get("gate")
+    if gate:  # a person's checkpoint (core/approvals.py)
+        lines.append(f"  gate {render.safe(gate['name'])}: {gate['state']}"
+                     + (f" by {render.safe(gate['decided_by'])}" if gate.get("decided_by") else
+                        f" since {gate['opened_at']}" + (f", approver {render.safe(gate['approver'])}"
+                                                          if gate.get("approver") else "")))
     lease = w.get("lease") or {}
     if lease.get("holder"):
         lines.append(f"  claimed by {render.safe(lease['holder'])} until {lease['lease_until']}")
