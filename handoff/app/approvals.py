@@ -49,7 +49,7 @@ def decide(ws: Workspace, work_id: str, decision: str, *, reason: str | None = N
 def for_session(st: dict, s: dict) -> list[dict]:
     """The work session ``s`` is in (initiator or target) that waits for a person: id, role, gate."""
     units = st["work"]
-    units = units.open_units() if hasattr(units, "open_units") else units.values()
+    units = units.open_units_holding(approvals.AWAITING) if hasattr(units, "open_units_holding") else units.values()
     out = []
     for w in units:
         gate = approvals.open_gate(w)
