@@ -157,7 +157,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     head_recs = _records(head_events, blobs)
     base_recs = _records(base_events, blobs)
 
-    identity_changed = head_config.get("identity") != base_config.get("identity")
+    identity_changed = any(head_config.get(k) != base_config.get(k) for k in ("identity", "approvals"))  # (who vouches)
     append_findings, added = checks.append_only(changes, identity_changed, judged_by_base=rng["base"] != EMPTY_TREE)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}

@@ -200,6 +200,23 @@ def test_verify_refuses_an_approval_committed_by_someone_not_an_approver(repo):
     assert len(bad) == 1 and "author@example.com" in bad[0]["message"] and ".approval.person.alice." in bad[0]["path"]
 
 
+def test_verify_refuses_new_approvers_beside_approvals(repo):
+    _configure(repo)
+    _two(repo, "deploys")
+    repo.ok("request", "-s", "sess_a", "--to", "deployer", "-c", "deploys", "-d", "d", "--work", "work_x")
+    repo.git("checkout", "-q", "-b", "feature")
+    cfg = repo.path / ".handoffs" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("approvers: ['lead@example.com', 'alice']",
+                                           "approvers: ['lead@example.com', 'alice', 'author@example.com']"))
+    repo.git("commit", "-qam", "me too")
+    repo.ok("approve", "work_x", "--as", "author@example.com")
+    r = repo.h("verify", "--base", "main", "-o", "json")
+    assert r.code == 5
+    codes = {f["code"] for f in r.json["findings"] if f["severity"] == "error"}
+    # judged by main's approvers: the config change itself, the commit's author, and the reader ignoring it
+    assert codes == {"identity_config_changed", "approval_not_by_approver", "not_approver"}
+
+
 def test_gates_show_in_brief_inbox_metrics_log_report_and_mcp(repo):
     from handoff.faces.mcp import Tools
     _two(repo)
