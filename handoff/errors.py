@@ -43,6 +43,10 @@ _EXIT_BY_REASON = {
     "already_responded": EXIT_REFUSED,
     "legacy_field_rejected": EXIT_REFUSED,
     "not_session_owner": EXIT_REFUSED,
+    "awaiting_approval": EXIT_REFUSED,  # a person's gate (core/approvals.py)
+    "not_approver": EXIT_REFUSED,
+    "no_open_gate": EXIT_REFUSED,
+    "no_approvers": EXIT_REFUSED,
     # not found
     "not_found": EXIT_NOT_FOUND,
     "conversation_not_found": EXIT_NOT_FOUND,

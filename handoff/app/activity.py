@@ -6,7 +6,7 @@ Three git calls whatever the size of history (two ``ls-tree``, one
 from __future__ import annotations
 
 from handoff.app.verify import resolve_range
-from handoff.core import checks, reducer
+from handoff.core import approvals, checks, reducer
 from handoff.core.config import parse_config_or_empty
 from handoff.git import cmd as gitcmd
 from handoff.git import remotes, revision
@@ -36,8 +36,9 @@ def branch_activity(repo: str | None, *, base: str | None = None, rev: str | Non
     config = _config(paths)
     context = remotes.context_records(paths, config, {e.path for e in head_entries + base_entries})
     admins = checks.admins_of(config)
-    head_state = reducer.reduce(head_recs + remotes.not_held(context, head_recs), admins)
-    base_state = reducer.reduce(base_recs + remotes.not_held(context, base_recs), admins)
+    policy = approvals.policy_of(config)
+    head_state = reducer.reduce(head_recs + remotes.not_held(context, head_recs), admins, policy)
+    base_state = reducer.reduce(base_recs + remotes.not_held(context, base_recs), admins, policy)
     new_ids = _ids(head_recs) - _ids(base_recs)
     rep = report.build(base_state, head_state, new_ids)
     proc = gitcmd.run(cwd, "symbolic-ref", "-q", "--short", "HEAD", check=False)

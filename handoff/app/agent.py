@@ -83,13 +83,17 @@ class Session:
 
     def request(self, to: str, channel: str, description: str, *, context: dict | None = None,
                 work: str | None = None, deadline: str | None = None, thread: str | None = None,
-                direct: bool = False, trace_id: str | None = None, id: str | None = None) -> JSON:
-        """``handoff request``: open a handoff carrying a context bundle; returns the handoff view."""
+                direct: bool = False, trace_id: str | None = None, id: str | None = None,
+                approval_by: str | None = None) -> JSON:
+        """``handoff request``: open a handoff carrying a context bundle; returns the handoff view.
+        ``approval_by``: a person who must approve before the receiver may accept (core/approvals.py)."""
+        from handoff.core.approvals import policy_of
         now = clock.now_ms()
+        policy = policy_of(self.ws.config)
         result = self._write(lambda st, s: work_ops.request(
             st, s, workspace_id=self.ws.workspace_id, now_ms=now, to=to, channel=channel, description=description,
             context=context or {}, work=work, deadline=deadline, thread=thread, direct=direct, given_id=id,
-            trace_id=trace_id, fresh=clock.new_ulid()))
+            trace_id=trace_id, fresh=clock.new_ulid(), approval_by=approval_by, policy=policy))
         w = self.ws.state()["work"][result.events[0]["work_id"]]
         return {**views.handoff_view(w, now), **write_meta(result)}
 
@@ -107,9 +111,13 @@ class Session:
         return self._move(lambda st, s: work_ops.reject(st, s, handoff_id, reason=reason, code=code, given_id=id))
 
     def progress(self, handoff_id: str, message: str | None = None, *, checkpoint: dict | None = None,
-                 id: str | None = None) -> JSON:
+                 id: str | None = None, gate: str | None = None, approval_by: str | None = None) -> JSON:
+        """``gate``: ask for a person's checkpoint here; no further progress until approved."""
+        from handoff.core.approvals import policy_of
+        policy = policy_of(self.ws.config) if gate or approval_by else None
         return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "working", message=message,
-                                                  checkpoint=checkpoint, given_id=id))
+                                                  checkpoint=checkpoint, given_id=id, gate=gate,
+                                                  approval_by=approval_by, policy=policy))
 
     def need_input(self, handoff_id: str, message: str | None = None, *, id: str | None = None) -> JSON:
         return self._move(lambda st, s: work_ops.trace(st, s, handoff_id, "needs_input", message=message, given_id=id))

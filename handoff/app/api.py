@@ -176,6 +176,21 @@ class Handoff:
         from handoff.app.insight import log
         return log(self.ws, work=work, thread=thread, trace=trace, session=session, channel=channel)
 
+    def approve(self, work_id: str, *, reason: str | None = None, by: str | None = None) -> JSON:
+        """``handoff approve``: a person lifts the work's open gate (``by``: default git user.email)."""
+        from handoff.app.approvals import decide
+        return decide(self.ws, work_id, "approved", reason=reason, as_identity=by, commit=self.commit)
+
+    def deny(self, work_id: str, *, reason: str, by: str | None = None) -> JSON:
+        """``handoff deny``: a person refuses the work's open gate; the work fails (reason ``denied``)."""
+        from handoff.app.approvals import decide
+        return decide(self.ws, work_id, "denied", reason=reason, as_identity=by, commit=self.commit)
+
+    def pending_approvals(self) -> list[JSON]:
+        """``handoff list --pending-approval``: work waiting for a person, with who may decide."""
+        from handoff.app.approvals import pending, policy
+        return pending(self.state(), clock.now_ms(), policy(self.ws))
+
     # ------------------------------------------------- review and exchange
     def verify(self, *, base: str | None = None, against: str | None = None, rev: str | None = None,
                staged: bool = False, all: bool = False, remotes: bool = True) -> JSON:
@@ -258,10 +273,11 @@ class Handoff:
         return watch(self.ws, opts, emit, note, reset=reset)
 
     def wait(self, work_id: str, timeout: float | None = None, *, until_input: bool = False,
-             poll: bool | None = None) -> JSON:
+             poll: bool | None = None, until_approved: bool = False) -> JSON:
         """``handoff wait``: block (on file events) until the work is terminal, or needs input with
-        ``until_input``, or ``timeout`` seconds pass.  ``wait_result`` says which: completed, failed,
-        canceled, needs_input or timeout (``waiting.WAIT_EXIT`` maps it to the command's exit code)."""
+        ``until_input`` (or waits at a person's gate), or ``timeout`` seconds pass.  ``wait_result`` says
+        which: completed, failed, canceled, needs_input, awaiting_approval, timeout, or with
+        ``until_approved`` approved (the unit no longer waits at a person's gate) (``waiting.WAIT_EXIT`` maps it to the command's exit code)."""
         from handoff.app.waiting import check_timeout, wait
         check_timeout(timeout)  # (arguments first: refused before the workspace is opened)
-        return wait(self.ws, work_id, timeout, until_input=until_input, poll=poll)
+        return wait(self.ws, work_id, timeout, until_input=until_input, poll=poll, until_approved=until_approved)

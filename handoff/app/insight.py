@@ -21,7 +21,8 @@ def log(ws: Workspace, *, work: str | None = None, thread: str | None = None, tr
     from handoff.git.commits import added_by
     from handoff.views import audit
     records = ws.records()
-    state = reducer.reduce(records, admins_of(ws.config))
+    from handoff.core.approvals import policy_of
+    state = reducer.reduce(records, admins_of(ws.config), policy_of(ws.config))
     entries = audit.timeline(records, state, work=work, thread=thread, trace=trace, session=session, channel=channel)
     commits = added_by(ws.paths) if entries else {}
     prefix = ws.root.relative_to(ws.paths.worktree).as_posix()

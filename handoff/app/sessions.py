@@ -61,7 +61,7 @@ def inbox(ws: Workspace, state: dict, s: dict, *, all: bool = False, ack: list[s
         narrowed, acked = for_inbox_unacked(state, s, ws)
         entries = queries.inbox(narrowed, s, acked, now)
         return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
-                **queries.inbox_counts(entries), "entries": entries}
+                **queries.inbox_counts(entries), "entries": entries, "awaiting_approval": _gated(state, s)}
     acked = local.read_acks(ws, s["session_id"])
     st = for_inbox(state, s)  # only the messages the inbox looks at, straight from the index
     entries = queries.inbox(st, s, acked, now, include_all=True)
@@ -78,7 +78,13 @@ def inbox(ws: Workspace, state: dict, s: dict, *, all: bool = False, ack: list[s
     if not all:
         entries = [e for e in entries if not (e["answered"] or e["acked"] or e["expired"])]
     return {"session_id": s["session_id"], "peer_id": s["peer_id"], "count": len(entries),
-            **queries.inbox_counts(entries), "entries": entries}
+            **queries.inbox_counts(entries), "entries": entries, "awaiting_approval": _gated(state, s)}
+
+
+def _gated(state: dict, s: dict) -> list[dict]:
+    """Its work that waits for a person's approval (core/approvals.py): nothing to answer, only to know."""
+    from handoff.app.approvals import for_session
+    return for_session(state, s)
 
 
 def brief(ws: Workspace, state: dict, s: dict, *, limit: int = 8) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from handoff.core import archive, checks, reducer
+from handoff.core import approvals, archive, checks, reducer
 from handoff.core.config import parse_config_or_empty
 from handoff.core.yaml import codec
 from handoff.errors import HandoffError
@@ -162,7 +162,7 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
     head_recs = _records(head_events, blobs)
     base_recs = _records(base_events, blobs)
 
-    identity_changed = head_config.get("identity") != base_config.get("identity")
+    identity_changed = any(head_config.get(k) != base_config.get(k) for k in ("identity", "approvals"))  # (who vouches)
     append_findings, added = checks.append_only(changes, identity_changed, judged_by_base=rng["base"] != EMPTY_TREE)
     flagged = {f["path"] for f in append_findings if f["severity"] == "error"}
     base_paths = {e.path for e in base_entries}
@@ -180,14 +180,15 @@ def verify(repo: str | None, *, base: str | None = None, against: str | None = N
                                   max_skew_ms=MAX_SKEW_MS, elsewhere=elsewhere, skip=flagged,
                                   added_at=lambda p: added_by(p).get("at"), max_backdate_ms=MAX_BACKDATE_MS,
                                   backdated_severity="warning" if rng["exact"] else "error")
-    admins = checks.admins_of(config)
-    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins)
-    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins)
+    admins, policy = checks.admins_of(config), approvals.policy_of(config)
+    head_state = reducer.reduce(list(head_recs.values()) + remotes.not_held(context, head_recs.values()), admins, policy)
+    base_state = reducer.reduce(list(base_recs.values()) + remotes.not_held(context, base_recs.values()), admins, policy)
     new_events = [(p, head_recs[p]["event"]) for p in sorted(new_paths) if "event" in head_recs.get(p, {})]
     findings += checks.session_checks(new_events, base_state, rival_opens)
     findings += [f for f in checks.protocol_checks(base_state, head_state, {e.path for e in head_events})
                  if f["code"] != "session_taken" or f["path"] in new_paths]  # (an older open is the victim)
 
+    findings += approvals.verify_findings(new_events, head_state, policy, lambda p: added_by(p).get("author"))
     ident = checks.identity_config(config)
     identity_status = "off"
     if ident:

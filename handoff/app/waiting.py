@@ -21,11 +21,17 @@ from handoff.views import payloads as views
 MAX_WAIT_S = 30 * 86400.0  # the longest --timeout or --exec-timeout (leave --timeout out to wait for ever)
 
 
-WAIT_EXIT = {"completed": 0, "failed": 6, "canceled": 7, "needs_input": 8, "timeout": 124}
+# awaiting_approval (9): with until_input, the unit waits at a person's gate (core/approvals.py);
+# approved (0): with until_approved, the unit is active and no (longer) waits at one
+WAIT_EXIT = {"completed": 0, "failed": 6, "canceled": 7, "needs_input": 8, "awaiting_approval": 9, "approved": 0,
+             "timeout": 124}
 
 
-def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: bool | None = None) -> tuple[dict, str]:
-    """Block until the unit is terminal (or needs_input with ``until_input``) or ``timeout`` passes.
+def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: bool | None = None, *,
+             until_approved: bool = False) -> tuple[dict, str]:
+    """Block until the unit is terminal (or, with ``until_input``, needs input or waits at a person's gate;
+    with ``until_approved``, no longer waits at one: a worker's ``progress --gate`` then this) or
+    ``timeout`` passes.
 
     Returns (work payload, outcome) where outcome is a key of WAIT_EXIT.
     Unknown work raises ``work_not_found`` at once.  Blocking is on file
@@ -45,7 +51,9 @@ def wait_for(ws, ident: str, timeout: float | None, until_input: bool, poll: boo
                 raise
             return last[0], None  # gone from this checkout for now (a branch switch): keep waiting
         outcome = w["state"] if w["state"] in TERMINAL_STATES else \
-            "needs_input" if until_input and w["state"] == "needs_input" else None
+            "needs_input" if until_input and w["state"] == "needs_input" else \
+            "awaiting_approval" if until_input and (w.get("gate") or {}).get("state") == "awaiting_approval" else \
+            "approved" if until_approved and (w.get("gate") or {}).get("state") != "awaiting_approval" else None
         payload = views.work_payload(w, clock.now_ms(), history=False)
         last[:] = [payload]
         return payload, outcome
@@ -78,10 +86,13 @@ def check_timeout(timeout: float | None) -> None:
 
 
 def wait(ws: Workspace, ident: str, timeout: float | None = None, *, until_input: bool = False,
-         poll: bool | None = None) -> dict:
+         poll: bool | None = None, until_approved: bool = False) -> dict:
     """``handoff wait``: the work payload with ``wait_result`` (a key of WAIT_EXIT)."""
     check_timeout(timeout)
-    payload, outcome = wait_for(ws, ident, timeout, until_input, poll)
+    if until_input and until_approved:
+        raise HandoffError("invalid_argument", "--until-input and --until-approved wait for different things",
+                           hint="a requester waits --until-input; a worker at its own gate waits --until-approved")
+    payload, outcome = wait_for(ws, ident, timeout, until_input, poll, until_approved=until_approved)
     payload["wait_result"] = outcome
     return payload
 

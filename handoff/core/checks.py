@@ -345,6 +345,8 @@ def identity_checks(new_events: list[tuple[str, dict[str, Any]]], cfg: dict[str,
     out = []
     agents = cfg["agents"]
     for path, ev in new_events:
+        if ev["kind"] == "approval":
+            continue  # (a person's, not an agent's: approvals.verify_findings holds it to the approvers)
         agent = agent_of(ev)
         if agents:
             allowed = agents.get(agent, []) + agents.get("*", [])

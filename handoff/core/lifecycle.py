@@ -36,6 +36,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from handoff.core import approvals
 from handoff.core.model import TERMINAL_STATES
 
 AgentOf = Callable[[str], "str | None"]
@@ -94,6 +95,8 @@ def open_work(ev: dict[str, Any], target_is_agent: bool) -> dict[str, Any]:
         "transitions": 0,
         "history": [],
         "diagnostics": [],
+        "gate": None,
+        "gates": [],
     }
 
 
@@ -113,6 +116,9 @@ def _refusal(work: dict[str, Any], ev: dict[str, Any]) -> tuple[str, str] | None
         return ("not_target", f"a message on {work['work_id']} from {sender} must be addressed to {counterparty}")
     if work["state"] in TERMINAL_STATES:
         return ("work_closed", f"{work['work_id']} is already {work['state']}; terminal states are final")
+    gated = approvals.held(work, ev)  # (a person's checkpoint: see core/approvals.py)
+    if gated is not None:
+        return gated
     if kind == "receipt":
         status = body.get("status")
         if status in ("accepted", "rejected") and sender != target:
@@ -197,6 +203,7 @@ def apply(work: dict[str, Any] | None, ev: dict[str, Any], agent_of: AgentOf = l
                 new["result"] = body["result"]
         if body.get("message"):
             new["last_message"] = body["message"]
+        new = approvals.on_trace(new, ev)
     else:  # say / capability continuation
         if new["state"] == "needs_input" and ev["from"] == new["opened_by_peer_id"]:
             new["state"] = "working"

@@ -156,6 +156,9 @@ def check_lifecycle(state: dict[str, Any], draft: dict[str, Any]) -> None:
             "work_not_found": "open the work first with a say or capability carrying --work and --to",
             "invalid_transition": "check the work's state with `handoff work status ID`",
             "already_responded": "the handoff was already answered",
+            "awaiting_approval": f"a person decides first: `handoff approve {draft['work_id']}` (or `handoff deny "
+                                 f"{draft['work_id']} --reason ...`); `handoff wait {draft['work_id']}` returns when "
+                                 "they have; `handoff work lookup` shows who may approve",
         }
         if code == "work_not_found":
             raise HandoffError("work_not_found", message, hint=hints[code])

@@ -25,7 +25,8 @@ ENVELOPE_KINDS = ("say", "capability", "receipt", "trace", "greet", "whois")
 CONVERSATION_KINDS = ("say", "capability", "receipt", "trace")
 SESSION_KINDS = ("session-open", "session-close")
 LEASE_KINDS = ("claim", "heartbeat", "release")
-ALL_KINDS = ENVELOPE_KINDS + SESSION_KINDS + LEASE_KINDS
+PERSON_KINDS = ("approval",)  # a person's decision on a gate (core/approvals.py): no session
+ALL_KINDS = ENVELOPE_KINDS + SESSION_KINDS + LEASE_KINDS + PERSON_KINDS
 
 TERMINAL_STATES = ("completed", "failed", "canceled")
 RECEIPT_STATUSES = ("accepted", "rejected", "duplicate", "expired", "unsupported", "canceled")
@@ -37,7 +38,7 @@ META_FIELDS = ("protocol", "workspace_id", "hlc", "after", "session_id", "proof"
 ALLOWED_FIELDS = frozenset(ENVELOPE_FIELDS + META_FIELDS)
 
 ID_PREFIX = {"session-open": "evt", "session-close": "evt", "claim": "evt", "heartbeat": "evt",
-             "release": "evt"}
+             "release": "evt", "approval": "evt"}
 
 _ID = schema.EVENT_ID_RE.pattern.removesuffix(r"\Z")
 FILENAME_RE = re.compile(rf"(?P<id>{_ID})\.(?P<kind>[a-z0-9-]{{1,32}})\.(?P<sender>[a-z0-9][a-z0-9._-]{{0,127}})\.yaml\Z")
@@ -141,6 +142,8 @@ def check_event(ev: dict[str, Any]) -> None:
         _check_envelope(ev, kind, body)
     elif kind in SESSION_KINDS:
         _check_session(ev, kind, body)
+    elif kind in PERSON_KINDS:
+        _check_approval(ev, body)
     else:
         _check_lease(ev, body)
 
@@ -193,6 +196,8 @@ def _check_envelope(ev: dict[str, Any], kind: str, body: dict[str, Any]) -> None
             raise bad("invalid_surface", "a trace needs work_id")
         if body.get("state") not in TRACE_STATES:
             raise bad("invalid_body", f"trace state must be one of {', '.join(TRACE_STATES)}")
+        if body.get("gate") is not None and body["state"] != "working":
+            raise bad("invalid_body", "a gate (body.gate) opens on a trace working only")
 
 
 def _check_session(ev: dict[str, Any], kind: str, body: dict[str, Any]) -> None:
@@ -203,6 +208,13 @@ def _check_session(ev: dict[str, Any], kind: str, body: dict[str, Any]) -> None:
             raise bad("invalid_id", f"agent {body.get('agent')!r} is invalid", ids.GRAMMARS["agent"][1])
         if body.get("channels") is None:
             raise bad("invalid_id", "channels must be a list of channel ids")
+
+
+def _check_approval(ev: dict[str, Any], body: dict[str, Any]) -> None:
+    if ev.get("work_id") is None or ev.get("session_id") is not None:
+        raise bad("malformed", "an approval needs a work_id and no session_id (a person writes it)")
+    if body.get("decision") not in ("approved", "denied") or not body.get("for_id") or not body.get("by"):
+        raise bad("invalid_body", "an approval needs body.decision (approved|denied), body.for_id and body.by")
 
 
 def _check_lease(ev: dict[str, Any], body: dict[str, Any]) -> None:

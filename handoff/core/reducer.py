@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from handoff.core import ids, lifecycle
+from handoff.core import approvals, ids, lifecycle
 from handoff.core.model import (
     CONVERSATION_KINDS,
     ENVELOPE_KINDS,
@@ -135,10 +135,11 @@ def dedupe(records: list[dict[str, Any]], diagnostics: list[dict[str, Any]]) -> 
     return events, paths
 
 
-def reduce(records: list[dict[str, Any]], admins: Iterable[str] = ()) -> dict[str, Any]:
+def reduce(records: list[dict[str, Any]], admins: Iterable[str] = (),
+           policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fold decoded records into state (plain dicts, JSON-ready).
 
-    ``admins``: agents that may close any session (``identity.admins`` in the config).
+    ``admins``: agents that may close any session (``identity.admins``); ``policy``: ``approvals.policy_of``.
     """
     diagnostics = [{"path": r["path"], "id": None, **r["error"]} for r in records if "error" in r]
     events, paths = dedupe(records, diagnostics)
@@ -146,7 +147,7 @@ def reduce(records: list[dict[str, Any]], admins: Iterable[str] = ()) -> dict[st
     for eid in cyclic:
         diagnostics.append({"path": paths[eid], "id": eid, "reason_code": "malformed",
                             "message": "causal links (after) form a cycle; ordered by clock instead"})
-    acc = new_fold(admins)
+    acc = new_fold(admins, policy)
     acc["diagnostics"] = diagnostics
     remote = {r["event"]["id"] for r in records if "ref" in r and "event" in r and paths[r["event"]["id"]] == r["path"]}
     opens = local_first([ev for ev in ordered if ev["kind"] == "session-open"], lambda ev: ev["id"] in remote)
@@ -187,9 +188,10 @@ def local_first(opens: list[Any], is_remote: Callable[[Any], bool]) -> list[Any]
     return [o for o in opens if not is_remote(o)] + [o for o in opens if is_remote(o)]
 
 
-def new_fold(admins: Iterable[str] = ()) -> dict[str, Any]:
+def new_fold(admins: Iterable[str] = (), policy: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"sessions": {}, "agent_by_peer": {}, "messages": [], "threads": {}, "directs": {}, "work": {},
-            "leases": [], "diagnostics": [], "counters": {"transitions": 0}, "admins": sorted(set(admins))}
+            "leases": [], "diagnostics": [], "counters": {"transitions": 0}, "admins": sorted(set(admins)),
+            "approvals": policy or approvals.EMPTY}
 
 
 def work_box(w: dict[str, Any]) -> tuple[str, str]:
@@ -250,6 +252,7 @@ def fold(acc: dict[str, Any], ordered: Iterable[dict[str, Any]], paths: Mapping[
     session_by_peer = {s["peer_id"]: s for s in sessions.values()}
 
     admins = acc.get("admins") or ()
+    policy = acc.get("approvals")
 
     for ev in ordered:
         kind = ev["kind"]
@@ -277,6 +280,12 @@ def fold(acc: dict[str, Any], ordered: Iterable[dict[str, Any]], paths: Mapping[
         if kind in ("claim", "heartbeat", "release"):
             leases.append(ev)
             continue
+        if kind == approvals.KIND:  # a person's decision on a gate (not a message)
+            refusal = approvals.fold_into(work, counters, ev, policy)
+            if refusal is not None:
+                diagnostics.append({"path": paths[ev["id"]], "id": ev["id"], "reason_code": refusal[0],
+                                    "message": refusal[1]})
+            continue
         if kind not in ENVELOPE_KINDS:
             continue
         msg = dict(ev, path=paths[ev["id"]], refused=None)
@@ -290,6 +299,8 @@ def fold(acc: dict[str, Any], ordered: Iterable[dict[str, Any]], paths: Mapping[
             before = work.get(wid)
             to_agent = (ev.get("body") or {}).get("target_kind") == "agent"
             after_work, refusal = lifecycle.apply(before, ev, agent_of, lambda _to: to_agent)  # noqa: B023 (called here)
+            if before is None and after_work is not None:  # a request may open a person's gate
+                after_work = approvals.on_request(after_work, ev, policy)
             if after_work is not None:
                 if before is None or after_work["state"] != before["state"]:
                     counters["transitions"] += 1

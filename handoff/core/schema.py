@@ -220,6 +220,7 @@ BODY = {
     "title": _text, "status": _short, "state": _short, "reason_code": _short, "intent": _short,
     "target_kind": _short, "name": _short, "workspace": _short, "agent": _short, "for_id": _ref, "reopens": _ref,
     "deadline": _time, "lease_until": _time, "lease_seconds": _seconds,
+    "gate": _short, "approval_by": _short, "decision": _short, "by": _short, "reason": _text,
     "channels": _str_list(_grammar("channel")),
     "capability": _nested({"id": _short, "summary": _text, "outcome": _text}),
     "context": _nested({"files_changed": _str_list(_LIST_ITEM), "decisions": _str_list(_LIST_ITEM),

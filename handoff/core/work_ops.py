@@ -9,7 +9,7 @@ import re
 from collections import ChainMap
 from typing import Any
 
-from handoff.core import ids, lifecycle, queries
+from handoff.core import approvals, ids, lifecycle, queries
 from handoff.core.arguments import parse_time
 from handoff.core.message_ops import check_lifecycle, parents, send
 from handoff.core.model import TERMINAL_STATES
@@ -92,10 +92,16 @@ def reject(state: dict[str, Any], session: dict[str, Any], ident: str, *, reason
 
 def trace(state: dict[str, Any], session: dict[str, Any], ident: str, new_state: str, *, message: str | None = None,
           result: dict[str, Any] | None = None, checkpoint: dict[str, Any] | None = None, reason_code: str | None = None,
-          given_id: str | None = None) -> list[dict[str, Any]]:
+          given_id: str | None = None, gate: str | None = None, approval_by: str | None = None,
+          policy: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     w = find_work(state, ident)
+    if gate is not None or approval_by is not None:
+        if not gate or new_state != "working":
+            raise HandoffError("invalid_argument", "--gate NAME opens a checkpoint on progress (trace working)",
+                               hint='e.g. handoff progress W --gate deploy -m "ready to deploy"')
+        check_gate(policy, approval_by)
     body = {"state": new_state, "message": message, "result": result, "checkpoint": checkpoint,
-            "reason_code": reason_code}
+            "reason_code": reason_code, "gate": gate, "approval_by": approval_by}
     return _finish(state, [_work_envelope(w, session, "trace", {k: v for k, v in body.items() if v is not None})],
                    given_id)
 
@@ -124,7 +130,8 @@ def reply(state: dict[str, Any], session: dict[str, Any], ident: str, *, text: s
 
 def request(state: dict[str, Any], session: dict[str, Any], *, workspace_id: str, now_ms: int, to: str, channel: str, description: str,
             context: dict[str, Any] | None, work: str | None, deadline: str | None, thread: str | None,
-            direct: bool, given_id: str | None, trace_id: str | None = None, fresh: str | None = None) -> list[dict[str, Any]]:
+            direct: bool, given_id: str | None, trace_id: str | None = None, fresh: str | None = None,
+            approval_by: str | None = None, policy: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Hivemind's ``request``: a say that opens a work unit, carrying the context bundle.
 
     ``fresh`` (a new ULID from the shell) names the work unit when neither ``work`` nor ``given_id`` does."""
@@ -147,6 +154,10 @@ def request(state: dict[str, Any], session: dict[str, Any], *, workspace_id: str
     ids.check_id("work", work)
     body = {"text": description, "intent": "handoff", "context": context or {},
             "target_kind": "peer" if is_peer else "agent"}
+    if approval_by is not None or approvals.required(policy, {"channel": channel, "to": to}):
+        check_gate(policy, approval_by)
+        if approval_by is not None:
+            body["approval_by"] = approval_by
     drafts = send(state, session, workspace_id=workspace_id, now_ms=now_ms, channel=channel, kind="say", body=body,
                   surface="direct" if direct else "thread", thread=thread, to=to, work=work,
                   given_id=given_id, trace_id=trace_id, new_thread_hint=work[5:], fresh=fresh)
@@ -159,3 +170,50 @@ def request(state: dict[str, Any], session: dict[str, Any], *, workspace_id: str
 
 def is_terminal(w: dict[str, Any]) -> bool:
     return w["state"] in TERMINAL_STATES
+
+
+# ------------------------------------------------------- person gates (core/approvals.py)
+
+
+def check_gate(policy: dict[str, Any] | None, approval_by: str | None) -> None:
+    """Refuse a gate nobody could ever approve, or one naming an approver the config does not list."""
+    approvers = (policy or approvals.EMPTY)["approvers"]
+    hint = "list person identities under approvals.approvers in .handoffs/config.yaml, or pass --approval-by EMAIL"
+    if approval_by is not None and (not approval_by.strip() or (approvers and not approvals.matches(approval_by, approvers))):
+        raise HandoffError("not_approver", f"--approval-by {approval_by!r} is not one of approvals.approvers "
+                                           f"({', '.join(approvers)})", hint=hint)
+    if approval_by is None and not approvers:
+        raise HandoffError("no_approvers", "this work needs a person's approval but no approver is configured",
+                           hint=hint)
+
+
+def decide(state: dict[str, Any], ident: str, decision: str, *, by: str | None, reason: str | None,
+           policy: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A person's ``approval`` event on the work's open gate (approved lifts it, denied fails the work)."""
+    w = find_work(state, ident)
+    wid = w["work_id"]
+    if decision not in approvals.DECISIONS:
+        raise ValueError(decision)
+    if decision == "denied" and not (reason or "").strip():
+        raise HandoffError("invalid_argument", "a denial needs --reason", hint='e.g. --reason "not this week"')
+    if is_terminal(w):
+        raise HandoffError("work_closed", f"{wid} is already {w['state']}; there is nothing to decide",
+                           hint="terminal states are final")
+    gate = approvals.open_gate(w)
+    if gate is None:
+        last = w.get("gate")
+        why = f"; gate {last['name']!r} was already {last['state']} by {last['decided_by']}" if last else ""
+        raise HandoffError("no_open_gate", f"{wid} is not waiting for a person's approval{why}",
+                           hint="`handoff list --pending-approval` lists the work that is")
+    if not by:
+        raise HandoffError("not_approver", "no person identity: set `git config user.email` or pass --as",
+                           hint=f"approvers of this gate: {', '.join(approvals.who_may(gate, policy)) or 'none'}")
+    if not approvals.may_decide(by, gate, policy):
+        raise HandoffError("not_approver", f"{by!r} may not decide gate {gate['name']!r} of {wid}",
+                           hint=f"approvers of this gate: {', '.join(approvals.who_may(gate, policy)) or 'none'} "
+                                "(approvals.approvers in .handoffs/config.yaml; agents never approve)")
+    applied = [h["message_id"] for h in w["history"] if not h["refused"]]
+    body = {"decision": decision, "for_id": gate["opened_by"], "gate": gate["name"], "by": by, "reason": reason}
+    return [{"kind": approvals.KIND, "from": approvals.person_peer(by), "work_id": wid,
+             "after": sorted({gate["opened_by"], *applied[-1:]}),
+             "body": {k: v for k, v in body.items() if v is not None}}]

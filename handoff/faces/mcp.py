@@ -10,6 +10,11 @@ instruction to the one reading it.
 
 The acting session is the ``session`` argument, else ``HANDOFF_SESSION`` of
 the server process.
+
+A person's checkpoints (core/approvals.py) are read-only here: ``brief``, ``inbox``, ``work`` and
+``status`` show a unit's gate, ``list`` with ``pending_approval`` what waits for a person, ``wait``
+returns ``awaiting_approval``, and a worker may ask for one (``progress`` with ``gate``).  There is no
+approve or deny tool: MCP is for agents, and agents never approve.
 """
 from __future__ import annotations
 
@@ -130,8 +135,11 @@ class Tools:
         hf = self.hf()
         return hf.handoff(handoff_id) if handoff_id else hf.status()
 
-    def list(self, to: str | None = None, status: str | None = None) -> dict:
-        """Handoffs, oldest first; filter by target agent/peer and status (pending, accepted, rejected, ...)."""
+    def list(self, to: str | None = None, status: str | None = None, pending_approval: bool = False) -> dict:
+        """Handoffs, oldest first; filter by target agent/peer and status (pending, accepted, rejected, ...);
+        pending_approval: only those waiting for a person (agents cannot approve)."""
+        if pending_approval:
+            return {"handoffs": [r for r in self.hf().pending_approvals() if to in (None, r["to"])]}
         return {"handoffs": self.hf().handoffs(to=to, status=status)}
 
     def request(self, to: str, channel: str, description: str, context: dict | None = None,
@@ -148,9 +156,10 @@ class Tools:
         return self.me(session).reject(handoff_id, reason)
 
     def progress(self, handoff_id: str, message: str | None = None, checkpoint: dict | None = None,
-                 session: str | None = None) -> dict:
-        """Report progress; a checkpoint is where a restarted worker resumes."""
-        return self.me(session).progress(handoff_id, message, checkpoint=checkpoint)
+                 session: str | None = None, gate: str | None = None) -> dict:
+        """Report progress; a checkpoint is where a restarted worker resumes; gate: stop here until a person
+        approves (wait reports awaiting_approval)."""
+        return self.me(session).progress(handoff_id, message, checkpoint=checkpoint, gate=gate)
 
     def need_input(self, handoff_id: str, message: str, session: str | None = None) -> dict:
         """Ask the requester a question; their reply moves the work back to working."""
@@ -174,7 +183,8 @@ class Tools:
         return self.me(session).cancel(handoff_id, message)
 
     def wait(self, handoff_id: str, timeout: float = 60) -> dict:
-        """Block until the work ends or needs input, at most `timeout` s (max 300); wait_result says which."""
+        """Block until the work ends, needs input or waits for a person's approval, at most `timeout` s (max 300);
+        wait_result says which."""
         return self.hf().wait(handoff_id, timeout=min(max(float(timeout), 0.0), MAX_WAIT_S), until_input=True)
 
     def claim(self, handoff_id: str, lease: str | None = None, session: str | None = None) -> dict:

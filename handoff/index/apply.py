@@ -21,7 +21,8 @@ from handoff.index.scan import Plan, dirname, stat_key
 from handoff.index.stats import STATS
 
 
-def apply(db: sqlite3.Connection, plan: Plan, root: Path, admins: Callable[[], list[str]]) -> None:
+def apply(db: sqlite3.Connection, plan: Plan, root: Path, admins: Callable[[], list[str]],
+          policy: Callable[[], dict | None] = lambda: None) -> None:
     """Bring the file table and the state up to date with ``plan`` (inside the caller's write transaction)."""
     stats.trace("scan")
     scan = plan.scan
@@ -35,7 +36,7 @@ def apply(db: sqlite3.Connection, plan: Plan, root: Path, admins: Callable[[], l
     # the state: fold the new records on, or fold everything again
     if not refold_all:
         records = records_of(db, new_pairs, fresh)
-        if extend(db, records, plan.new_stamps, dict(new_pairs), admins()):
+        if extend(db, records, plan.new_stamps, dict(new_pairs), admins(), policy()):
             STATS["extend"] += 1
             stats.trace(f"extend {len(records)}")
             return
@@ -44,7 +45,7 @@ def apply(db: sqlite3.Connection, plan: Plan, root: Path, admins: Callable[[], l
     STATS["refold"] += 1
     del fresh, new_pairs  # (everything is in the parse cache: the fold reads it back)
     scan.present = []
-    refold(db, plan.new_stamps, admins())
+    refold(db, plan.new_stamps, admins(), policy())
     stats.trace("refold")
 
 

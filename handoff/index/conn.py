@@ -91,6 +91,8 @@ class Cache:
         boot = boot_id()
         want_view = {"code": version} if boot is None else {"code": version, "boot": boot}
         want_view["admins"] = ",".join(self.admins())  # (the fold's session-close rule reads them)
+        from handoff.core.approvals import policy_key
+        want_view["approvals"] = policy_key(self.approvals())  # (and its approval rule, these)
         for _attempt in range(3):
             # (the long wait until the files are known to be in WAL mode: see ``use_wal``)
             db = sqlite3.connect(str(self.view_path), timeout=FIRST_BUILD_BUSY_MS / 1000, isolation_level=None,
@@ -164,6 +166,11 @@ class Cache:
         """``identity.admins`` of the config: agents whose session-close the fold applies to any session."""
         from handoff.core.checks import admins_of
         return admins_of(self.ws.config)
+
+    def approvals(self) -> dict:
+        """``approvals`` of the config (``core.approvals.policy_of``): who may decide a person's gate."""
+        from handoff.core.approvals import policy_of
+        return policy_of(self.ws.config)
 
     def connect_memory(self) -> sqlite3.Connection:
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)

@@ -63,7 +63,7 @@ def _any_in(db: sqlite3.Connection, table: str, ids: list[str]) -> bool:
 
 
 def extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dict[str, str],
-           admins: list[str]) -> bool:
+           admins: list[str], policy: dict | None = None) -> bool:
     """Fold new records onto the saved state if they all sort after it; False if a full fold is needed."""
     acc0 = marshal.loads(get_meta(db, "acc"))
     if acc0.get("cyclic"):
@@ -86,7 +86,8 @@ def extend(db: sqlite3.Connection, records: list[dict], stamps: dict, blobs: dic
     if cyclic:
         return False
     saved_work: dict[str, tuple] = {}  # wid -> (box, open, opener, data) as read
-    acc = _resumed(db, acc0, sessions, saved_work, blobs=blobs, diagnostics=diagnostics, admins=admins)
+    acc = _resumed(db, acc0, sessions, saved_work, blobs=blobs, diagnostics=diagnostics, admins=admins,
+                   policy=policy)
     _prefetch(db, acc, events, saved_work)
     reducer.fold(acc, ordered, paths)
     save_fold(db, acc0, acc, events, stamps, blobs=blobs, paths_of=paths, saved_sessions=saved_sessions,
@@ -119,7 +120,7 @@ def _opens_are_new(db: sqlite3.Connection, events: list[dict], sessions: dict[st
 
 
 def _resumed(db: sqlite3.Connection, acc0: dict, sessions: dict[str, dict], saved_work: dict[str, tuple], *,
-             blobs: dict[str, str], diagnostics: list[dict], admins: list[str]) -> dict:
+             blobs: dict[str, str], diagnostics: list[dict], admins: list[str], policy: dict | None = None) -> dict:
     """The fold's accumulator over the saved state: work units and rooms load from their tables when the
     fold asks for them (``saved_work`` keeps each work unit's row as read)."""
 
@@ -143,7 +144,8 @@ def _resumed(db: sqlite3.Connection, acc0: dict, sessions: dict[str, dict], save
     agents = marshal.loads(get_meta(db, "agents"))
     return {"sessions": sessions, "agent_by_peer": agents, "messages": MessageSink(acc0["messages"], blobs),
             "threads": Rows(load_box("thread")), "directs": Rows(load_box("direct")), "work": Rows(load_work),
-            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"], "admins": admins}
+            "leases": [], "diagnostics": diagnostics, "counters": acc0["counters"], "admins": admins,
+            "approvals": reducer.new_fold((), policy)["approvals"]}
 
 
 def _load_sessions(db: sqlite3.Connection, events: list[dict]) -> tuple[dict[str, dict], dict[str, bytes]]:

@@ -293,3 +293,11 @@ class WorkUnits(Table):
         if self._all is not None:
             return [w for w in self._all.values() if w["state"] not in model.TERMINAL_STATES]
         return [marshal.loads(r[0]) for r in self._db.execute("SELECT data FROM work WHERE open=1 ORDER BY seq")]
+
+    def open_units_holding(self, text: str) -> list[dict]:
+        """``open_units`` whose saved row holds ``text`` somewhere (a cheap pre-filter: the caller checks
+        the unit itself; e.g. ``awaiting_approval``, so the inbox reads only gated units)."""
+        if self._all is not None:
+            return self.open_units()
+        return [marshal.loads(r[0]) for r in self._db.execute(
+            "SELECT data FROM work WHERE open=1 AND instr(data, ?) > 0 ORDER BY seq", (text.encode(),))]

@@ -20,7 +20,7 @@ from handoff.index.save import MessageSink, future_horizon, latest_ms, save_fold
 from handoff.index.sources import is_remote
 
 
-def refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
+def refold(db: sqlite3.Connection, stamps: dict, admins: list[str], policy: dict | None = None) -> None:
     """Fold every file again from the parse cache (the file table must be up to date)."""
     found, groups = _gather(db)
     _settle_clashes(db, found, groups)  # (ids used by several files)
@@ -37,7 +37,7 @@ def refold(db: sqlite3.Connection, stamps: dict, admins: list[str]) -> None:
     for ddl in STATE_TABLES.values():
         db.execute(ddl)
     stats.trace("drop")
-    acc, stream = _fold_all(db, found, order, admins)
+    acc, stream = _fold_all(db, found, order, admins, policy)
     stats.trace("fold")
     _save_all(db, found, acc, stream, stamps, cyclic=bool(cyclic))
     stats.trace("rows")
@@ -138,10 +138,10 @@ def _settle_clashes(db: sqlite3.Connection, found: _Found, groups: dict[str, lis
 
 
 def _fold_all(db: sqlite3.Connection, found: _Found, order: list[str],
-              admins: list[str]) -> tuple[dict, _EventStream]:
+              admins: list[str], policy: dict | None = None) -> tuple[dict, _EventStream]:
     """Fold the events in ``order`` as they are read back, message rows written as they come."""
     stream = _EventStream(db, order, found.where, found.special, found.conflicted)
-    acc = reducer.new_fold(admins)
+    acc = reducer.new_fold(admins, policy)
     acc["diagnostics"] = found.diagnostics
     acc["messages"] = _StreamSink(db, stream.blobs)
     acc["threads"] = Rows(lambda key: None)

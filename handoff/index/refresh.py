@@ -155,7 +155,7 @@ class Index(Cache):
                 if plan is not None:
                     from handoff.index.apply import apply  # (only when something changed: off the warm path)
                     with gc_paused():
-                        apply(db, plan, self.root, self.admins)
+                        apply(db, plan, self.root, self.admins, self.approvals)
                 db.execute("COMMIT")
                 stats.trace("commit")
             except BaseException:

@@ -8,7 +8,8 @@ causal links, then the hybrid logical clock, then the id), named for export:
   (Hivemind's event names; only for the applied, first answer);
 - other receipts and traces: ``work.receipt.<status>``, ``work.trace.<state>``;
 - other envelopes: ``network.<kind>``; sessions: ``session.opened`` /
-  ``session.closed``; leases: ``work.claim``, ``work.heartbeat``, ``work.release``.
+  ``session.closed``; leases: ``work.claim``, ``work.heartbeat``, ``work.release``; a person's
+  decision on a gate: ``work.approval.approved`` / ``work.approval.denied``.
 
 A message the lifecycle refused keeps its name and carries ``refused`` (the
 reason code): the audit shows what was written, and what it did.
@@ -66,6 +67,8 @@ def event_name(ev: dict, applied: dict | None, work: dict | None) -> str:
         return f"work.receipt.{status}"
     if kind == "trace":
         return f"work.trace.{body.get('state')}"
+    if kind == "approval":  # a person's decision on a gate (core/approvals.py)
+        return f"work.approval.{body.get('decision')}"
     return f"network.{kind}"
 
 

@@ -96,6 +96,7 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
             else:
                 row["do"] = [f"handoff wait {wid} --timeout 600"]
             open_work.append(row)
+        _gated(row, w)
         updates = [e for e in by_work.pop(wid, []) if e["id"] != w["opener_id"] or role != "target"]
         if updates:  # news on this work since this session last answered it (the request itself excepted)
             row["updates"] = _updates(updates)
@@ -134,6 +135,24 @@ def build(state: dict, session: dict, acked: set[str], now_ms: int, *, limit: in
         "truncated": {k: len(v) - limit for k, v in sections.items() if len(v) > limit},
         "note": UNTRUSTED_NOTE,
     }
+
+
+def _gated(row: dict, w: dict) -> None:
+    """A unit waiting at a person's gate (core/approvals.py): say so; the agent can only wait."""
+    gate = w.get("gate")
+    if gate is None or gate["state"] != "awaiting_approval":
+        return
+    row["awaiting_approval"] = {"gate": gate["name"], "approver": gate.get("approver"), "since": gate["opened_at"]}
+    row["do"] = [f"handoff wait {w['work_id']} --until-approved --timeout 600", f"handoff work lookup {w['work_id']}"]
+
+
+def _gate_line(r: dict) -> list[str]:
+    g = r.get("awaiting_approval")
+    if not g:
+        return []
+    who = f" ({render.safe(g['approver'])})" if g.get("approver") else ""
+    return [f"  waits for a person's approval at gate {render.safe(g['gate'])}{who} since {g['since']}: "
+            f"a person runs `handoff approve {r['work_id']}`; agents cannot"]
 
 
 def _question(group: list[dict], w: dict) -> str:
@@ -192,6 +211,7 @@ def human(b: dict) -> str:
             out.append(f"  {quote(r['description'])}")
             if r.get("context"):
                 out.append("  context: " + _json_line(r["context"]))
+            out += _gate_line(r)
             out.append(_commands(r["do"]))
     if b["open_work"]:
         out.append("\nYour open work (resume from the checkpoint):")
@@ -210,12 +230,14 @@ def human(b: dict) -> str:
                 lease = r["lease"]
                 out.append(f"  lease: {render.safe(lease['holder'])} until {lease['lease_until']}"
                            + (" (EXPIRED)" if lease["expired"] else ""))
+            out += _gate_line(r)
             out.append(_commands(r["do"]))
     if b["handoffs_from_me"]:
         out.append("\nWaiting on others (not yet answered):")
         for r in b["handoffs_from_me"]:
             out.append(f"- {r['work_id']} to {render.safe(r['with'])}{_late(r)}: {render.one_line(r['description'], 80)}")
             out += _updates_lines(r)
+            out += _gate_line(r)
             out.append(_commands(r["do"][:1]))
     for key, title in (("inbox", "Inbox (unanswered):"),
                        ("news", "News (work you asked for has ended: nothing to answer; ack to clear):")):

@@ -25,6 +25,13 @@ def _open(e: dict) -> bool:
 
 
 def human(d: dict) -> str:
+    gated = [f"  waits for a person's approval: {g['work_id']} at gate {render.safe(g['gate'])} since {g['since']}"
+             + (f" ({render.safe(g['approver'])})" if g.get("approver") else "")
+             for g in d.get("awaiting_approval") or ()]  # (core/approvals.py: agents cannot approve)
+    return "\n".join([_human(d), *gated])
+
+
+def _human(d: dict) -> str:
     entries = d["entries"]
     if not entries:
         return f"inbox of {render.safe(d['peer_id'])}: empty"

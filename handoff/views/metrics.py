@@ -17,7 +17,9 @@ Figures (Hivemind's dashboard, made precise):
 - ``open``, ``completed``, ``failed``, ``canceled``: units by current state;
 - ``completion_rate`` = completed / accepted units that have ended, null when
   none has;
-- ``mean_time_to_terminal_s``: terminal_at - opened_at over ended units.
+- ``mean_time_to_terminal_s``: terminal_at - opened_at over ended units;
+- ``gated``: units that waited at a person's gate (core/approvals.py);
+  ``median_approval_wait_ms``: decided_at - opened_at of every decided gate.
 
 Rates are rounded to 4 decimals, durations to milliseconds.
 """
@@ -31,7 +33,7 @@ from handoff.views.payloads import handoff_status
 
 PAIR_FIELDS = ("volume", "accepted", "rejected", "pending", "withdrawn", "open", "completed", "failed", "canceled",
                "success_rate", "mean_acceptance_s", "median_acceptance_s", "completion_rate",
-               "mean_time_to_terminal_s")
+               "mean_time_to_terminal_s", "gated", "median_approval_wait_ms")
 CHANNEL_FIELDS = ("channel", "messages", "messages_by_kind", "messages_refused", "work", "open_work", "threads",
                   "directs")
 
@@ -51,6 +53,12 @@ def _mean(xs: list[float]) -> float | None:
 
 def _median(xs: list[float]) -> float | None:
     return round(statistics.median(xs), 3) if xs else None
+
+
+def _approval_wait(units: list[dict]) -> int | None:
+    waits = [b - a for w in units for g in w.get("gates") or () if g.get("decided_at")
+             for a, b in [(parse_ts(g["opened_at"]), parse_ts(g["decided_at"]))] if a is not None and b is not None]
+    return int(statistics.median(waits)) if waits else None
 
 
 def pair_figures(units: list[dict]) -> dict:
@@ -76,6 +84,8 @@ def pair_figures(units: list[dict]) -> dict:
         "median_acceptance_s": _median(acceptance),
         "completion_rate": _rate(sum(1 for w in ended_accepted if w["state"] == "completed"), len(ended_accepted)),
         "mean_time_to_terminal_s": _mean(to_terminal),
+        "gated": sum(1 for w in units if w.get("gates")),
+        "median_approval_wait_ms": _approval_wait(units),
     }
     return {k: out[k] for k in PAIR_FIELDS}
 

@@ -37,6 +37,7 @@ def work_payload(w: dict, now_ms: int | None = None, *, history: bool = True) ->
         "last_message": w.get("last_message"),
         "waiting_on": _waiting_on(w),
         "status": handoff_status(w),
+        "gate": w.get("gate"),  # a person's checkpoint (core/approvals.py): its state, name, approver
     })
     if history:
         out["history"] = w["history"]
@@ -47,6 +48,8 @@ def work_payload(w: dict, now_ms: int | None = None, *, history: bool = True) ->
 def _waiting_on(w: dict) -> str | None:
     if w["state"] in TERMINAL_STATES:
         return None
+    if (w.get("gate") or {}).get("state") == "awaiting_approval":
+        return "person"  # (a person's approval: see gate.approver)
     return w["opened_by_peer_id"] if w["state"] == "needs_input" else w["target_peer_id"]
 
 
@@ -72,6 +75,7 @@ def handoff_view(w: dict, now_ms: int | None = None) -> dict:
         "overdue": overdue(w, now_ms),
         "checkpoint": w.get("checkpoint"),
         "result": w.get("result"),
+        "gate": w.get("gate"),
     }
 
 
@@ -191,6 +195,8 @@ def status(state: dict) -> dict:
         "work_units": len(state["work"]),
         "open_work": sum(v for k, v in work_by_state.items() if k not in TERMINAL_STATES),
         "work_by_state": dict(sorted(work_by_state.items())),
+        "awaiting_approval": sum(1 for w in state["work"].values() if w["state"] not in TERMINAL_STATES
+                                 and (w.get("gate") or {}).get("state") == "awaiting_approval"),
         "work_transitions": state["counters"]["transitions"],
         "messages": len(state["messages"]),
         "messages_by_kind": dict(sorted(by_kind.items())),

@@ -41,7 +41,24 @@ def build(base_state: dict, head_state: dict, new_ids: set[str]) -> dict:
         "threads": _containers(head_state, new_ids),
         "metrics": pair_metrics([head_state["work"][r["work_id"]] for r in touched], agent),
         "refused": [d for d in head_state["diagnostics"] if d.get("id") in new_ids],
+        "approvals": _approvals(head_state, touched, new_ids),
     }
+
+
+def _approvals(state: dict, touched: list[dict], new_ids: set[str]) -> dict:
+    """A person's checkpoints (core/approvals.py): the decisions this branch added, and the gates still open."""
+    decided, waiting = [], []
+    for r in touched:
+        w = state["work"][r["work_id"]]
+        for g in w.get("gates") or ():
+            if g.get("decision_id") in new_ids:
+                decided.append({"work_id": w["work_id"], "gate": g["name"], "decision": g["state"],
+                                "by": g["decided_by"], "at": g["decided_at"], "reason": g.get("reason")})
+        gate = w.get("gate")
+        if gate and gate["state"] == "awaiting_approval" and w["state"] not in TERMINAL_STATES:
+            waiting.append({"work_id": w["work_id"], "gate": gate["name"], "approver": gate.get("approver"),
+                            "since": gate["opened_at"]})
+    return {"decided": decided, "awaiting": waiting}
 
 
 def _agent_namer(state: dict):
@@ -132,6 +149,14 @@ def markdown(rep: dict) -> str:
         lines += [f"### Sessions opened ({len(rep['sessions'])})", ""]
         lines += [f"- {md(s['agent'])} (`{md(s['peer_id'])}`) in {md(', '.join('#' + c for c in s['channels']))}"
                   for s in rep["sessions"]]
+        lines.append("")
+    gates = rep.get("approvals") or {}
+    if gates.get("decided") or gates.get("awaiting"):
+        lines += ["### Person checkpoints", ""]
+        lines += [f"- `{md(a['work_id'])}` gate {md(a['gate'])}: **{md(a['decision'])}** by {md(a['by'])}"
+                  + (f" ({md(a['reason'])})" if a.get("reason") else "") for a in gates.get("decided", [])]
+        lines += [f"- `{md(a['work_id'])}` gate {md(a['gate'])}: waiting for a person since {md(a['since'])}"
+                  + (f" ({md(a['approver'])})" if a.get("approver") else "") for a in gates.get("awaiting", [])]
         lines.append("")
     if rep["refused"]:
         lines += [f"### Refused by the protocol ({len(rep['refused'])})", ""]

@@ -121,7 +121,7 @@ def test_completion_protocol_for_zsh(tmp_path):
 
 
 WORK_ID_COMMANDS = {"work lookup", "work status", "status", "accept", "reject", "progress", "need-input", "reply",
-                    "complete", "fail", "cancel", "claim", "heartbeat", "release", "wait"}
+                    "complete", "fail", "cancel", "claim", "heartbeat", "release", "wait", "approve", "deny"}
 
 
 def test_every_command_on_a_work_unit_takes_the_id_first():
@@ -136,7 +136,7 @@ def test_every_command_on_a_work_unit_takes_the_id_first():
 
 @pytest.mark.parametrize("name", sorted(WORK_ID_COMMANDS))
 def test_the_id_and_the_old_flag_disagreeing_is_a_usage_error(repo, name):
-    extra = {"reject": ["--reason", "busy"], "reply": ["-m", "x"]}.get(name, [])
+    extra = {"reject": ["--reason", "busy"], "deny": ["--reason", "no"], "reply": ["-m", "x"]}.get(name, [])
     r = repo.h(*name.split(), "work_a", "--work", "work_b", *extra, "-o", "json")
     assert r.code == 2, r.out + r.err
     err = r.json["error"]

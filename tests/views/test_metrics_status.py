@@ -62,20 +62,24 @@ def test_metrics_on_a_known_history(history):
         {"from_agent": "alice", "to_agent": "bob", "volume": 5, "accepted": 3, "rejected": 1, "pending": 1,
          "withdrawn": 0, "open": 2, "completed": 1, "failed": 2, "canceled": 0, "success_rate": 0.75,
          "mean_acceptance_s": 50.0, "median_acceptance_s": 45.0, "completion_rate": 0.5,
-         "mean_time_to_terminal_s": 300.0},
+         "mean_time_to_terminal_s": 300.0,
+         "gated": 0, "median_approval_wait_ms": None},
         {"from_agent": "bob", "to_agent": "carol", "volume": 1, "accepted": 1, "rejected": 0, "pending": 0,
          "withdrawn": 0, "open": 0, "completed": 1, "failed": 0, "canceled": 0, "success_rate": 1.0,
          "mean_acceptance_s": 20.0, "median_acceptance_s": 20.0, "completion_rate": 1.0,
-         "mean_time_to_terminal_s": 120.0},
+         "mean_time_to_terminal_s": 120.0,
+         "gated": 0, "median_approval_wait_ms": None},
         {"from_agent": "carol", "to_agent": "alice", "volume": 2, "accepted": 1, "rejected": 0, "pending": 0,
          "withdrawn": 1, "open": 1, "completed": 0, "failed": 0, "canceled": 1, "success_rate": 1.0,
          "mean_acceptance_s": 600.0, "median_acceptance_s": 600.0, "completion_rate": None,
-         "mean_time_to_terminal_s": 60.0},
+         "mean_time_to_terminal_s": 60.0,
+         "gated": 0, "median_approval_wait_ms": None},
     ]
     assert m["totals"] == {
         "volume": 8, "accepted": 5, "rejected": 1, "pending": 1, "withdrawn": 1, "open": 3, "completed": 2,
         "failed": 2, "canceled": 1, "success_rate": 0.8333, "mean_acceptance_s": 154.0, "median_acceptance_s": 45.0,
-        "completion_rate": 0.6667, "mean_time_to_terminal_s": 216.0}
+        "completion_rate": 0.6667, "mean_time_to_terminal_s": 216.0,
+         "gated": 0, "median_approval_wait_ms": None}
     assert m["channels"] == [
         {"channel": "backend", "messages": 19, "messages_by_kind": {"receipt": 6, "say": 7, "trace": 6},
          "messages_refused": 0, "work": 7, "open_work": 3, "threads": 7, "directs": 0},

@@ -191,7 +191,7 @@ def test_threads_channels_and_status(log):
     assert ch["peers"] == sorted(ch["peers"]) and ch["peer_count"] == 3
     assert payloads.status(state) | {"events": 0} == {
         "sessions": 3, "active_sessions": 3, "channels": 1, "threads": 3, "direct_rooms": 1, "work_units": 1,
-        "open_work": 1, "work_by_state": {"submitted": 1}, "work_transitions": state["counters"]["transitions"],
+        "open_work": 1, "work_by_state": {"submitted": 1}, "awaiting_approval": 0, "work_transitions": state["counters"]["transitions"],
         "messages": 4, "messages_by_kind": {"say": 4}, "events": 0, "diagnostics": 0}
     assert payloads.status(state)["events"] == 7
 

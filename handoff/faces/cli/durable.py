@@ -90,19 +90,26 @@ def watch(cx: Cx,
 def wait(cx: Cx, handoff_id: WorkArg,
          timeout: Annotated[Optional[float], typer.Option("--timeout", help="give up after S seconds (exit 124)")] = None,
          until_input: Annotated[bool, typer.Option("--until-input", help="also return when the work needs "
-                                                                         "input (exit 8)")] = False,
+                                                                         "input (exit 8) or waits for a person's "
+                                                                         "approval (exit 9)")] = False,
+         until_approved: Annotated[bool, typer.Option("--until-approved", help="return when the work no longer "
+                                                                               "waits for a person (exit 0; a "
+                                                                               "denial fails it: exit 6)")] = False,
          poll: PollOpt = None):
     """Block until the work unit is terminal, then print it (AXME wait_for). No busy polling.
 
     Exit codes: 0 completed, 6 failed (incl. rejected, expired), 7 canceled,
-    8 needs_input (with --until-input), 124 timeout, 4 unknown work.
+    8 needs_input and 9 awaiting_approval (a person's gate: `handoff approve`) with
+    --until-input, 124 timeout, 4 unknown work.  A worker that asked for a checkpoint
+    (progress --gate) waits --until-approved: 0 approved, 6 denied.
 
     \b
-    Example:
+    Examples:
       handoff wait work_01jv8... --timeout 600 -o json
+      handoff wait work_01jv8... --until-approved --timeout 3600
     """
     from handoff.app.waiting import WAIT_EXIT
-    payload = cx.hf.wait(handoff_id, timeout, until_input=until_input, poll=poll)
+    payload = cx.hf.wait(handoff_id, timeout, until_input=until_input, poll=poll, until_approved=until_approved)
     cx.emit(payload, lambda d: f"{d['work_id']}  {d['wait_result']}  ({render.state_words(d.get('status'), d['state'])})"
             + (f"\n  result: {render.one_line(json.dumps(d['result']))}" if d.get("result") is not None else "")
             + (f"\n  {render.one_line(d['last_message'])}" if d.get("last_message") else ""))

@@ -1,6 +1,7 @@
 """Registration point for command modules added by later work (kept import-cheap)."""
 from . import (
     agents,  # noqa: F401
+    approvals,  # noqa: F401  (approve, deny)
     compact,  # noqa: F401  (compact)
     demo,  # noqa: F401
     durable,  # noqa: F401  (watch, wait, claim, heartbeat, release, sweep)

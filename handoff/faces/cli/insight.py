@@ -36,7 +36,8 @@ def metrics(cx: Cx, channel: Annotated[Optional[str], typer.Option("--channel", 
       {"pairs": [{"from_agent", "to_agent", "volume", "accepted", "rejected",
                   "pending", "withdrawn", "open", "completed", "failed", "canceled",
                   "success_rate", "mean_acceptance_s", "median_acceptance_s",
-                  "completion_rate", "mean_time_to_terminal_s"}, ...],
+                  "completion_rate", "mean_time_to_terminal_s", "gated",
+                  "median_approval_wait_ms"}, ...],
        "totals": {the same figures over every pair},
        "channels": [{"channel", "messages", "messages_by_kind", "messages_refused",
                      "work", "open_work", "threads", "directs"}, ...]}
@@ -44,7 +45,8 @@ def metrics(cx: Cx, channel: Annotated[Optional[str], typer.Option("--channel", 
     success_rate = accepted / (accepted + rejected); acceptance time = accepted_at - opened_at
     (seconds); completion_rate = completed / accepted units that ended; time to terminal =
     terminal_at - opened_at.  Rates and means are null when there is nothing to measure;
-    withdrawn = ended before any answer.  Lists are sorted by agent pair / channel name.
+    withdrawn = ended before any answer; gated = units that waited for a person's approval,
+    median_approval_wait_ms over their decided gates.  Lists are sorted by agent pair / channel name.
 
     \b
     Example:

@@ -27,6 +27,12 @@ def _work_human(w: dict) -> str:
         lines.append(f"  checkpoint: {render.one_line(render._scalar(w['checkpoint']))}")
     if w.get("result") is not None:
         lines.append(f"  result: {render.one_line(render._scalar(w['result']))}")
+    gate = w.get("gate")
+    if gate:  # a person's checkpoint (core/approvals.py)
+        lines.append(f"  gate {render.safe(gate['name'])}: {gate['state']}"
+                     + (f" by {render.safe(gate['decided_by'])}" if gate.get("decided_by") else
+                        f" since {gate['opened_at']}" + (f", approver {render.safe(gate['approver'])}"
+                                                          if gate.get("approver") else "")))
     lease = w.get("lease") or {}
     if lease.get("holder"):
         lines.append(f"  claimed by {render.safe(lease['holder'])} until {lease['lease_until']}")
@@ -100,6 +106,8 @@ def request(cx: Cx,
             thread: Annotated[Optional[str], typer.Option("--thread", "-t", help="open it in this thread")] = None,
             direct: Annotated[bool, typer.Option("--direct", help="open it in the direct room with --to")] = False,
             trace_id: Annotated[Optional[str], typer.Option("--trace-id")] = None,
+            approval_by: Annotated[Optional[str], typer.Option("--approval-by", help="a person (git email or name) "
+                                                               "who must approve before it may be accepted")] = None,
             session: SessionOpt = None, given_id: IdOpt = None):
     """Open a handoff (Hivemind request): a work unit carrying a context bundle; prints its id.
 
@@ -112,6 +120,10 @@ def request(cx: Cx,
     with the same key writes nothing and replays the first result; the same key with other content is
     refused (id_conflict).
 
+    --approval-by PERSON (or a rule of approvals.require in .handoffs/config.yaml) puts the handoff
+    behind a person's gate: the receiver's accept is refused (awaiting_approval) until that person
+    runs `handoff approve ID`.
+
     \b
     Examples:
       handoff request --to agent-b --channel backend -d "Auth refactored, needs API integration" \\
@@ -120,7 +132,8 @@ def request(cx: Cx,
     """
     ctx = arguments.parse_body(read_arg(context)) if context else {}
     data = cx.me(session).request(to, channel, description, context=ctx, work=work, deadline=deadline,
-                                  thread=thread, direct=direct, trace_id=trace_id, id=given_id)
+                                  thread=thread, direct=direct, trace_id=trace_id, id=given_id,
+                                  approval_by=approval_by)
     cx.emit(data, lambda d: f"{d['handoff_id']}\n  {render.safe(d['from'])} -> {render.safe(d['to'])} in #{d['channel']}"
             f" ({render.state_words(d['status'], d['state'])})")
 
@@ -131,13 +144,23 @@ def list_handoffs(cx: Cx,
                                                             help="addressed to this agent or peer")] = None,
                   status: Annotated[Optional[str], typer.Option("--status", help="pending, accepted, rejected, "
                                                                                  "canceled or failed")] = None,
-                  channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None):
+                  channel: Annotated[Optional[str], typer.Option("--channel", "-c")] = None,
+                  pending_approval: Annotated[bool, typer.Option("--pending-approval", help="only work waiting "
+                                                                 "for a person's approval (with its gate)")] = False):
     """Handoffs (work opened with `request`), oldest first.
 
     \b
-    Example:
+    Examples:
       handoff list --to agent-b --status pending -o json
+      handoff list --pending-approval
     """
+    if pending_approval:
+        gated = [r for r in cx.hf.pending_approvals() if (not to or to == r["to"]) and (not channel or channel == r["channel"])
+                 and (not status or status == r["status"])]
+        cx.emit({"handoffs": gated}, lambda d: render.table(
+            [{**r, "gate": r["gate"]["name"], "since": r["gate"]["opened_at"], "approvers": ", ".join(r["approvers"] or [])}
+             for r in d["handoffs"]], ["handoff_id", "gate", "since", "approvers", "from", "to", "description"]))
+        return
     rows = cx.hf.handoffs(to=to, status=status, channel=channel)
     cx.emit({"handoffs": rows}, lambda d: render.table(_paired(d["handoffs"]), ["handoff_id", "state", "from", "to",
                                                                                "requested_at", "description"]))
@@ -184,15 +207,21 @@ CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", help="JSON
 
 @command(app, "progress", writes=True)
 def progress(cx: Cx, handoff_id: WorkArg, message: MsgOpt = None, checkpoint: CheckpointOpt = None,
+             gate: Annotated[Optional[str], typer.Option("--gate", help="ask a person to approve this checkpoint: "
+                                                         "no further progress until `handoff approve`")] = None,
+             approval_by: Annotated[Optional[str], typer.Option("--approval-by", help="with --gate: the person "
+                                                                "(default: approvals.approvers)")] = None,
              session: SessionOpt = None, given_id: IdOpt = None):
     """Report progress (`trace working`), optionally with a checkpoint a restarted worker resumes from.
 
     \b
-    Example:
+    Examples:
       handoff progress work_01jv8... -m "3 of 5 files" --checkpoint '{"done":["a.py","b.py","c.py"]}'
+      handoff progress work_01jv8... --gate deploy -m "staging is green; deploy to prod?"
     """
     cp = _json_opt(checkpoint)
-    _move(cx, "progress", session, handoff_id, message, checkpoint=cp, id=given_id)
+    _move(cx, "progress", session, handoff_id, message, checkpoint=cp, id=given_id, gate=gate,
+          approval_by=approval_by)
 
 
 @command(app, "need-input", writes=True)
