@@ -25,7 +25,7 @@ MAX_VIEWS = 16  # state files kept for worktrees not used lately
 # (paths under handoff/; every module of the index package counts too)
 CODE_MODULES = ("core/yaml/canon.py", "core/yaml/codec.py", "core/yaml/strict.py", "core/model.py", "core/schema.py",
                 "core/ids.py", "core/lifecycle.py", "core/reducer.py", "core/timers.py", "core/yaml/bounds.py",
-                "core/archive.py")
+                "core/archive.py", "core/approvals.py")
 
 
 # SQLite's primary result codes that say nothing is wrong inside the files (``trouble``)
