@@ -40,6 +40,9 @@ def run(repo: str | None, session: str | None) -> dict:
     state = None
     if ws is not None:
         checks.append(check_cache(ws))
+        arch = check_archive(ws)
+        if arch is not None:
+            checks.append(arch)
         try:
             state = ws.state()
         except HandoffError as err:
@@ -172,6 +175,28 @@ def check_cache(ws) -> dict:
                   "by the next command (this one included)",
                   f"nothing to do; if it happens again, check the disk under {cache}")
     return _c("cache", "ok", "the cache files open")
+
+
+def check_archive(ws) -> dict | None:
+    """Every archive segment (``handoff compact``) holds up: a bad one's events are not read."""
+    from handoff.core import archive
+    from handoff.store import archive as store_archive
+    segs = store_archive.list_segments(ws.root)
+    if not segs:
+        return None
+    bad, entries = [], 0
+    for rel, _st in segs:
+        try:
+            good, problems = archive.check(f"{ws.root.name}/{rel}", store_archive.read_segment(ws.root, rel))
+        except OSError as exc:
+            good, problems = [], [str(exc)]
+        entries += len(good)
+        bad += [f"{rel}: {p}" for p in problems]
+    if bad:
+        return _c("archive", "fail", f"{len(bad)} problem(s) in archive segments (their events are not read); "
+                  f"first: {bad[0]}", "restore the segment from git (`git checkout -- .handoffs/archive`); "
+                  "`handoff verify` names every problem")
+    return _c("archive", "ok", f"{len(segs)} segment(s), {entries} sealed events")
 
 
 def check_events(state: dict) -> dict:

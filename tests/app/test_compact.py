@@ -77,6 +77,7 @@ def test_compaction_keeps_every_read(compacted):
         assert json.dumps(after[key], sort_keys=True) == json.dumps(before[key], sort_keys=True), key
     doctor = repo.h("doctor", "-o", "json", env=NOW)
     assert doctor.code == 0, doctor.out
+    assert [c["status"] for c in doctor.json["checks"] if c["check"] == "archive"] == ["ok"]
     # log still names the commit that added each archived file (its adding commit is still in history)
     assert [e.get("commit") for e in _entries(repo.j("log", env=NOW))] == [e.get("commit") for e in _entries(log_before)]
 
@@ -124,6 +125,8 @@ def test_verify_refuses_a_tampered_segment(compacted):
     i = data.index(b"review it")
     seg.write_bytes(data[:i] + b"REVIEW IT" + data[i + 9:])
     repo.git("commit", "-qam", "edit the archive")
+    doctor = repo.h("doctor", "-o", "json", env=NOW)
+    assert doctor.code == 1 and [c["status"] for c in doctor.json["checks"] if c["check"] == "archive"] == ["fail"]
     r2 = repo.h("verify", "--against", "HEAD~2", "-o", "json")
     assert r2.code == 5, r2.out
     codes = {f["code"] for f in r2.json["findings"] if f["severity"] == "error"}
